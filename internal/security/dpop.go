@@ -1,0 +1,669 @@
+package security
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Size caps applied before any parsing (DPOP-RULES 1.4.10).
+const (
+	maxTokenLen = 4096 // Authorization token68
+	maxProofLen = 8192 // DPoP header value
+	maxJTILen   = 256
+)
+
+// Config configures a Verifier. The constructor copies it, fills defaults and
+// validates it; it is read-only afterwards.
+type Config struct {
+	// Algs is the allow-list of proof algorithms (PAYMENTS_DPOP_ALGS); empty
+	// means DefaultAlgs. Only ES256, PS256, EdDSA and Ed25519 are supported.
+	Algs []string
+	// PublicURL is the external base URL clients call (PAYMENTS_PUBLIC_URL),
+	// required; the middleware appends the dispatched path to it.
+	PublicURL string
+	// MaxAge is how old a proof's iat may be; zero means 60s, at most 5m.
+	MaxAge time.Duration
+	// Skew is how far in the future iat may be; zero means 10s, at most 60s.
+	Skew time.Duration
+	// NonceMode is NonceRequired or NonceOff; "" means NonceRequired.
+	NonceMode string
+	// NonceSecret keys the stateless nonces, at least 32 bytes; empty means a
+	// random secret for this process (then other nodes reject its nonces).
+	NonceSecret []byte
+	// NonceWindow is the life of one nonce window; zero means 5m.
+	NonceWindow time.Duration
+	// ReplayStore records accepted proofs; required.
+	ReplayStore ReplayStore
+	// Introspector resolves access tokens; required.
+	Introspector Introspector
+	// Audience, when set, must be among the token's aud values.
+	Audience string
+	// RetryAfter is advertised with 503 answers; zero means 5s.
+	RetryAfter time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Registerer receives the verifier's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives one INFO line per rejected request; nil discards.
+	Logger *slog.Logger
+}
+
+// Verifier checks DPoP-protected requests (RFC 9449 §4.3 and §7.1) in the
+// order doc.go lists. It is safe for concurrent use.
+type Verifier struct {
+	algs       map[string]bool
+	algsHeader string
+	publicURL  string
+	maxAge     time.Duration
+	skew       time.Duration
+	nonces     nonceIssuer
+	replay     ReplayStore
+	intro      Introspector
+	audience   string
+	retryAfter time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+	metrics    *metrics
+	keys       *keyCache
+}
+
+// NewVerifier validates cfg and returns a Verifier.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	v := &Verifier{
+		algs:       map[string]bool{},
+		maxAge:     cfg.MaxAge,
+		skew:       cfg.Skew,
+		replay:     cfg.ReplayStore,
+		intro:      cfg.Introspector,
+		audience:   cfg.Audience,
+		retryAfter: cfg.RetryAfter,
+		now:        cfg.Now,
+		log:        cfg.Logger,
+		keys:       newKeyCache(4096),
+	}
+	algs := cfg.Algs
+	if len(algs) == 0 {
+		algs = DefaultAlgs
+	}
+	var names []string
+	for _, a := range algs {
+		switch a {
+		case algES256, algPS256, algEdDSA, algEd25519:
+		default:
+			return nil, fmt.Errorf("security: DPoP algorithm %q is not supported (use ES256, PS256, EdDSA, Ed25519)", a)
+		}
+		if !v.algs[a] {
+			v.algs[a] = true
+			names = append(names, a)
+		}
+	}
+	v.algsHeader = strings.Join(names, " ")
+	base, err := normalizeHTU(cfg.PublicURL)
+	if err != nil || strings.ContainsAny(cfg.PublicURL, "?#") {
+		return nil, errors.New("security: public URL must be an absolute http(s) URL without userinfo, query or fragment")
+	}
+	v.publicURL = strings.TrimSuffix(base, "/")
+	if v.maxAge == 0 {
+		v.maxAge = 60 * time.Second
+	}
+	if v.maxAge < 0 || v.maxAge > 5*time.Minute {
+		return nil, errors.New("security: DPoP max age must be between 1s and 5m")
+	}
+	if v.skew == 0 {
+		v.skew = 10 * time.Second
+	}
+	if v.skew < 0 || v.skew > 60*time.Second {
+		return nil, errors.New("security: DPoP clock skew must be between 1s and 60s")
+	}
+	switch cfg.NonceMode {
+	case "", NonceRequired:
+		v.nonces.window = cfg.NonceWindow
+		if v.nonces.window == 0 {
+			v.nonces.window = 5 * time.Minute
+		}
+		if v.nonces.window < time.Second {
+			return nil, errors.New("security: DPoP nonce window must be at least 1s")
+		}
+		v.nonces.secret = append([]byte(nil), cfg.NonceSecret...)
+		if len(v.nonces.secret) == 0 {
+			v.nonces.secret = make([]byte, 32)
+			if _, err := rand.Read(v.nonces.secret); err != nil {
+				return nil, fmt.Errorf("security: nonce secret: %w", err)
+			}
+		}
+		if len(v.nonces.secret) < 32 {
+			return nil, errors.New("security: DPoP nonce secret must be at least 32 bytes")
+		}
+	case NonceOff:
+		v.nonces.off = true
+	default:
+		return nil, fmt.Errorf("security: DPoP nonce mode must be %q or %q", NonceRequired, NonceOff)
+	}
+	if v.replay == nil {
+		return nil, errors.New("security: replay store is required")
+	}
+	if v.intro == nil {
+		return nil, errors.New("security: introspector is required")
+	}
+	if v.retryAfter == 0 {
+		v.retryAfter = 5 * time.Second
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if v.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// PublicURL returns the normalised public base URL without a trailing slash.
+func (v *Verifier) PublicURL() string { return v.publicURL }
+
+// Algs returns the allowed proof algorithms, space-separated, as the
+// challenge's algs parameter carries them.
+func (v *Verifier) Algs() string { return v.algsHeader }
+
+// Request holds the facts of one protected request.
+type Request struct {
+	// Method is the dispatched HTTP method.
+	Method string
+	// URL is the full public URL of the dispatched route: the configured
+	// public base URL plus the escaped path, never built from Host or
+	// X-Forwarded-* headers.
+	URL string
+	// Authorization and DPoP are every value of those headers, as received.
+	Authorization []string
+	DPoP          []string
+	// TokenParameter is true when the request also carries access_token in
+	// its query or form body (RFC 6750 §2.2, §2.3).
+	TokenParameter bool
+}
+
+// Result carries what a successful verification asks the response to do.
+type Result struct {
+	// Nonce, when set, is a fresh DPoP-Nonce to send on the success answer
+	// (with Cache-Control: no-store) because the client's nonce is about to
+	// expire (RFC 9449 §8.2).
+	Nonce string
+}
+
+// Verify runs every check of RFC 9449 §4.3 and §7.1 on req and returns the
+// verified principal. Every failure is a *Error; a 503 means the
+// authorization server or the replay store could not answer.
+func (v *Verifier) Verify(ctx context.Context, req Request) (Principal, Result, error) {
+	started := time.Now() // latency metric only; decisions use v.now
+	p, res, e := v.verify(ctx, req)
+	v.metrics.latency.Observe(time.Since(started).Seconds())
+	if e != nil {
+		v.metrics.rejections.WithLabelValues(e.Reason, e.Code).Inc()
+		v.log.LogAttrs(ctx, slog.LevelInfo, "dpop request rejected",
+			slog.String("reason", e.Reason), slog.Int("status", e.Status), slog.String("code", e.Code),
+			slog.String("jkt", p.JKT), slog.String("client_id", p.ClientID))
+		return Principal{}, Result{}, e
+	}
+	v.metrics.accepted.Inc()
+	return p, res, nil
+}
+
+// proofClaims are the typed claims of RFC 9449 §4.2.
+type proofClaims struct {
+	JTI             string
+	Method          string
+	URL             string
+	IssuedAt        float64
+	AccessTokenHash string
+	Nonce           string
+	hasNonce        bool
+}
+
+// verify returns the partial principal with a failure so that the log line
+// can name the key and the client once they are known.
+func (v *Verifier) verify(ctx context.Context, req Request) (Principal, Result, *Error) {
+	var p Principal
+	now := v.now()
+
+	token, e := v.checkAuthorization(req)
+	if e != nil {
+		return p, Result{}, e
+	}
+	proof, e := v.checkProofHeader(req.DPoP)
+	if e != nil {
+		return p, Result{}, e
+	}
+	key, e := v.checkProtectedHeader(proof.header)
+	if e != nil {
+		return p, Result{}, e
+	}
+	p.JKT = key.jkt
+	if e := v.checkSignature(key, proof); e != nil {
+		return p, Result{}, e
+	}
+	claims, e := v.checkClaims(proof.payload, now)
+	if e != nil {
+		return p, Result{}, e
+	}
+	if e := v.checkMethod(claims, req.Method); e != nil {
+		return p, Result{}, e
+	}
+	if e := v.checkTarget(claims, req.URL); e != nil {
+		return p, Result{}, e
+	}
+	var res Result
+	if res.Nonce, e = v.checkNonce(claims, now); e != nil {
+		return p, Result{}, e
+	}
+	if e := v.checkIssuedAt(claims, now); e != nil {
+		return p, Result{}, e
+	}
+	if e := v.checkTokenHash(claims, token); e != nil {
+		return p, Result{}, e
+	}
+	info, e := v.introspect(ctx, token, now)
+	if e != nil {
+		return p, Result{}, e
+	}
+	p.ClientID = info.ClientID
+	if e := v.checkBinding(info, key); e != nil {
+		return p, Result{}, e
+	}
+	if e := v.checkReplay(ctx, key, claims); e != nil {
+		return p, Result{}, e
+	}
+	p.Subject = info.Subject
+	p.Scopes = strings.Fields(info.Scope)
+	p.ConsentID = info.ConsentID
+	return p, res, nil
+}
+
+// checkAuthorization performs P2-P6.
+//
+// RFC 6750 §3.1 and RFC 9449 Fig.19: one Authorization header only, and no
+// second way of sending the token. RFC 6750 §3.1 (last paragraph): a request
+// without usable credentials gets the bare challenge (RFC 9449 Fig.15); that
+// includes Bearer, because a DPoP-bound token is never a bearer token (RFC 9449
+// §7.2). RFC 9449 §7.1: "DPoP" 1*SP token68, scheme case-insensitive (RFC 9110
+// §11.1).
+func (v *Verifier) checkAuthorization(req Request) (string, *Error) {
+	switch {
+	case len(req.Authorization) > 1:
+		return "", v.multipleMethods("authorization_repeated")
+	case len(req.Authorization) == 0 || strings.TrimSpace(req.Authorization[0]) == "":
+		if req.TokenParameter {
+			return "", v.noCredentials("token_in_parameter_only")
+		}
+		return "", v.noCredentials("no_authorization")
+	case req.TokenParameter:
+		return "", v.multipleMethods("token_in_header_and_parameter")
+	}
+	h := req.Authorization[0]
+	scheme, rest, _ := strings.Cut(h, " ")
+	if !asciiEqualFold(scheme, "DPoP") {
+		return "", v.noCredentials("scheme_not_dpop")
+	}
+	token := strings.TrimLeft(rest, " ")
+	if len(token) > maxTokenLen {
+		return "", v.tokenError("token_too_long")
+	}
+	if !isToken68(token) {
+		return "", v.tokenError("token_malformed")
+	}
+	return token, nil
+}
+
+// compactProof is a DPoP header value split into its three segments.
+type compactProof struct {
+	header, payload, signature string
+	signingInput               string
+}
+
+// checkProofHeader performs P7 and P8: exactly one DPoP header (RFC 9449
+// §4.3 (1)), a size cap, and the JWS compact serialization with three
+// non-empty base64url segments (RFC 9449 §4.3 (2), RFC 7515 §7.1). The JSON
+// serialization is never accepted.
+func (v *Verifier) checkProofHeader(values []string) (compactProof, *Error) {
+	switch {
+	case len(values) == 0:
+		return compactProof{}, v.proofError("proof_missing")
+	case len(values) > 1:
+		return compactProof{}, v.proofError("proof_repeated")
+	}
+	s := values[0]
+	if len(s) > maxProofLen {
+		return compactProof{}, v.proofError("proof_too_large")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(isAlnum(c) || c == '-' || c == '_' || c == '.') {
+			return compactProof{}, v.proofError("proof_not_compact")
+		}
+	}
+	h, rest, ok1 := strings.Cut(s, ".")
+	pl, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || h == "" || pl == "" || sig == "" || strings.Contains(sig, ".") {
+		return compactProof{}, v.proofError("proof_not_compact")
+	}
+	return compactProof{header: h, payload: pl, signature: sig, signingInput: s[:len(h)+1+len(pl)]}, nil
+}
+
+// checkProtectedHeader performs P9-P13 on the protected header, or returns
+// the cached verdict for the same header bytes.
+func (v *Verifier) checkProtectedHeader(segment string) (*proofKey, *Error) {
+	if k, ok := v.keys.get(segment); ok {
+		return k, nil
+	}
+	raw, err := b64.DecodeString(segment)
+	if err != nil {
+		return nil, v.proofError("header_encoding")
+	}
+	var h map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &h); err != nil || h == nil {
+		return nil, v.proofError("header_not_object")
+	}
+	// P9, RFC 9449 §4.3 (4): typ is dpop+jwt (RFC 7515 §4.1.9: the
+	// "application/" prefix may be omitted; media types are case-insensitive).
+	typ, _ := jsonString(h, "typ")
+	if !asciiEqualFold(typ, "dpop+jwt") && !asciiEqualFold(typ, "application/dpop+jwt") {
+		return nil, v.proofError("typ")
+	}
+	// P10, RFC 9449 §4.3 (5) and RFC 8725 §3.1: alg from our allow-list only
+	// (never none, never symmetric), compared exactly.
+	alg, _ := jsonString(h, "alg")
+	if !v.algs[alg] {
+		return nil, v.proofError("alg_not_allowed")
+	}
+	// P11, RFC 9449 §4.3 (7): an embedded public JWK; P12, RFC 7518 §3.4 and
+	// §6, RFC 8037 §2, FAPI 2.0 §5.4.1: its type, curve and size match alg.
+	jwkRaw, ok := h["jwk"]
+	if !ok || len(jwkRaw) == 0 || jwkRaw[0] != '{' {
+		return nil, v.proofError("jwk_missing")
+	}
+	key, reason := parseJWK(jwkRaw, alg)
+	if key == nil {
+		return nil, v.proofError(reason)
+	}
+	// P13, RFC 7515 §4.1.11 and RFC 7797: no critical extensions, no
+	// unencoded payload; RFC 8725 §3.10: never a key by reference. kid and
+	// x5c are ignored: the only key is jwk.
+	if _, ok := h["crit"]; ok {
+		return nil, v.proofError("crit")
+	}
+	if _, ok := h["b64"]; ok {
+		return nil, v.proofError("b64")
+	}
+	if _, ok := h["jku"]; ok {
+		return nil, v.proofError("jku")
+	}
+	if _, ok := h["x5u"]; ok {
+		return nil, v.proofError("x5u")
+	}
+	v.keys.put(strings.Clone(segment), key)
+	return key, nil
+}
+
+// checkSignature performs P14, RFC 9449 §4.3 (6): the signature verifies with
+// the embedded key under the allow-listed algorithm.
+func (v *Verifier) checkSignature(k *proofKey, proof compactProof) *Error {
+	sig, err := b64.DecodeString(proof.signature)
+	if err != nil || !k.verify(proof.signingInput, sig) {
+		return v.proofError("signature")
+	}
+	return nil
+}
+
+// checkClaims performs P15, RFC 9449 §4.2 and §4.3 (3): the claims are a JSON
+// object with jti (1..256 characters), htm, htu, ath strings, a numeric iat,
+// a string nonce if present, and valid exp/nbf if present. Member names are
+// matched exactly (not with encoding/json's case folding); unknown claims
+// are accepted.
+func (v *Verifier) checkClaims(segment string, now time.Time) (proofClaims, *Error) {
+	var c proofClaims
+	raw, err := b64.DecodeString(segment)
+	if err != nil {
+		return c, v.proofError("payload_encoding")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return c, v.proofError("payload_not_object")
+	}
+	var ok bool
+	if c.JTI, ok = jsonString(m, "jti"); !ok || c.JTI == "" || len(c.JTI) > maxJTILen {
+		return c, v.proofError("claim_jti")
+	}
+	if c.Method, ok = jsonString(m, "htm"); !ok {
+		return c, v.proofError("claim_htm")
+	}
+	if c.URL, ok = jsonString(m, "htu"); !ok {
+		return c, v.proofError("claim_htu")
+	}
+	if c.IssuedAt, ok = jsonNumber(m, "iat"); !ok {
+		return c, v.proofError("claim_iat")
+	}
+	if c.AccessTokenHash, ok = jsonString(m, "ath"); !ok {
+		return c, v.proofError("claim_ath")
+	}
+	if _, present := m["nonce"]; present {
+		if c.Nonce, ok = jsonString(m, "nonce"); !ok {
+			return c, v.proofError("claim_nonce")
+		}
+		c.hasNonce = true
+	}
+	// RFC 7519 §4.1.4 and §4.1.5 with the same skew as iat (DPOP-RULES 1.4.6).
+	if _, present := m["exp"]; present {
+		exp, ok := jsonNumber(m, "exp")
+		if !ok || !afterSeconds(exp, now.Add(-v.skew)) {
+			return c, v.proofError("claim_exp")
+		}
+	}
+	if _, present := m["nbf"]; present {
+		nbf, ok := jsonNumber(m, "nbf")
+		if !ok || afterSeconds(nbf, now.Add(v.skew)) {
+			return c, v.proofError("claim_nbf")
+		}
+	}
+	return c, nil
+}
+
+// checkMethod performs P16, RFC 9449 §4.3 (8): htm equals the method, byte for
+// byte (RFC 9110 §9.1: methods are case-sensitive).
+func (v *Verifier) checkMethod(c proofClaims, method string) *Error {
+	if c.Method != method {
+		return v.proofError("htm_mismatch")
+	}
+	return nil
+}
+
+// checkTarget performs P17, RFC 9449 §4.3 (9): htu equals the target URI,
+// both normalised per RFC 3986 §6.2.2 and §6.2.3, query and fragment ignored.
+func (v *Verifier) checkTarget(c proofClaims, target string) *Error {
+	want, err := normalizeHTU(target)
+	if err != nil {
+		return v.proofError("target_url_invalid")
+	}
+	got, err := normalizeHTU(c.URL)
+	if err != nil || got != want {
+		return v.proofError("htu_mismatch")
+	}
+	return nil
+}
+
+// checkNonce performs P18, RFC 9449 §4.3 (10) and §9: when nonces are
+// required, the proof carries a nonce we issued in the current or previous
+// window; otherwise the answer is use_dpop_nonce with a fresh one. A nonce
+// from the previous window asks for a fresh one on the success answer.
+func (v *Verifier) checkNonce(c proofClaims, now time.Time) (string, *Error) {
+	if v.nonces.off {
+		return "", nil
+	}
+	if !c.hasNonce {
+		return "", v.nonceError("nonce_missing", now)
+	}
+	valid, previous := v.nonces.check(c.Nonce, now)
+	if !valid {
+		return "", v.nonceError("nonce_invalid", now)
+	}
+	if previous {
+		return v.nonces.issue(now), nil
+	}
+	return "", nil
+}
+
+// checkIssuedAt performs P19, RFC 9449 §4.3 (11) and §11.1: iat is at most
+// MaxAge old and at most Skew ahead of our clock.
+func (v *Verifier) checkIssuedAt(c proofClaims, now time.Time) *Error {
+	offset := c.IssuedAt - float64(now.UnixNano())/1e9
+	v.metrics.iatOffset.Observe(offset)
+	if offset > v.skew.Seconds() {
+		return v.proofError("iat_in_future")
+	}
+	if offset < -v.maxAge.Seconds() {
+		return v.proofError("iat_too_old")
+	}
+	return nil
+}
+
+// checkTokenHash performs P20, RFC 9449 §4.3 (12) and §4.2: ath is the
+// base64url SHA-256 of the access token exactly as sent, compared in constant
+// time.
+func (v *Verifier) checkTokenHash(c proofClaims, token string) *Error {
+	sum := sha256.Sum256([]byte(token))
+	var want [43]byte
+	b64.Encode(want[:], sum[:])
+	if subtle.ConstantTimeCompare([]byte(c.AccessTokenHash), want[:]) != 1 {
+		return v.proofError("ath_mismatch")
+	}
+	return nil
+}
+
+// introspect performs P21, RFC 7662 §2.2 and RFC 9449 §6.2: the token is
+// active, of type DPoP (or untyped), inside its validity period, meant for us
+// when an audience is configured, and bound to a key (cnf.jkt). An
+// introspection failure answers 503: we never fail open.
+func (v *Verifier) introspect(ctx context.Context, token string, now time.Time) (Introspection, *Error) {
+	info, err := v.intro.Introspect(ctx, token)
+	if err != nil {
+		return info, v.unavailable(descAuthServerDown, "introspection_unavailable")
+	}
+	switch {
+	case !info.Active:
+		return info, v.tokenError("token_inactive")
+	case info.TokenType != "" && !asciiEqualFold(info.TokenType, "DPoP"):
+		return info, v.tokenError("token_type")
+	case info.Exp != 0 && now.Unix() >= info.Exp:
+		return info, v.tokenError("token_expired")
+	case info.Nbf != 0 && now.Add(v.skew).Unix() < info.Nbf:
+		return info, v.tokenError("token_not_yet_valid")
+	case v.audience != "" && !contains(info.Aud, v.audience):
+		return info, v.tokenError("token_audience")
+	case len(info.CnfJKT) != 43:
+		return info, v.bindingError("token_not_bound")
+	}
+	return info, nil
+}
+
+// checkBinding performs P22, RFC 9449 §4.3 (12) and §6: the token's cnf.jkt
+// equals the RFC 7638 thumbprint of the proof key (constant time).
+func (v *Verifier) checkBinding(info Introspection, k *proofKey) *Error {
+	if subtle.ConstantTimeCompare([]byte(info.CnfJKT), []byte(k.jkt)) != 1 {
+		return v.bindingError("key_binding_mismatch")
+	}
+	return nil
+}
+
+// checkReplay performs P23, RFC 9449 §11.1: the (jkt, jti) pair is recorded
+// atomically, last, until the proof can no longer pass checkIssuedAt; a pair
+// already recorded is a replay. A store failure answers 503 (fail closed).
+func (v *Verifier) checkReplay(ctx context.Context, k *proofKey, c proofClaims) *Error {
+	until := unixFloat(c.IssuedAt).Add(v.maxAge + v.skew + time.Second)
+	seen, err := v.replay.Seen(ctx, replayKey(k.jkt, c.JTI), until)
+	if err != nil {
+		return v.unavailable(descReplayDown, "replay_store_unavailable")
+	}
+	if seen {
+		return v.proofError("replay")
+	}
+	return nil
+}
+
+// replayKey is hex(SHA-256(jkt || 0x00 || jti)): fixed length, no request
+// bytes stored, and no ambiguity between the two parts.
+func replayKey(jkt, jti string) string {
+	h := sha256.New()
+	h.Write([]byte(jkt))
+	h.Write([]byte{0})
+	h.Write([]byte(jti))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+// jsonNumber returns a finite JSON number member (integer or fraction); a
+// string, null or any other type is refused.
+func jsonNumber(m map[string]json.RawMessage, name string) (float64, bool) {
+	raw, ok := m[name]
+	if !ok || len(raw) == 0 || !(raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9') {
+		return 0, false
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+// afterSeconds reports whether the Unix time s (seconds) is after t.
+func afterSeconds(s float64, t time.Time) bool {
+	return s > float64(t.UnixNano())/1e9
+}
+
+func unixFloat(s float64) time.Time {
+	sec, frac := math.Modf(s)
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// isToken68 reports whether s is a non-empty RFC 9110 §11.2 token68:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isToken68(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !(isAlnum(c) || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
