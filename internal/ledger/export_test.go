@@ -1,0 +1,14 @@
+package ledger
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+)
+
+// Translate exposes translate to the external tests.
+var Translate = translate
+
+// SetAfterDebit installs a hook that runs inside every transfer between the
+// debit and the credit, to simulate a failure in the middle of a transaction.
+func SetAfterDebit(l *Ledger, f func(ctx context.Context, tx *gorm.DB) error) { l.afterDebit = f }
