@@ -1,0 +1,160 @@
+package ledger_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/obpay/payments/internal/ledger"
+	"github.com/obpay/payments/internal/models"
+)
+
+// TestNothingPartialIsCommitted kills transfers in the middle, after the
+// debit and before the credit, by cancelling the context or by closing the
+// connection, and checks that no trace of them was committed.
+func TestNothingPartialIsCommitted(t *testing.T) {
+	tests := []struct {
+		name string
+		// kill runs inside the transfer's transaction, after the debit.
+		kill func(t *testing.T, db *gorm.DB, tx *gorm.DB, cancel context.CancelFunc) error
+		want error
+	}{
+		{
+			name: "cancelled context",
+			kill: func(t *testing.T, _ *gorm.DB, _ *gorm.DB, cancel context.CancelFunc) error {
+				cancel()
+				return nil // carry on: the next statement must fail
+			},
+			want: context.Canceled,
+		},
+		{
+			name: "closed connection",
+			kill: func(t *testing.T, db *gorm.DB, tx *gorm.DB, _ context.CancelFunc) error {
+				var pid int64
+				if err := tx.Raw(`SELECT pg_backend_pid()`).Row().Scan(&pid); err != nil {
+					t.Errorf("pg_backend_pid = %v", err)
+				}
+				var ok bool
+				if err := db.Raw(`SELECT pg_terminate_backend(?)`, pid).Row().Scan(&ok); err != nil || !ok {
+					t.Errorf("pg_terminate_backend(%d) = %v, %v", pid, ok, err)
+				}
+				return nil
+			},
+			want: ledger.ErrStorage,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, db := newLedger(t, ledger.WithRetries(1))
+			a := openAccount(t, l, "alice", "GBP", "50.00")
+			b := openAccount(t, l, "bob", "GBP", "")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var hookRan bool
+			ledger.SetAfterDebit(l, func(ctx context.Context, tx *gorm.DB) error {
+				hookRan = true
+				return tc.kill(t, db, tx, cancel)
+			})
+			_, err := l.Transfer(ctx, ledger.TransferParams{From: a.ID, To: b.ID, Amount: gbp(t, "20.00")})
+			if !hookRan {
+				t.Fatal("the transfer never reached the hook")
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Transfer = %v, want %v", err, tc.want)
+			}
+			ledger.SetAfterDebit(l, nil)
+			assertUntouched(t, l, db, a.ID, b.ID)
+		})
+	}
+}
+
+// TestCallerTransactionRollsBackPostings: TransferTx inside a caller's
+// transaction commits with it, or not at all when the caller's transaction
+// fails later (its context cancelled before commit, or its connection killed).
+func TestCallerTransactionRollsBackPostings(t *testing.T) {
+	errLater := errors.New("payment record failed")
+	tests := []struct {
+		name string
+		// after runs in the caller's transaction after TransferTx.
+		after func(t *testing.T, db, tx *gorm.DB, cancel context.CancelFunc) error
+	}{
+		{"caller returns an error", func(*testing.T, *gorm.DB, *gorm.DB, context.CancelFunc) error { return errLater }},
+		{"context cancelled before commit", func(_ *testing.T, _, _ *gorm.DB, cancel context.CancelFunc) error {
+			cancel()
+			return nil
+		}},
+		{"connection closed before commit", func(t *testing.T, db, tx *gorm.DB, _ context.CancelFunc) error {
+			var pid int64
+			if err := tx.Raw(`SELECT pg_backend_pid()`).Row().Scan(&pid); err != nil {
+				t.Errorf("pg_backend_pid = %v", err)
+			}
+			return db.Exec(`SELECT pg_terminate_backend(?)`, pid).Error
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, db := newLedger(t)
+			a := openAccount(t, l, "alice", "GBP", "50.00")
+			b := openAccount(t, l, "bob", "GBP", "")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			err := l.RunInTx(ctx, func(tx *gorm.DB) error {
+				if _, err := l.TransferTx(ctx, tx, ledger.TransferParams{From: a.ID, To: b.ID, Amount: gbp(t, "20.00")}); err != nil {
+					t.Errorf("TransferTx = %v", err)
+					return err
+				}
+				return tc.after(t, db, tx, cancel)
+			})
+			if err == nil {
+				t.Fatal("RunInTx = nil, want the failure")
+			}
+			assertUntouched(t, l, db, a.ID, b.ID)
+		})
+	}
+	t.Run("commits together", func(t *testing.T) {
+		l, db := newLedger(t)
+		a := openAccount(t, l, "alice", "GBP", "50.00")
+		b := openAccount(t, l, "bob", "GBP", "")
+		ctx := context.Background()
+		err := l.RunInTx(ctx, func(tx *gorm.DB) error {
+			for range 2 {
+				if _, err := l.TransferTx(ctx, tx, ledger.TransferParams{From: a.ID, To: b.ID, Amount: gbp(t, "20.00")}); err != nil {
+					return err
+				}
+			}
+			// A third one fails inside the same transaction: the caller gets
+			// the ledger's error and rolls everything back.
+			_, err := l.TransferTx(ctx, tx, ledger.TransferParams{From: a.ID, To: b.ID, Amount: gbp(t, "20.00")})
+			return err
+		})
+		if !errors.Is(err, ledger.ErrInsufficientFunds) {
+			t.Fatalf("RunInTx = %v, want ErrInsufficientFunds", err)
+		}
+		assertUntouched(t, l, db, a.ID, b.ID)
+	})
+}
+
+// assertUntouched checks that only the opening transfer exists and balances
+// are as opened (a: 50.00, b: 0).
+func assertUntouched(t *testing.T, l *ledger.Ledger, db *gorm.DB, a, b models.AccountID) {
+	t.Helper()
+	var transfers, entries int64
+	var maxVersion sql.NullInt64
+	db.Raw(`SELECT count(*) FROM transfers`).Scan(&transfers)
+	db.Raw(`SELECT count(*) FROM entries`).Scan(&entries)
+	db.Raw(`SELECT max(version) FROM accounts WHERE id IN (?, ?)`, string(a), string(b)).Scan(&maxVersion)
+	if transfers != 1 || entries != 2 || maxVersion.Int64 != 1 {
+		t.Errorf("after the failure: %d transfers, %d entries, max version %d; want 1, 2, 1 (the opening only)",
+			transfers, entries, maxVersion.Int64)
+	}
+	if got := balance(t, l, a); got != gbp(t, "50.00") {
+		t.Errorf("Balance(a) = %s, want 50.00", got)
+	}
+	if got := balance(t, l, b); got != gbp(t, "0") {
+		t.Errorf("Balance(b) = %s, want 0.00", got)
+	}
+	checkInvariants(t, l, db)
+}
