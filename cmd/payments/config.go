@@ -1,0 +1,308 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// config is everything the process reads from its environment, validated.
+// No other package reads environment variables.
+type config struct {
+	Addr      string
+	PublicURL string
+
+	DatabaseURL     string
+	Migrate         bool
+	DBMaxOpenConns  int
+	DBMaxIdleConns  int
+	DBConnMaxLife   time.Duration
+	DBConnMaxIdle   time.Duration
+	ShutdownGrace   time.Duration
+	BodyLimit       int64
+	ReadHeaderLimit time.Duration
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
+
+	IntrospectionURL      string
+	IntrospectionClientID string
+	IntrospectionSecret   string
+	IntrospectionTimeout  time.Duration
+	IntrospectionCacheTTL time.Duration
+	Audience              string
+	DevAuth               bool
+
+	DPoPAlgs        []string
+	DPoPNonce       string
+	DPoPNonceSecret string
+	DPoPNonceWindow time.Duration
+	DPoPMaxAge      time.Duration
+	DPoPSkew        time.Duration
+	ReplayStore     string
+
+	LogLevel  slog.Level
+	LogFormat string
+}
+
+// setting is one environment variable: its default, its meaning, and how it
+// is parsed into config.
+type setting struct {
+	name, def, help string
+	secret          bool
+	parse           func(c *config, v string) error
+}
+
+// settings lists every environment variable the service reads, in the order
+// --help prints them.
+var settings = []setting{
+	{name: "PAYMENTS_ADDR", def: ":8080", help: "listen address",
+		parse: func(c *config, v string) error { c.Addr = v; return nonEmpty(v) }},
+	{name: "PAYMENTS_PUBLIC_URL", def: "http://localhost:8080", help: "external base URL clients call; DPoP htu is checked against it",
+		parse: func(c *config, v string) error { c.PublicURL = v; return checkPublicURL(v) }},
+	{name: "DATABASE_URL", def: "postgres://postgres@127.0.0.1:5432/payments?sslmode=disable", help: "PostgreSQL URL; serve creates the database when missing", secret: true,
+		parse: func(c *config, v string) error { c.DatabaseURL = v; return checkDatabaseURL(v) }},
+	{name: "PAYMENTS_MIGRATE", def: "true", help: "apply migrations when serve starts",
+		parse: func(c *config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
+	{name: "PAYMENTS_DB_MAX_OPEN_CONNS", def: "20", help: "database pool: most open connections",
+		parse: func(c *config, v string) (err error) { c.DBMaxOpenConns, err = positiveInt(v); return }},
+	{name: "PAYMENTS_DB_MAX_IDLE_CONNS", def: "10", help: "database pool: most idle connections",
+		parse: func(c *config, v string) (err error) { c.DBMaxIdleConns, err = positiveInt(v); return }},
+	{name: "PAYMENTS_DB_CONN_MAX_LIFETIME", def: "30m", help: "database pool: a connection is recycled after this long",
+		parse: func(c *config, v string) (err error) { c.DBConnMaxLife, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_DB_CONN_MAX_IDLE_TIME", def: "5m", help: "database pool: an idle connection is closed after this long",
+		parse: func(c *config, v string) (err error) { c.DBConnMaxIdle, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_SHUTDOWN_GRACE", def: "20s", help: "on SIGINT/SIGTERM, how long in-flight requests may take to finish",
+		parse: func(c *config, v string) (err error) { c.ShutdownGrace, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_BODY_LIMIT", def: "65536", help: "largest request body in bytes (413 above)",
+		parse: func(c *config, v string) error {
+			n, err := positiveInt(v)
+			c.BodyLimit = int64(n)
+			return err
+		}},
+	{name: "PAYMENTS_READ_HEADER_TIMEOUT", def: "5s", help: "HTTP: time to read request headers",
+		parse: func(c *config, v string) (err error) { c.ReadHeaderLimit, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_READ_TIMEOUT", def: "15s", help: "HTTP: time to read a whole request",
+		parse: func(c *config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_WRITE_TIMEOUT", def: "30s", help: "HTTP: time to write a response",
+		parse: func(c *config, v string) (err error) { c.WriteTimeout, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_IDLE_TIMEOUT", def: "120s", help: "HTTP: keep-alive idle time",
+		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_INTROSPECTION_URL", def: "", help: "RFC 7662 endpoint of the authorization server (required unless PAYMENTS_DEV_AUTH=true)",
+		parse: func(c *config, v string) error { c.IntrospectionURL = v; return optionalURL(v) }},
+	{name: "PAYMENTS_INTROSPECTION_CLIENT_ID", def: "", help: "client id for introspection (HTTP Basic)",
+		parse: func(c *config, v string) error { c.IntrospectionClientID = v; return nil }},
+	{name: "PAYMENTS_INTROSPECTION_CLIENT_SECRET", def: "", help: "client secret for introspection (HTTP Basic)", secret: true,
+		parse: func(c *config, v string) error { c.IntrospectionSecret = v; return nil }},
+	{name: "PAYMENTS_INTROSPECTION_TIMEOUT", def: "3s", help: "timeout of one introspection call",
+		parse: func(c *config, v string) (err error) { c.IntrospectionTimeout, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_INTROSPECTION_CACHE_TTL", def: "30s", help: "how long an active introspection result is reused (never past exp)",
+		parse: func(c *config, v string) (err error) { c.IntrospectionCacheTTL, err = nonNegativeDuration(v); return }},
+	{name: "PAYMENTS_AUDIENCE", def: "", help: "when set, the introspected aud must contain it",
+		parse: func(c *config, v string) error { c.Audience = v; return nil }},
+	{name: "PAYMENTS_DEV_AUTH", def: "false", help: "serve the sandbox authorization server under /oauth2/ (development only)",
+		parse: func(c *config, v string) (err error) { c.DevAuth, err = strconv.ParseBool(v); return }},
+	{name: "PAYMENTS_DPOP_ALGS", def: "ES256,EdDSA,Ed25519,PS256", help: "allowed DPoP proof algorithms",
+		parse: func(c *config, v string) (err error) { c.DPoPAlgs, err = parseAlgs(v); return }},
+	{name: "PAYMENTS_DPOP_NONCE", def: "required", help: "DPoP nonces: required or off",
+		parse: func(c *config, v string) error {
+			c.DPoPNonce = v
+			if v != "required" && v != "off" {
+				return errors.New(`must be "required" or "off"`)
+			}
+			return nil
+		}},
+	{name: "PAYMENTS_DPOP_NONCE_SECRET", def: "", help: "HMAC key for stateless nonces, at least 32 characters; same on every node (empty: random per process)", secret: true,
+		parse: func(c *config, v string) error {
+			c.DPoPNonceSecret = v
+			if v != "" && len(v) < 32 {
+				return fmt.Errorf("must be at least 32 characters (has %d)", len(v))
+			}
+			return nil
+		}},
+	{name: "PAYMENTS_DPOP_NONCE_WINDOW", def: "5m", help: "lifetime of one nonce window (current and previous accepted)",
+		parse: func(c *config, v string) (err error) { c.DPoPNonceWindow, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_DPOP_MAX_AGE", def: "60s", help: "a proof's iat may be at most this old",
+		parse: func(c *config, v string) (err error) { c.DPoPMaxAge, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_DPOP_SKEW", def: "10s", help: "a proof's iat may be at most this far in the future (at most 60s)",
+		parse: func(c *config, v string) error {
+			d, err := nonNegativeDuration(v)
+			if err == nil && d > time.Minute {
+				err = errors.New("must be at most 60s")
+			}
+			c.DPoPSkew = d
+			return err
+		}},
+	{name: "PAYMENTS_REPLAY_STORE", def: "memory", help: "DPoP replay store: memory, or redis://host:port/db shared by all nodes", secret: true,
+		parse: func(c *config, v string) error { c.ReplayStore = v; return checkReplayStore(v) }},
+	{name: "PAYMENTS_LOG_LEVEL", def: "info", help: "debug, info, warn or error",
+		parse: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{name: "PAYMENTS_LOG_FORMAT", def: "json", help: "json or text",
+		parse: func(c *config, v string) error {
+			c.LogFormat = v
+			if v != "json" && v != "text" {
+				return errors.New(`must be "json" or "text"`)
+			}
+			return nil
+		}},
+}
+
+// loadConfig reads every setting through getenv, applies defaults and
+// validates. The error names each variable that is wrong and why.
+func loadConfig(getenv func(string) string) (config, error) {
+	var c config
+	var errs []error
+	for _, s := range settings {
+		v := strings.TrimSpace(getenv(s.name))
+		if v == "" {
+			v = s.def
+		}
+		if err := s.parse(&c, v); err != nil {
+			shown := v
+			if s.secret {
+				shown = "(hidden)"
+			}
+			errs = append(errs, fmt.Errorf("%s=%q: %w", s.name, shown, err))
+		}
+	}
+	if len(errs) == 0 {
+		if !c.DevAuth && c.IntrospectionURL == "" {
+			errs = append(errs, errors.New("PAYMENTS_INTROSPECTION_URL: required unless PAYMENTS_DEV_AUTH=true"))
+		}
+		if c.IntrospectionURL != "" && (c.IntrospectionClientID == "" || c.IntrospectionSecret == "") {
+			errs = append(errs, errors.New("PAYMENTS_INTROSPECTION_CLIENT_ID and PAYMENTS_INTROSPECTION_CLIENT_SECRET: required with PAYMENTS_INTROSPECTION_URL"))
+		}
+		if c.DBMaxIdleConns > c.DBMaxOpenConns {
+			errs = append(errs, errors.New("PAYMENTS_DB_MAX_IDLE_CONNS: must not exceed PAYMENTS_DB_MAX_OPEN_CONNS"))
+		}
+	}
+	if len(errs) > 0 {
+		return config{}, fmt.Errorf("invalid configuration:\n  %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// printSettings writes the environment table of --help.
+func printSettings(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.name, def, s.help)
+	}
+	_ = tw.Flush()
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func positiveInt(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, errors.New("must be a whole number")
+	}
+	if n <= 0 {
+		return 0, errors.New("must be greater than zero")
+	}
+	return n, nil
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := nonNegativeDuration(v)
+	if err == nil && d == 0 {
+		err = errors.New("must be greater than zero")
+	}
+	return d, err
+}
+
+func nonNegativeDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errors.New(`must be a Go duration such as "60s" or "5m"`)
+	}
+	if d < 0 {
+		return 0, errors.New("must not be negative")
+	}
+	return d, nil
+}
+
+func checkPublicURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL such as https://api.bank.example")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("must not carry user info, a query or a fragment")
+	}
+	for _, r := range v {
+		if r > 0x7e {
+			return errors.New("must be ASCII (use the punycode form of the host)")
+		}
+	}
+	return nil
+}
+
+func checkDatabaseURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return errors.New("must be a postgres:// URL")
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return errors.New("must name a database in its path")
+	}
+	return nil
+}
+
+func optionalURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+func checkReplayStore(v string) error {
+	if v == "memory" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return errors.New(`must be "memory" or a redis://host:port/db URL`)
+	}
+	return nil
+}
+
+func parseAlgs(v string) ([]string, error) {
+	known := map[string]bool{"ES256": true, "EdDSA": true, "Ed25519": true, "PS256": true}
+	var algs []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !known[a] {
+			return nil, fmt.Errorf("unsupported algorithm %q (allowed: ES256, EdDSA, Ed25519, PS256)", a)
+		}
+		algs = append(algs, a)
+	}
+	if len(algs) == 0 {
+		return nil, errors.New("must list at least one algorithm")
+	}
+	return algs, nil
+}

@@ -1,0 +1,38 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// readyTimeout bounds the database ping of GET /readyz.
+const readyTimeout = time.Second
+
+type healthStatus struct {
+	Status string `json:"Status"`
+}
+
+// healthz answers 200 while the process serves HTTP.
+func healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, healthStatus{Status: "UP"})
+}
+
+// readyz answers 200 when ping succeeds within readyTimeout, else 503 with an
+// OB error body.
+func readyz(ping func(context.Context) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+		defer cancel()
+		if err := ping(ctx); err != nil {
+			return &APIError{
+				Status:  http.StatusServiceUnavailable,
+				Details: []ErrorDetail{{ErrorCode: CodeServiceUnavailable, Message: "Database unreachable"}},
+				Header:  http.Header{echo.HeaderRetryAfter: []string{"1"}},
+			}
+		}
+		return c.JSON(http.StatusOK, healthStatus{Status: "READY"})
+	}
+}

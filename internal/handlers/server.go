@@ -1,0 +1,95 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// DefaultBodyLimit is the request body cap when Config.BodyLimit is zero.
+const DefaultBodyLimit = 64 << 10
+
+// Config wires the HTTP edge. It is read once by New.
+type Config struct {
+	// Logger receives the access log and error reports. Required.
+	Logger *slog.Logger
+	// Registry is served on GET /metrics and receives the HTTP metrics.
+	// Required.
+	Registry *prometheus.Registry
+	// BodyLimit caps request bodies, in bytes; zero means DefaultBodyLimit.
+	// Larger bodies answer 413 with an OB error body.
+	BodyLimit int64
+	// Ping checks the database for GET /readyz. Required.
+	Ping func(context.Context) error
+	// Routes registers the API and sandbox routes on the prepared server
+	// (see routes.go). Optional: without it only health and metrics exist.
+	Routes func(e *echo.Echo) error
+}
+
+// New builds the echo server: outer middleware in the order recover, request
+// id, x-fapi-interaction-id, metrics, access log, body limit; the single
+// OB error renderer; health, readiness and metrics endpoints; then the routes.
+func New(cfg Config) (*echo.Echo, error) {
+	if cfg.Logger == nil || cfg.Registry == nil || cfg.Ping == nil {
+		return nil, errors.New("handlers: Logger, Registry and Ping are required")
+	}
+	limit := cfg.BodyLimit
+	if limit == 0 {
+		limit = DefaultBodyLimit
+	}
+	if limit < 0 {
+		return nil, fmt.Errorf("handlers: BodyLimit %d is negative", limit)
+	}
+	metrics, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: register metrics: %w", err)
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	// Real client IPs only from the direct peer: forwarding headers are not
+	// trusted for anything, logging included.
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	e.Use(
+		recoverPanics(cfg.Logger),
+		requestID(),
+		interactionID(),
+		metrics.middleware(),
+		accessLog(cfg.Logger),
+		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", limit)}),
+	)
+
+	e.GET("/healthz", healthz)
+	e.GET("/readyz", readyz(cfg.Ping))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+
+	if cfg.Routes != nil {
+		if err := cfg.Routes(e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// HTTPServer returns the http.Server settings the service runs with: bounded
+// header size and timeouts on every phase.
+func HTTPServer(addr string, h http.Handler, t Timeouts) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    32 << 10,
+	}
+}
