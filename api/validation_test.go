@@ -103,6 +103,8 @@ func TestRequestValidation(t *testing.T) {
 			url:     "http://localhost:8080/open-banking/v3.1/aisp/accounts/a-1/transactions?fromBookingDateTime=yesterday",
 			headers: map[string]string{"DPoP": "proof"}},
 		{name: "accepts a health check without credentials", method: "GET", url: "http://localhost:8080/healthz", ok: true},
+		{name: "accepts any interaction id (the server replaces non-UUIDs)", method: "GET", url: "http://localhost:8080/readyz",
+			headers: map[string]string{"x-fapi-interaction-id": strings.Repeat("not-a-uuid ", 10)}, ok: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,6 +195,8 @@ func TestGeneratedModelsMarshalToValidResponses(t *testing.T) {
 			}},
 		{name: "reconcile report with nil drift is refused (null is not an array)", method: "GET", url: "/internal/v1/ledger/reconcile", status: 200,
 			body: obapi.ReconcileReport{Balanced: true, Totals: []obapi.LedgerCurrencyTotal{}}},
+		{name: "liveness", method: "GET", url: "/healthz", status: 200, ok: true, body: obapi.HealthStatus{Status: obapi.HealthStatusStatusUP}},
+		{name: "readiness", method: "GET", url: "/readyz", status: 200, ok: true, body: obapi.HealthStatus{Status: obapi.HealthStatusStatusREADY}},
 		{name: "error body", method: "POST", url: "/open-banking/v3.1/pisp/domestic-payments", status: 400, ok: true,
 			body: obapi.OBErrorResponse1{Code: "400 BadRequest", Message: "The request is invalid.", Errors: []obapi.OBError1{{
 				ErrorCode: "UK.OBIE.Field.Invalid", Message: "bad amount", Path: ptr("Data.Initiation.InstructedAmount.Amount"),

@@ -37,13 +37,16 @@ func (e ConsentDecisionStatus) Valid() bool {
 
 // Defines values for HealthStatusStatus.
 const (
-	HealthStatusStatusOK HealthStatusStatus = "OK"
+	HealthStatusStatusREADY HealthStatusStatus = "READY"
+	HealthStatusStatusUP    HealthStatusStatus = "UP"
 )
 
 // Valid indicates whether the value is a known member of the HealthStatusStatus enum.
 func (e HealthStatusStatus) Valid() bool {
 	switch e {
-	case HealthStatusStatusOK:
+	case HealthStatusStatusREADY:
+		return true
+	case HealthStatusStatusUP:
 		return true
 	default:
 		return false
@@ -441,7 +444,7 @@ type CreateLedgerAccountRequest struct {
 	Owner string `json:"Owner"`
 }
 
-// HealthStatus defines model for HealthStatus.
+// HealthStatus `GET /healthz` answers `UP`; `GET /readyz` answers `READY`.
 type HealthStatus struct {
 	Status HealthStatusStatus `json:"Status"`
 }
@@ -1176,14 +1179,14 @@ type UnsupportedMediaType = OBErrorResponse1
 // GetHealthzParams defines parameters for GetHealthz.
 type GetHealthzParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 }
 
 // CreateLedgerAccountParams defines parameters for CreateLedgerAccount.
 type CreateLedgerAccountParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1196,7 +1199,7 @@ type CreateLedgerAccountParams struct {
 // AuthoriseConsentParams defines parameters for AuthoriseConsent.
 type AuthoriseConsentParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1209,7 +1212,7 @@ type AuthoriseConsentParams struct {
 // RejectConsentParams defines parameters for RejectConsent.
 type RejectConsentParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1222,7 +1225,7 @@ type RejectConsentParams struct {
 // ReconcileLedgerParams defines parameters for ReconcileLedger.
 type ReconcileLedgerParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1241,7 +1244,7 @@ type CreateAccountAccessConsentsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1260,7 +1263,7 @@ type DeleteAccountAccessConsentsConsentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1279,7 +1282,7 @@ type GetAccountAccessConsentsConsentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1298,7 +1301,7 @@ type GetAccountsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1317,7 +1320,7 @@ type GetAccountsAccountIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1336,7 +1339,7 @@ type GetAccountsAccountIdBalancesParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1365,7 +1368,7 @@ type GetAccountsAccountIdTransactionsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1384,7 +1387,7 @@ type CreateDomesticPaymentConsentsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// XIdempotencyKey Makes the request safe to retry. Unique per client for 24 hours: the same key and body
@@ -1408,7 +1411,7 @@ type GetDomesticPaymentConsentsConsentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1427,7 +1430,7 @@ type GetDomesticPaymentConsentsConsentIdFundsConfirmationParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1446,7 +1449,7 @@ type CreateDomesticPaymentsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// XIdempotencyKey Makes the request safe to retry. Unique per client for 24 hours: the same key and body
@@ -1470,7 +1473,7 @@ type GetDomesticPaymentsDomesticPaymentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1483,7 +1486,7 @@ type GetDomesticPaymentsDomesticPaymentIdParams struct {
 // GetReadyzParams defines parameters for GetReadyz.
 type GetReadyzParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 }
 

@@ -39,13 +39,16 @@ func (e ConsentDecisionStatus) Valid() bool {
 
 // Defines values for HealthStatusStatus.
 const (
-	HealthStatusStatusOK HealthStatusStatus = "OK"
+	HealthStatusStatusREADY HealthStatusStatus = "READY"
+	HealthStatusStatusUP    HealthStatusStatus = "UP"
 )
 
 // Valid indicates whether the value is a known member of the HealthStatusStatus enum.
 func (e HealthStatusStatus) Valid() bool {
 	switch e {
-	case HealthStatusStatusOK:
+	case HealthStatusStatusREADY:
+		return true
+	case HealthStatusStatusUP:
 		return true
 	default:
 		return false
@@ -443,7 +446,7 @@ type CreateLedgerAccountRequest struct {
 	Owner string `json:"Owner"`
 }
 
-// HealthStatus defines model for HealthStatus.
+// HealthStatus `GET /healthz` answers `UP`; `GET /readyz` answers `READY`.
 type HealthStatus struct {
 	Status HealthStatusStatus `json:"Status"`
 }
@@ -1178,14 +1181,14 @@ type UnsupportedMediaType = OBErrorResponse1
 // GetHealthzParams defines parameters for GetHealthz.
 type GetHealthzParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 }
 
 // CreateLedgerAccountParams defines parameters for CreateLedgerAccount.
 type CreateLedgerAccountParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1198,7 +1201,7 @@ type CreateLedgerAccountParams struct {
 // AuthoriseConsentParams defines parameters for AuthoriseConsent.
 type AuthoriseConsentParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1211,7 +1214,7 @@ type AuthoriseConsentParams struct {
 // RejectConsentParams defines parameters for RejectConsent.
 type RejectConsentParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1224,7 +1227,7 @@ type RejectConsentParams struct {
 // ReconcileLedgerParams defines parameters for ReconcileLedger.
 type ReconcileLedgerParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1243,7 +1246,7 @@ type CreateAccountAccessConsentsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1262,7 +1265,7 @@ type DeleteAccountAccessConsentsConsentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1281,7 +1284,7 @@ type GetAccountAccessConsentsConsentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1300,7 +1303,7 @@ type GetAccountsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1319,7 +1322,7 @@ type GetAccountsAccountIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1338,7 +1341,7 @@ type GetAccountsAccountIdBalancesParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1367,7 +1370,7 @@ type GetAccountsAccountIdTransactionsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1386,7 +1389,7 @@ type CreateDomesticPaymentConsentsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// XIdempotencyKey Makes the request safe to retry. Unique per client for 24 hours: the same key and body
@@ -1410,7 +1413,7 @@ type GetDomesticPaymentConsentsConsentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1429,7 +1432,7 @@ type GetDomesticPaymentConsentsConsentIdFundsConfirmationParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1448,7 +1451,7 @@ type CreateDomesticPaymentsParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// XIdempotencyKey Makes the request safe to retry. Unique per client for 24 hours: the same key and body
@@ -1472,7 +1475,7 @@ type GetDomesticPaymentsDomesticPaymentIdParams struct {
 	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
 
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 
 	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
@@ -1485,7 +1488,7 @@ type GetDomesticPaymentsDomesticPaymentIdParams struct {
 // GetReadyzParams defines parameters for GetReadyz.
 type GetReadyzParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
-	// is absent, the server makes one.
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
 	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
 }
 
@@ -2918,193 +2921,194 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Lcts41uaroPj/VZFnaFnyrdNKTf3l2Em3uzuxKrY3UzvKDiESktCmADYA2tYkfp59j32yLRwAJEhR",
-	"N9txMj2u6urIEnHhAfCdK875HMR8mnFGmJJB73MwITghAj6e9Hn/PWcx0X8kRMaCZopyFvSCIzQSRE6Q",
-	"fgQx/QxqfXh7jH7c3/8R/b//+3ILKY6yXCHKkJoQFMEzEYpTTKeIj+BLRm4VygTnI9lGH4jMOJNEDliM",
-	"hZhRNkZUIZxKjuALFB3jeEK2jzlTgqc9xPi2VFyQqD1gQRjIeEKmWE9VzTIS9AKpBGXj4O4uDD4QJWZH",
-	"I0XE/Kv8zG9QytlYz/gGU4WGZMQFQUK3oWwc6neQJOYskYgLhCXCDP18cdHfTrAi7RVDf/z48ShXE8IU",
-	"jbFqIOXFhBgyxhOcpoSNq6T8od3dChFpj9sogseIEFz8bRBQdo1TmvwzyXj2T6DiIAgHDH7+pzfE3wZB",
-	"u90eBCHC6Vj+bRC8Od89OERvkpPzI/Qm2T046P6I+vq7QRCF+g3NOPZpaBuhmwlhiPEByyUepgTFgiT6",
-	"nXAq0Q0RBEnClFkIQf7IqSBJ0FMiJxtR5wxmjNOmDVejEWcIo/1OB7WiOkX0BIhU8DpAOHXDUaTH4YL+",
-	"C+seI2T3+RbiYsB0T3uVnmQ+GtGYEqb+KWOekUEQbb1CeKhf0xBD72BBRrnEKaISMa4QHvJcwQ+KXxG2",
-	"el/+/S3O6ClTROBYT+s0ad4f9o1eSBTdbo9wRrdp2WibJmbdMLq8PD2B8SUR10SgKU6IP1voBU1wos8s",
-	"bN31F+suDDIs8JQoCw9HccxzphbNGZufX0hEk1CfGm9eWEo6ZiRBVOlJUN0mw2oShAHDUz1s2fmyOU7x",
-	"7W+EjdUk6O13wmBKmfuzGzaQ+1gDzOIZx+bne8647HzNGXd3X64x5VxI3oBaZxn+IyfoiswkUSiGp5DC",
-	"V4ShkeBTFP1G2ZVsvye3KnJ4mwlyTXkuUYbHpI2OU729JRrxNOU3+okBS3UrhFmCGNGvPcxpmtjugR5T",
-	"SdJrIs3WBir8kRMxK8lgng0WvPNBd3f1O+uTvgQnAetKjNzqIYw0D8OxQr98PEc3VE1QpGZZhCINjn/9",
-	"/UZFoQZtMh2SJCEJyvJhSmMU/X5zFYUDpt9XEwi4k0TR74pGIYomamr+yfU/FOteIqwmEWrpFo6nFeer",
-	"2CpXJEEjjSucka02enOLY5XOEGcEZUS4cxgirNCUS4Veol/p6zbSb3h+8usLiZTATGZcKKR3ndSMcMQF",
-	"0ksyGzCsFJlmKkSSEBj4qH+KPGJ5i2NQrlwdIO2a+/Nl98d1FotPiVQ07uPZdMnZSuxjKDPP3fOQzY/2",
-	"iPDwVvDpa86vKBufYEUu6LSBXZ+xdGbWx6CvREPO9YJjBRishQykJlQiRacEtSiL01zSa7LVXnBiRg3D",
-	"+m8x4mKKVdALtLixrczP87O/4A+duxV8Npq84o8wdWCDmj+fLJSQYD56q/TPL1GKpUIpH4/1VmHmwOvf",
-	"8HgsyBgrLsK6mGbw4ofdvW75KvXDYVkrztUE2lReJdOnTuhm/6f1jrMvFzn58pEkXy4m+Ze3gn45x+rL",
-	"ec62QjQYJJ9371DrF8y+vCXDL++w+HKUiS/v8OzLLzn78kuefjnKx1/OSfblLFZf3vPrLyck3oKG+3e2",
-	"fa/yD2r99O7iy+XF8dZ/L6bgcS4VnxJxmh0liSBSNpOyf375QqLTPsLmqbBEME1cKjWjADlHo1wutSRe",
-	"pe4qCsZ2Its027aDLGII+wfhPeWiI4b0ku53d3dLuaecI8olkbALUMyFICnIfYgmBmeFVTcQiSecaIR9",
-	"ZchA1YBRaSW9sCpMXRGpQXwJvjZKZ4vefe+w8d1PEzLNuCIsnv1KZvMv/g7m4Qt0Eo+0yGlUlja6ZFTL",
-	"BprVxMDjgXns7qMJz4XsmXfCU5AeYI2HPNFshckbwC6gDs9FTBBOBcHJTIv7WJHEHDXGESM3iIxGJFav",
-	"qt3BA5hxNdHSg9evBGE9uvy1ffb69E37LSVp0j41EnuEWn2smfbtNi1ffvuKzKKtpcSuPX1/ZuCd7sHg",
-	"vNX+y2BwvvU/TWftTo9hVVXd7WucfDDLoP+KOVOEwUecZalWaihnO79LvXKfvdn8tyCjoBf8106pfe+Y",
-	"X+XO2es3Wg9xGnHXjFrdBK9x4pZfyz9TnGqsJYnGcasHAflDq+jo7wvxHYShnF0xfqNPxIC1inX5YFe+",
-	"/Z6rtzxnSbQVwhEC4dap8zdCK8xSaWDlAnSfKVbxBNRljATJJUkGzFsevTlASVmii6FW9PHjx21fIeyh",
-	"Rp231PDs/qhZLbYLs0UTne3DO6V9w2ii23VFfVnjRZrrXbgABFb01wB5sOwnZITzVMGOeNIddsRmyBxj",
-	"oH5oJNBbPM1Sgg46XaNnYIZ4RoQBVzXByunCVD+nZTSSoBkBec5bpEcl0VsuhjRJCHtS+hSj9kqNH6U4",
-	"vjLYXFDlhURgQUCtaN6soE8XVbI4XwkncsA0/WJ+bcE4xmlqjo6PzEOScjaWGvYd3Bqw/7MfCPiK4fQc",
-	"uPLTnws3vhML4HQYLqgBF4yVVIseaERvSYKmREo8JqhQMnEuiT4lXEvjRor9mqfjHVETnrzn6kir+SR5",
-	"UmKZwY1xzAyPACe0kInV5Gu+t37jOCaZwsOUPOlLv9dvWwz9yryu1tGdJBTVx49gM3xlagA7f3JCjPSo",
-	"BiL1ihs5gWgegQTPtWLm8xUw0mRqhmiy1UZH6Iak6baVbIa5ckKLFi1Qo1w5L78gyqQiOJnDxUelr0Yj",
-	"GpNLhq8xTZ98y9nhUV6Ob2iOfUnLQZblJQlWeIilhiRgOUPNXnA8IYljNwMmSJbiGQJHi3tOkJiLxJoU",
-	"OR85jcq3LhfaAegk1iwSgR9mGxwx0dx6eD+uWgXPn/PY7OWC83eYzaxML590FS84R1PMZo6Wsv09UuiS",
-	"uU31xMzEH7iHplSCacLzRGndAzokVnJVE8yMO8sYgJ1mVNqRQ4QHzHXFhdZpUuI8mlEuifGvGVNvaNVb",
-	"UH+jUq7SUhwXnlIVDhhlmmrXJETkNtMaqX4ioaMREYSpdIaGGp18R9E3F9m+wk6ReZZxoUjyjiQUX4Au",
-	"/aQ7ppgAmuoZIK3OvyqwasgTLapNcwnoN8+Xvx5LvnO2CetL03vlTPxMNdLS+DgXQqvNxzxpMIienp+h",
-	"/d3uDwin2QQPiaIxim0LFPMEPHuWpQa94KfX/aBi4vjH0fb//vR5L9y7a7BwhIHVziWxLi3PvoGThBq5",
-	"vi+0hqMokUFvhFNJwiaPmjUEvpAIZ5ng1zhFfFTaE/Q8M6+jz8EJGSourPev2X4ZFb7BqDBaZngmQSE1",
-	"awvnbQQmD/ATuPE0QhgXrv7ReihBVpOFDgagu4nnIAz6Ml/gA4WX1tBijK4yH/4OXHFIYj61VrxI5sPC",
-	"Rwd4IBGVMrevoErPZG1mazkQS4PYP2Cen4qHOMwlKP2iJySmkpozWPe+OwXV+Tcqa5vYhvPLWfG4bjT1",
-	"MDhXWOXQC2H5VM+/2JhJEAYfiJ4+Sbw3qre9zBKsiO8PWQYop+dnxaN1yvnOXTuvBYM00hesp7+RZEzc",
-	"1r7fmfpQ4tZMa/48I0yfJrsUbkdXjv/nwIFJAQXvaXzl/OypFhsNeCjXPgiDs4wwysavcYqBCwXdTqfd",
-	"6ehfbpgWPwKsW+q3q614Mdhyai9FvDt/jpWN88Pq01if+ucAp+nZKOj9YxVDMXNyMzliydFUk+McbFnA",
-	"vO4+zZmBcpbokyr41NgAMLvSJ50oZexfjqhF9MiUYCbRv4jgbZiuoediT40FDdSqgwUVFi62HgoMZg5h",
-	"uXge/Zs29M8Ep2pSHtDqFpg/uGe/NpzS2hxsq6bh/JPZgE3g3wPzCjgtP7w9Rnt7ez+iHaQZ5cvDTnfL",
-	"CW7wxL9s7Ms63skwqBzbRmisnT7n1B7i+Arx0UgfMEnAxzQPkF6/VJGpXHVsKrM5BcF3ZCUWPdkpZaem",
-	"m3LNsRB4BnzdD9jZjMN5h+nBRyj8HjDCHbqHnBo/RmnZCSooH5SEbNrmy9Z27pDN/16zCHChQBZErUOU",
-	"0DFVcsuG+pAEDWfFbmX5dEgEar10T7WDmj8s+dzdb5YU388Tf+9gNfXPQUdzjVcI+bfG3NpIln2zE+pI",
-	"UnYf1ulk57yY/G4BL7gycYhfib0RtT5nOoeoGHOSGliQZhUyh7BanKZoaLaYNM46KgvV4BUwndLbn8IL",
-	"F8+356UebzMTtYRoJ4KOVKOL3u2ymwkHQ1M80bvPjGjVYVkyT/sWVElEmBKUyIWIeR8UO4pVbhb10ehe",
-	"fSNg6G9uMyOYPuY4jmRCKw5ZrnyRoyDVMoAqZlWQoXE5KbtqCBuBr5EgKbnGTGnJ09hzZynHyfwSvaXC",
-	"iLYFh80FbeSteL3n3pPbtZ7rC3K9znPnJB2tfq4OK7pRE9HeEYUbwjSIwmBi3ZBuR86Aey+9xdD0oX0A",
-	"+PXx2EyroBJlam+3pBNlioyJAELNEUWLArD7DudBdFOhp+zLtbx7VOnGNj3Ph85C5QTX4wkWY3KMhT43",
-	"x4IkVLk/jMpUcvY37ziDEJTfONZ85h0XaozHmgf1BeljmtiW5/iasrFs1Fttd/VpvM4lZSaKqk+EBL9q",
-	"U/PvRvk6WWJ9XLDn5rWGE5ISg1gnFG4dAI4x96lPWKJH1fTlb/UefRJTgA+qHoP0V25uR31aekCW6BbW",
-	"mk0rQoyzFTne2nLxeiby+QPBie1SnhCFaWrci1vzgDMvRHqrvXtwuHK5vxMBUCN6zFmCxWzpK+3tbybh",
-	"L5MkF63pKv2nYZUZZ9uMjLFuCsa0KU4RhoYmkBWZ+fVQnmkm0t1DFnutzG4iNeG3A9eBHLAW42jKRdGn",
-	"NA4RY72z5uIJlltt9B6i/TH65fzsvdUIjFOitCJ3O+2DToNqEHb37v77S/l5MGibzwfNOoOj0Tz6FNTa",
-	"0CqmxUxopw/GVKMw0APiamzXDWJkMdJ3o9DWgWZqOUvRe/OWsyqlnku32V/gC5DGAQJ6gbROY0EyLpRE",
-	"ETgp6LSQHiKgo/v6NcSKg0vEIXS9QRAGlYcbAfns9TGWE3ucDU/lYu8e3gWHf1amAmMbBJbQBCm+DtqV",
-	"u3u/s9/pdF/+cHiwv7fbrZrTnoHwHkDorbHx6ew/3gqX95zus8jd3b39g8MfXj4v8sMXGU7vCRlS1Yw8",
-	"HyfEOuKJw2gKIfnQ0FxaTHRzH1VMr1rs078swBBw/nbndQv4vnkyv/Gb7ZRckxQpcqtVYBO7B1Yyd8W2",
-	"OT49rP/wzkQMROGA1X65ZMRq2n6rn8EXXDab+6UYyetwPpYpbAh0sq6pd1RCaFVzD7Z7+6wRiRt7sw+C",
-	"OK0qfXm+9LbjSH4X5YvDEtj4ng19fu9MsGSjlb/82wnAXmAyxDPptdV7wckzMWcKU6Y5XSzInGf3oLOG",
-	"axfrXxq2tSDlFBCPQdBIiovaWOH2KaOKwulpnzKpRK5pY5h62/wTwW3r+UsP95jnpWi8NJ1SdqWlwglJ",
-	"MyTIlCSzctoVH8g6FpDybJUr1QwMtdCMRonEkA5cmXxk7jai/dtbkDkO4F95Q0TdlwknO9jvdJB38yI0",
-	"U5NgafMQIGg8zt7se1bK0mJwk6jsy5AmghU2kdkVwZrLDCa90yToBYfDA0y6o8Pt/aQbb+/HXbL9Y7L/",
-	"w/be8DDukMPRD2QXV2bnB9ZR6eKX2g1u10bE+5mOJ6sgT2+Hny8u+nCdI5eF6CwIlpyhVlSldbS1eXyE",
-	"W5y1zT0W3Fc5tBqvhaHcXH8SBEKtYlLgg3l1yqTSkrDBDZwnVG3+RktwaigoGSGZT6dYzCpItfGxngtC",
-	"qJy8gq4LjuBqSWJu9pr3uynXbA7GElFnk+dcAOe3g7wHzTFCre6+1Ux7SHKhBgw8UWpCWM3vtAUQ6Lo7",
-	"fX30PqornkvH2njlSsL0iYDAP87kAr3pCGXFM0Wo0VhgpmRNhbKsUbq3k2HphgHPtHfp1hd1fFvNayxp",
-	"DIEtdfuN/dIqetL+eeH16bf1v6+0938wMpZsbDLUPzRLXd7cDhvoZWeNWhilVII+zpk5gBhpySctZPoG",
-	"a5SG09XY4E8BWvhui6Wuc3jIs9cvexieqR9AGM6NZvtpPnxzk3xEG/i88bvZQrlkanYndZe57F5IzzN4",
-	"/6VyQ33XS1WZ5NxSecEPay5VvU/Xw3KGVnuFZaECi4dYtNHu5RfZyEa2zKB357wngC6nLNFshYvVXdc1",
-	"zLswuK9Pyxpfl483Z0xbav5veiU7kjfPgpCLV9IqZt2HxAPyEcJsQVBrTYp2+/zNbUbNLcWSqMFuZ6+z",
-	"3TnY7uxedDo9+O+v8H/jfXI8s86+1mVV9rlPd2HwgcqroPf57u7+8OII5+DFdrmqJZVXu4swA7pYvVRu",
-	"jkuXq2abaCD3Rnu4Qv71pelFAs8q+dpbtreCT+978MpeLvhjeOB8KqxcpyVK6NGy0/LADVkM+7X53uNt",
-	"+bW5ZeMrzkdKPSD0GwKm739M/t3OWen6vt/+su0fw9n93R56PwJ/bnusCsoP74kZHnFXZIxL6YjEszgl",
-	"1oziK3lHN5gqysbu+oKLRGy+zqA/Xi9xntX46WFTmicCKd6qEoFLK+ZpoffFOH/471qun5voHEp5T2xw",
-	"0iv0X6WO+UMsmuqUKjBKnTJjkKWcbSoLek1NIo6UKBOIHlsfq7l77TvT5jfBB2c1m/NzrTZBW+tnLsgc",
-	"5q+Tfq2JMFRebSwTU3mFqBPHZT0tlCQskYVJ0NEBHaUpGlGSJhJxm7mijc6VoLEasFbT8AhG34Jr6XqT",
-	"pEQZS8fZa3S91+62u90QbD+QYQoSlblLVEUCIWPqqmmbhJERjSkWswXRYEUIWBj8wilT3t/uo40x8+LO",
-	"ywgy93HumeMJFlTN9CeepiS2MHXMRcaFyYf2E78mgmmSBWHw5ganKVHg9L8mUtmvT8+P3MwqcWtMmv76",
-	"gmSYNsOb9/L6MZ7lKVYkqSiMttGQ85RgZu+vKYFj1TdxUKeMeo/XwuIzkqYkQRjCo8ulapfOD6/jE5LS",
-	"ayJmXj611VJWt94K8E7EE8zUMVZkzEVxr9PXxysnZK/R6Gw7cXneljl/f1jHtwWbX1OP3BYO3CLmkKap",
-	"fUKvdcynUyJi8hPnifS/sKkH9HdnagIW2T4WanbB4Z/GZbb99nORcUlWEmMjuGhYsw1UNNvqN8qq9p7N",
-	"KDvFt1ba210h+r3OaZpQNrbW7Bpsrg5JONZnV8ya7wjvdQ8Pt7vmlvD2LorNs8UN4bkbwbvhbnPMlh3l",
-	"PB+e0Ovijuhm7KHPpWpY6TXe8VwJQtT7e8WjXvAb1hi2sZnrpeimpPinhVtw94Ecy7+bTEuu/gqSNiMM",
-	"TsoRZSQJkeTGD0FlmTrFTMcDNDu/MLjdHvPt8kXzWH2+M9OuC5Tfpwlx7Vto3uscYznxzK8NOVI30Goe",
-	"zYY5H+xsA+bKsOYm3PTea24xdrtrnAavfbmx5sGjPxdQPG/BK3MWbRiq4HW1SNpc513+F07zRw/orhJ4",
-	"oYW30Dbnk98uNfUu2Jcr8qfbJL0ugrO8gu/pcw8NcH0q4/0jWeGXW96XrsFHQRVxeaR3H2pwn0tsfV+9",
-	"ujqtzc3Z3XuYsxvG3ExaeoiNr4ybuQ9xvNbLLEXeY+uSoDqvDQNWiyBVqwvrk4m8H15IVPZv8s6QP3Kc",
-	"+kkgX0hETMb4JvXQBUx7/uMVh7Ap2Bp0m+E9u3HxvHdh8IYlF/wNS1bdRr6AgBKUYSlJgnKm9ZixVsNM",
-	"5ZUJQTcTnhIUTzBl7p6cs1vUeMwasmY9EOuRUPC0XNV1Xri0OryQLiqJJkV8jbdFNn7B33iMUzOdKVmU",
-	"KMdtxubQnbf98/lAw5UDN5qq1rEaNlq46kd3MYEXbrWGxQ7nDskaZ9+ixv6jM4QVLtgq3DSc7vpOCzov",
-	"Oy87nd3u3u7B4Y8v3Y32XnB0/O4NOmVxUI04XxE/teQQB28/vDk/Pmvvdvc6u+2f3v69vdsJmg+X+xR0",
-	"Dw/aL1/6l1ZM0pnlpwfmvt/dDRp2duBt2GDJBvRkSTvx7W6nG9TtkmX+Vp5JkyDhoLvb0Y9CUi7HcZst",
-	"NsHBj4c/BKtNMUHnYO/gx5eHB3u7B/tBs6mlblO5rxu8cRt/AwGiMvSGVpeKZ+T+b1zt52sKGZsJFovn",
-	"uLmIcUUZ8BDs94NGtoSPb+rG8gqMCQ26gd+2bl4+YjMNIRCt13zL2Fi77+teratfc3NZn6DOUXfQeGFg",
-	"CRA/1jkrJvA9ufm7D3fzr37XeSPR1zrD3zCQwEi69xWOHw981g8RWLlwjxgr8Lge+nshatOrPaGnXs8i",
-	"ny501VdmvBFWPQpGPRk43dtHv2S631M80cNgoLFC2oYXaNzNulsS5w8LjIJ+zovshPfs6JtD2xNhWlO9",
-	"uSfFubUBrjQwWVhDF5ULKrDiEskZiyeCM57LdIaoueHGb5hNBgYeJZPf2nYI1bAiU0nB3zhWCCRJhFrF",
-	"z0Z9bXyoyDrmrDoDVvi4JJqQNEHmUiXn5k6Qg9kItfy6KWiUs0RumYIbJsv3NU5zIsExlmGhEB8NmP71",
-	"7DW65jEe5ikW1pZWAP2qCZscLoveufHXU9YXPDbRDu7Xj1RNeK76XCqbqqZIWrM0f63dBW/1ux5zNqJW",
-	"0V0SzepftU4AfQonYowZkM3PJfxCFhYokri72YzfPIjzLJ7v982CVsx7jhfB80XWiw9E5ql6FBI1drwg",
-	"2uG+3a14m+YQm+ozjwGtC3qsD9W4bB9IzFlM9StlXKhFRZP162pV2SXNo2xs7xk7X9p8Dr2Kkc7dbTie",
-	"kPhKT3uvcEIXFeZs7sN/fLJp08wl5Pmcy0QFvQByKN99uluQ1LAcqJp17XA/ABmBTjV8deYzsPnTmqOF",
-	"yG0RaJiqhlsTKADBaUCO4oozg5hBbrMTN4ZEuVSPG6SrNW0acrY5gm3UWzVD5916t6iSMilXQWT3MsU8",
-	"mrZaJTdjY1oCP12Tibyc4hkaEuRSOlVyOKGWnxfYpd7hLJ31vPzRAzafQLqoLGVq59t0UZImEOjLTeK1",
-	"4s7eekmdtou03l4w0Pb/+ImdvL+Wp3a6CwNJ4lxQNTP2Z1jP/vnlmVafds/tbw0bFEqn2ZT3UM+sYsWa",
-	"yziPWv3zyy2bXF8zL8fTXiGqEMM2sf6A9c8vUQsyZm+V5besEQi9gZ3vXa6HohumKodfXFoSlgxYtWSh",
-	"LUs4yDudvRhycMNHEqEszfVam5ojtlS1rcBoaxsPTQaGKzLz6sZROWCuIEgbRa8JFkREelZQYp7Y6kWj",
-	"lN+YiDZ/Ni6qqvIlJIQIdrj+cnenKJwCtUh5ZtbGXVYGPwZO/KRyyy4wu6vQL8q6dVCtzsSUG7FRmoro",
-	"mi0ZiQ16kflwSqvpfBb3pU+2Jk71TeCrCkuE7wFN+v1VW83UPN/2asbYBXAp9cp917ro90EStT/ZxO5a",
-	"VvZOsN1HA7beRkIP2EcDttZGQpvsI1My8Lgkh6m/0rBBTA2DEAm9UfRaJpCdcVkRDfe5h5MpNc4yKByF",
-	"m2pHIM68OqMtj+KLSlgVJSmyrMxvaNSYYsSzjLC5BO1mLwonQ/i5kFt6TK1BjUZezkRvSwMVbHucLLQx",
-	"myFcw433sv6KshF3xXJwDLzH1mywyqipKacIngZ3YbPJC6Ki3QaO3HQipxX2yvnby/l0CmVyVHE+JWr1",
-	"T8/7W6Ej3oB5IYmodWR+9JbLOxwm/n0CxQJQrLmubKP3Gp9DRJhJ1iNRC9LlQK4hkNejEEVaYI+2QtTH",
-	"MsbpMZbERueHVr21sFR4s/8SeZlNpE10DtO6/BXpXTBgrzG70hxSQ90OCM9AwCJWX9JpltIRNUxoNWXa",
-	"AzZg//VfyKFNzwpTq5BANzPMJxNcgQ7o1VBlhCQSquTa+kE9/fxflgGHPXo+fpigk+L8uzSiBQz0EPYn",
-	"Z5oyBMVbjdRgFVgjugyhn6JY1V8MLvXs+AadzMCmWPA00/vul4/nsPdmGUFRkvHsr7/fqGhd+NLTaRW/",
-	"vJAoitmo/fuV0vtCi0IzvZjRRE31hpmoXP9DsdL//K6o/gerCaQw9CqcG/jQfTvvGOKMhCgyFb5gTfV2",
-	"0Ttjr92BvECMG2o76aYIqJC8/I5KNOVJcbkAyhyb4+zILwfMZEE3+Ar2ClPSFad6ErKHojkWFqFWPM+z",
-	"NH73jIxTCTKxt1o8VgXEM9JPNCeKRahVAddtcIebzvGAKV8umxfDQse7wwZRbMvsQLvxPMm1Lkq56s+v",
-	"kCM7HTMuiJyrEm3Ls2tKJyROsXC703QwYF59a8ntk4wrW7J9wCwznWtfVIyy/LXop8xL1XBSbfA1ViXv",
-	"h+RM5hg7cXNMmH6eJI5xSUIQVW10ymq//8RdtXYKPI1gIRGWxpRlpw4YCLPC8aRSYhjmLNvoyMqc3kGC",
-	"FCxTKMQawufLD7/BB7fCbq5mhi9kUQ4IzoQBcbP8GNVL4tksXXrOroqaOd96Z2LKTAix0VhuTIfGdHd+",
-	"8usLCc/qYwzipVaF9G+CjLggqCXI1o2GaVsmy5DALTZndmm03jLNlJlmjNOUwKUvrFAuiRsKVLKU4Gvz",
-	"jaEjaMFtdFxrYyg+1MezXB27NPCOWa4QRiNB5MRRGzYmFDI1+jROU9hyXnk98NJjmuYCeBdQbb/TtTHW",
-	"Kwqft9vtQRAOGPz9T4/XF78hnI6l+yuCYtOmVjosFkxTQ2J9+cqChvZ82IqGls4aUm0/sFdspUPbCmgE",
-	"rWqjxxNNUza2dgfGByyHDN5+tUZ0Q4TedHD9zpwdywVujNW0uY62KbVYSH/mBCacmLNeL5s9Jkqi/c5e",
-	"G310LKBRnrxfCVTsikhCv/YkSHTQ2StC58uCpz3LWvUmAHW9jY4GzGyjCulbpu2xnsc23G3jaQ8xvg1T",
-	"iLZgMwvQ+/XhnRX3CZ1EcszZtSYyZ9IID07XNY8VcBw11jOMepYtAai9kMa+XsAvUF3zTM1EwQB/QyWx",
-	"ToPLy9OTdjnifDo/YKiYoaieIzCCELo2OlpQUB6kk2pN+aIC8IE7RoBieGorcZuCWYkpoB8Vr78V2oXY",
-	"7XRgrpemaCeiiXcwl9YUflWruf5CloXZy7LEe0ZUms/viFpYoSmXCu139FnRtCdChlrSSAlObC1SJTBN",
-	"9eebiRZWZYZjsqXJAefAyUiw1w06aQDa3UcTngvZK4mhRawG8riJ7vrUs9CvO/beKHFykF5jV9l3vn9c",
-	"FjitDrHf6egeF2RXtWelD+JaA7kMtGuCa2JQiTRXUFYSNZY5aa9FGVucsUhJt86e/UtrG6vTlmuUy7CQ",
-	"moshF4yNKFMcTSnjAuUM3GajSir1V+vkWvdJ0ta9X9QqhTm11IaIGwMhAoXHCs7G0qg1IQoJvZuKzoGA",
-	"W7rXGi2GhlXV7IZAU1e7392I1rTlU03zxNEUUMDeNxMoYnmaRtD2Q7W0qm4q4Rp1XT0yJlY9Z4miphi4",
-	"nrlhHRmfJKgntryu5d9+AfDW4jS8W64CuH7pIdEvK2lqivAmgmcZSQDLDDmx+84OEvNc/x/i1dGNxqOK",
-	"KdJJvm0UfaDyCqRL875IcR7C7XAKy5FSqaSlgdU5NQpCwJaV7OBNQR0Au4VTWM3pNrQ0zMeYcpADT0Bi",
-	"IKddq4wY8dSun7VH4yQhCUqxluQcix0Kgv1BjH1IUQXm4TfTIYFGlflY+4PWnoMwuCbCXAgNuu1OuxPc",
-	"hYEeH2c06AV77U57z1iXJ2BR2jHWgH/pz2PSWDPKoVJH4541z2TGs2q4tSzrY6MLnrty8gnJCEtctv+C",
-	"iUDi1Z+I+tkOrCdj5Xu5sDJT+Uhj+d5PYVDc4devsNvpPFpd40ptxaYi4R45qEQ4pdek/RUr2+93DhY1",
-	"LWiw8w7Ui/dcHZkCc3oXHBiiLG/oorHPQQwDkcBYs4Bpr25/Yh60DT0XhPHI2TSsUMLqmthUBAqPIXuZ",
-	"oXTwSTfboXYiO9fdndLs+TnIuGzYpe/BSoNRvMieDCwN+DSKfJtk1IazJBuqtmr2bXSP/vkluDEgaUQE",
-	"pQVNKQacplxrB7r55a+QWtWEsMOPlcSqWqZmnG3/iwg+YFG1KCrA1GjdyqVQLZAhLhLKsJihhOfDlGwT",
-	"psRswEB1GznXUvXYNRS+fZTzF65speVpe04BKl7zZPZoR3RJPd+7qv9RiZzczYFF99FmUiVtA1rYn4Al",
-	"kKT9KGXmHxle1kAJL9U3NOmubnLJCp9XYhrtrW70loshTRLCgocA337ncHVD3QRsrBDkoFt1D9Z5q4aK",
-	"+rrx7o+rG19w/g6zmaWkfChGH6xDUZsd5JLhIqDjseD9c5PD7x9VD9CnuwoTOGuul+3xhNdaFD8DUbyB",
-	"MTjvzs7nIgjwzvlWJVnMLsDEVJi8N/BrlVFzNYFTC2obMaGqMy5qo49cWAP4kKtJGe5XeLBaUeWKaFTY",
-	"SXugwHtV+EERwgr4FmW1KDOn/WwNmM+lav7C+dFMtWxrR3Y0sTbGAYsaQ7Uj1CKpJAvU98YiGFtNfKuI",
-	"97bPbsy0yhjRNXjVd8jh6gTYiL09nixsRz+xPuJF4rDbHWApuikcB9JWq3rmeGtzvP21GBcYwZ5Z5L8t",
-	"i6wFZtSYpI3SKANzDMvBqbnfHBeQ+ACeKSD4+UkYprGWPJxfvueF6cpYqj3kGTDn/Pq6fMnEjP97MKXv",
-	"iyUUtwmeGcKfiSE8Y/o9MR1Q8b6QblSsnSKCbqEx9yFmsg+u0r0zmhcJsQasEr5PlXTh+yYGgE8zLIhE",
-	"VHl+rWqdfhRB6HfkrPI4npT3kUyUTrWF9WyZEQDspcIz4wF5hSITQB6hMb0uArQh8A6naTFdiTIiCn0o",
-	"RDcTGk+KsAkIuW/EfEtlY+t5evvZVwLy+h2OBUDe6A97BvHv2I71jMnrmKI+NIQfLwVgnhG2PTQuuJ3r",
-	"vXZ3B1OZOV/FtrGnbDs28EiuC+cJiapmGKkwFDuTCw0xr4p6aabom9PIAZWtE7VJnl/sRbCGoSN4z2P3",
-	"mvdCQz3VE6zI2nJwkeYnK3M6/zuadWrFhp7YWbGgLssSr0XVSIhi2AjPXoxnL8afnnUULuga2yguoCww",
-	"pHssxB0ig5j34iK+zcZwkpQo8nV4ylDL+0RqVR3Kn4DH24YoSxeFPuIQaiwVz+ACDmXj4lZPE+s4gQk3",
-	"sg4/jcPXtqP8mzCcCu7vL6zvWYdlYRbsGZafLSv/SVBssAW1zPbfuh8mh49gOCkBtSnu7Rn8vqmZY32h",
-	"10v63lCP8BlZn5H1PwVZf4K7HV9FwpUrbNWF1QJQdtH1yHAOerfK63YQHFNGIJR25ZrYVBbXqFSAj2z2",
-	"q3pl3aiNfgNjNWfpzF57sv5Z+9yrIignMndf3LXfSnJiuEGS2QIf0Nf8RNyIDRJ1yVH+3MaXr8oOylLu",
-	"zWyguq7P8P9s7f6+0Lwhqc9iNNeo5UeTlOjxEBzf+VwEIN5thunrQzdagtwDtgF02zvUJUvzIiZXgKxf",
-	"nWgztC1bPkvqjwfNdgWfMflZJP9PAnEtknNG3J3XrwblOy5W4htiur0kJZfDNnI3FSNYYTotUlaau1ru",
-	"a1PYL1oX5t3gz3D/JHBvyb3KIAN5rczCPCP/M/L/pyF/CYHeQXhM1PfTS35D5PernNYk+qYCqC1BzF1/",
-	"kzLOZDaHLFwJGepPw1lDxybnuIzQTlPPul20tZzzXExIcU/rhUSR18Nbwacul3K04/9ywYvvHYkmBN1Q",
-	"lvAbhCW6IZCzqI/HNm3DFZlJorYzPKYMK5L0XFY9k6av/Z7cqgi1MEM8w3/kBEVxLiQX0RbKmaKpzcBl",
-	"7nGty/58YnxdFqgpVS/fukazC36PRsdAmGfGvAFjrlSkbmDOZ4ygDI8LibTEJx9LQsTIDZEKjaiQz0rb",
-	"M+v+z7O8VXi3qsLrhvw70/zbJUbdtjeGHzvktMhS++1DTmvVX/68Qad/Py1Tbv1KZt9BnGpzbdYnD1hd",
-	"XnSwgS2dLEgI7WJXUcvmaCW3FGrCmPSzI8hpKEhmHvIyoEF2NS0MDnli0lE/c7Dn0Nc/c1RAkW59Qejr",
-	"wqTrHkMrjmG/7Ow+PK0eALtEL62zr7C8fFbJ0byQCVpgKHVbL+ZVTWglGmhOkVrAqp7jvJ5Oa9mYV2jx",
-	"ZlmR2megf1ZV/sTgHi7QZhbhPxgivxX470ARG/1TUWntcSPJCr6xtQj3wwGr3hiu5Lkp3FE3a9YBbK7+",
-	"12ymW8Vd5qrQPbObp2E3SwpELmA4phiTv4+fWc0zq/kzWsUW6hGVsmSgeXvWouQJOMxKU9n9eUfh/PKS",
-	"8BW5ZAcMSi21C7CN6kkoqizFPF0WLI7Mc+SPHKfVLH8DtizBkR3vHZVTrOJJZJP6OfpCrRJ+ZdLdesW4",
-	"bF2SwtVVXhF0ddcj1wLy0HvGzVcII0liXhbhQhyqF1Qy0q+Ziqnkrbud7vJayAN2v2LI4Cirefs0WTC7",
-	"MhU38IDB4GVVZPdeRV81Zj/BUOG3Vjh5bWPns5Xzqa2cu9/YvLmhXfPZnvlsz3y2Zz5ADjk3xVDnVdpH",
-	"FDR2Ptdg/VvYMa2H3vb4YiNDppyb/8Z8ab6HZxXzsdlDkynzGduf9cpnE+YaJsw18F4QnMzWLZrj9AGs",
-	"8BBLW/YVxxNNnBCK0xVl2xoh+IMZ7M9QKMcWOgbLJ0R7lKWD/mwlc771aallt8MJXVhuBxrqyZt9VV22",
-	"33iMUyQxS4b8FrWiKb4iSOQs2mpXy1BBTSlTCdgUCJ2XiiKUCTKit3qxcyi9PVEq6+3spHqQCZeq97Lz",
-	"sgP71E6zPp3+6Xl/3tCiO7TVuOePrIaF2vn0O6mk67Cd1AKw5nt465X2DaEKGKhYhUAme4XVJJlSRqWy",
-	"JRRb1byqWzZFqk1b7aqvS9SqZ7zeaqNzRdPU1IkuCuAaA4Kdtp+lcH7OruRSUS4ddgTKBB8S+QoxDla3",
-	"sjyqRw+7V+4+3f3/AAAA//8=",
+	"7L2Lcts4ti78KijuXRV5hpYlX9JppaZ2OXbS7e5OrPLlz/xnlDOESEhCmwLYAGhbk/h5znucJzuFBYAE",
+	"KepmO06mx1VdHVkiLlwAvnXFWp+DmE8zzghTMuh9DiYEJ0TAx+M+73/gLCb6j4TIWNBMUc6CXnCIRoLI",
+	"CdKPIKafQa2zd0fox/39H9H//T+vtpDiKMsVogypCUERPBOhOMV0ivgIvmTkVqFMcD6SbXRGZMaZJHLA",
+	"YizEjLIxogrhVHIEX6DoCMcTsn3EmRI87SHGt6XigkTtAQvCQMYTMsV6qmqWkaAXSCUoGwd3d2FwRpSY",
+	"HY4UEfOv8jO/QSlnYz3jG0wVGpIRFwQJ3YaycajfQZKYs0QiLhCWCDP088VFfzvBirRXDP3x48fDXE0I",
+	"UzTGqoGUFxNiyBhPcJoSNq6S8od2dytEpD1uowgeI0Jw8bdBQNk1TmnyzyTj2T+BioMgHDD4+Z/eEH8b",
+	"BO12exCECKdj+bdB8PZ89+Alepscnx+it8nuwUH3R9TX3w2CKNRvaMaxT0PbCN1MCEOMD1gu8TAlKBYk",
+	"0e+EU4luiCBIEqbMQgjyR04FSYKeEjnZiDqnMGOcNm24Go04QxjtdzqoFdUpoidApILXAcKpG44iPQ4X",
+	"9F9Y9xghu8+3EBcDpnvaq/Qk89GIxpQw9U8Z84wMgmjrNcJD/ZqGGHoHCzLKJU4RlYhxhfCQ5wp+UPyK",
+	"sNX78u/vcEZPmCICx3paJ0nz/rBv9EKi6HZ7hDO6TctG2zSx60OVnglGl5cnxyHiakLEDZXEfgMTk0Rc",
+	"E4GmOIGdu/5a3YVBhgWeEmXR4TCOec7Uoilj8/MLiWgS6kPjjY6lpGNGEkSVngTVbTKsJkEYMDzVw5ad",
+	"L5vjFN/+RthYTYLeficMppS5P7thA7WPNL4snnFsfr7njMvO15xxd/fVGlPOheQNoHWa4T9ygq7ITBKF",
+	"YngKKXxFGBoJPkXRb5RdyfYHcqsiB7eZINeU5xJleEza6CjVu1uiEU9TfqOfGLBUt0KYJYgR/drDnKaJ",
+	"7R7oMZUkvSbS7Gygwh85EbOSDObZYME7H3R3V7+zPuhLYBKgroTIrR7CSLMwHCv0y8dzdEPVBEVqlkUo",
+	"0tj4199vVBRqzCbTIUkSkqAsH6Y0RtHvN1dROGD6fTWBgDlJFP2uaBSiaKKm5p9c/0Ox7iXCahKhlm7h",
+	"WFoBBsVWuSIJGmlY4YxstdHbWxyrdIY4Iygjwh3mEGGFplwq9Ar9St+0kX7D8+NfX0ikBGYy40Ihveuk",
+	"PtcjLpBektmAYaXINFMhkoTAwIf9E+QRy1scA3Ll6gBp19yfr7o/rrNYfEqkonEfz6ZLzlZiH0OZee6e",
+	"h2x+tEeEh3eCT99wfkXZ+BgrckGnDdz6lKUzsz4GfCUacq4XHCsQDrSMgdSESqTolKAWZXGaS3pNttoL",
+	"TsyoYVj/LUZcTLEKeoGWNraV+Xl+9hf8oXO3cs9Gk1f8EaYOXFCz5+OFAhLMR2+V/vklSrFUKOXjsd4q",
+	"zBx4/RsejwUZY8VFWJfSDF78sLvXLV+lfjgsZ8W5mkCbyqtk+tQJ3ex/t95z9uUiJ18+kuTLxST/8k7Q",
+	"L+dYfTnP2VaIBoPk8+4dav2C2Zd3ZPjlPRZfDjPx5T2effklZ19+ydMvh/n4yznJvpzG6ssHfv3lmMRb",
+	"0HD/zrbvVf5BrZ/eX3y5vDja+u/FFDzKpeJTIk6ywyQRRMpmUvbPL19IdNJH2DwVlgimiUulZhQg5miU",
+	"y6UWxKvUXUXB2E5km2bbdpBFDGH/ILynWHTIkF7S/e7ubindlHNEuSQSdgGKuRAkBbEP0cTgrLDaBiLx",
+	"hBONsK+dCDVgWoYygh4XRq6zElVFgLrS/SNGbgDYKZOK4AS1jAxm2CeIhyTZWoLIjeLcKqnxJCHTjCvC",
+	"4tmvZDZPm/cwOVUKjkjikRZKjVLTRpeMavFBc6MYxADgL7v7aMJzIXvmRfEUBAzYBkOeaM7D5A3AGxCQ",
+	"5yImCKeC4GSmFQKsSGJOI+NAGDIakVi9rnYHD2AG0mmlXwnifHT5a/v0zcnb9jtK0qR9YmT6CLX6WPP1",
+	"221avvz2FZlFy6lbe/r+/MIDgMHgvNX+y2BwvvU/TcfxTo9hlVnd7RucnJll0H/FnCnC4CPOslSrPZSz",
+	"nd+lXrnP3mz+W5BR0Av+a6fUz3fMr3Ln9M1brak4nblrRq1ugjc4ccuvRaQpTjUck0RvaqspAflDqwrp",
+	"7wsJH+SlnF0xfqMPzYC1inU5syvf/sDVO56zJNoK4ZSB/OsU/huhVWqpNPbaUzTFKp6AQo2RIPpgDJi3",
+	"PHpzgPq5RFtDrejjx4/bvsrYQ41acakD2v1Rs2tsF4aNJjrbh3dKC4jRVbfrqvyyxot027twwalf0V8D",
+	"KsKyH5MRzlMFO+JJd9ghmxkl01A/NELqLZ5mKUEHna5RRTBDPCPC4K+aYOW0Zaqf02IcSdCMgMjnLdKj",
+	"kugdF0OaJIQ9KX2KUXulTQClOL4y2FxQ5YVEYGNArWje8KBPF1WyOF8JJ3LANP1ifm3BOMZpao6Oj8xD",
+	"knI2lhr2HdwasP+zHwj4iuH0HFj1058LN76TFeB0GC6oARfMmRSkhxG9JQmaEinxmKBCD8W5JPqUcC2w",
+	"G0H3a56O90RNePKBq8M05TckeVJimcGNmGWGR4ATWg7FavI131u/cRyTTOFhSp70pT/oty2Gfm1eV6vx",
+	"ThKK6uNHsBm+MjWAnT85IUZ6VAOResWNnEA0j0CC51p38/kK2HEyNUM02WqjQ3RD0nTbSjbDXDmhRYsW",
+	"qFGunJdfnPA+h4uPSl+NRjQmlwxfY5o++Zazw6O8HN/QHPuSloMsy0sSrPAQSw1JwHKGmr3geEISx24G",
+	"TJAsxTMErhj3nCAxF4m1OnI+ckqXUUYmWJ/3QjsAncRaTiLw1GyDqyaaWw/vx1Wr4Hl8Hpu9XHD+HrOZ",
+	"lenlk67iBedoitnM0VK2v0cKXTK3qZ6YmfgD99CUSrBeeL4qrXtAh8RKrmqCmXF4GRux04xKU3OI8IC5",
+	"rrjQOk1KnM8zyiUxHjhjDQ6tegvqb1TKVVqK48JTqsIBo0xT7ZqEiNxmWiPVTyR0NCKCMJXO0FCjk+9K",
+	"+uYi21fYKTLPMi4USd6ThOIL0KWfdMcUE0BTPQOk1fnXBVYNeaJFtWkuAf3m+fLXY8l3zjZh3W16r5yK",
+	"n6lGWhof5UJotfmIJw0205PzU7S/2/0B4TSb4CFRNEaxbYFibpx/lqUGveCnN/2gYuL4x+H2//r0eS/c",
+	"u2uwcISB1c4lsV4vz76Bk4Qaub4vtIajKJFBb4RTScImp5u1Fb6QCGeZ4Nc4RXxU2hP0PDOvo8/BMRkq",
+	"LqyDsNnEGRXuw6iwa2Z4JkEhNWsL520EJg9wJbjxNEIY25/+0ToxQVaThQ4GoLuJcyEM+jJf4CaFl9bQ",
+	"YuyyMh/+DlxxSGI+tVa8SObDwo0HeCARlTK3r6BK52VtZmv5GEuD2D9gnp+KhzjMJShdp8ckppKaM1j3",
+	"zzsF1blAKmub2Ibzy1lxym409TA4V1jl0Ath+VTPv9iYSRAGZ0RPnyTeG9XbXmYJVsR3mSwDlJPz0+LR",
+	"OuV8/6+d14JBGukL1tPfSDImbmvf70ydlbg105o/zwjTp8kuhdvRleP/OXBgUkDBBxpfOVd8qsVGAx7K",
+	"tQ/C4DQjjLLxG5xi4EJBt9Npdzr6lxumxY8A65b67WorXgy2nNpLEe/On2Nl4/yw+jTWp/45wGl6Ogp6",
+	"/1jFUMyc3EwOWXI41eQ4B1sWMK+7T3NmoJwl+qQKPjU2AMyu9EknShn7lyNqEV8yJZhJ9C8ieBuma+i5",
+	"2JljQQO16mBBhYWLrYcCg5lDWC6eR/+mDf0zwamalAe0OvXop7cXSLO/VE3+FZVa72U/eo3Mj+BV8H87",
+	"e3t4/P9H8wAyDwKXegfD4w0nv/ZetnXTK/invQHvwK0IJhvwlZ69O0J7e3s/oh2kme+rl53ulhMG4Yl/",
+	"cQZcdx2naBhUoKARbmsn2vnShzi+Qnw00odWEnBtzdPM65cqMpWrjmJlNicgTI+sFKQnO6XsxHRT7iMs",
+	"BJ6BrODHCW3GNb0D+uBjGX4PuOMO8kNOoh8atexUFpQPSkI2bfNla9v7XNs487/XrAxcKJAvUeslSuiY",
+	"KrllI4xIgoazYreyfDokArVeuafaQc3Hlnzu7jdLnx/mib93sJr656D3ucYrFIdbY8JtJMu+2Ql1JCm7",
+	"D+t0snNeTH63gBdcmejHr8QyiVqf251DMI45SQ1sTbMfmUMwL05TNDRbTBoHIJWFuvEaGFkZZJDCCxfP",
+	"t+clKW8zE7WEaMeCjlRjZIDbZTcTDsareKJ3nxnRqtiyZMj2LaiSiDAlKJELEfM+KHYYq9ws6qPRvfpG",
+	"ICS8vc2MsPuY4ziSCa2MZLnyxZiCVMsAqphVQYbG5aTsqkFKgK+RICm5xkxpadbYiGcpx8n8Er2jwojL",
+	"BYfNBW3krXi95z6Q27We6wtyvc5z5yQdrX6uDiu6URPR3hOFG0I/iMJgtt2QbofOKHwvXcjQ9KF9APj1",
+	"8dhMq6ASZWpvt6QTZYqMiQBCzRFFiwKw+17Og+imQk/Zl2t596jSjW16ng+d1csJsEcTLMbkCAt9bo4E",
+	"Sahyfxg1rOTsb99zBmEtv3Gs+cx7LtQYjzUP6gvSxzSxLc/xNWVj2agL2+7q03iTS8pM8FafCAm+2qbm",
+	"341Cd7zEorlgz81rD8ckJQaxjincdQAcY+5Tn7BEj6rpy9/pPfok5gUfVD0G6a/c3I76tPSALNEtrIWc",
+	"VoQYZ39yvLXlwgRNwPUZwYntUh4ThWlqXJZb84AzL0R6q7178HLlcn8nAqBG9JizBIvZ0lfa299Mwl8m",
+	"SS5a01X6T8MqM862GRlj3RQMdFOcIgwNTfwsMvProTzTTKS7hyz2WpndBIjCbweuAzlgLcbRlIuiT2mc",
+	"LMYiaE3QEyy32ugDREli9Mv56QerERhHR2mZ7nbaB50G1SDs7t3995fy82DQNp8PmnUGR6N59CmotaGl",
+	"TYuZ0E4fjKlGYaAHxOrYrhvEyGKk70ahrQPN1HKWovfmLWdVSj2XbrMPwhcgjVMF9AJpHdGCZFwoiSJw",
+	"fNBpIT1EQEf39RsIUQe7j0PoeoMgDCoPNwLy6ZsjLCf2OBueysXePTwWDv+sTAUGPAhWoQlSfB20K3f3",
+	"fme/0+m++uHlwf7ebrdqonsGwnsAobfGxk+0/3grXF6vus8id3f39g9e/vDqeZEfvshweo/JkKpm5Pk4",
+	"Ida5TxxGw73IGBqCIx4lurmPKqZXLfbpXxZgCDiUu/O6BXzfPJnf+M12Sq5JihS51SqwiQcEK5m72Nsc",
+	"8x7Wf3hvohCicMBqv1wyYjVtv9XP4F8um839UozkdTgfHxU2BE9Zd9d7KiFcq7kH27191ojEjb3ZB0Gc",
+	"VpW+PP9823Ekv4vyxWEJbMzQhn7E9yYAs9HKX/7tBGAv2BlipPTa6r3g5JmYM4Up05wuFmTOW3zQWcNd",
+	"jPUvDdtakHIKiMcgaCTF9XCscPuEUUXh9LRPmFQi17QxTL1t/ongjvf8RYp7zPNSNF7VTim70lLhhKQZ",
+	"EmRKklk57YoPZB0LSHm2ypVqBoZauEejRGJIB+5RPjJXKtH+7S3IHAfwr7whou4fhZMd7Hc6yLvNEZqp",
+	"SbC0eQgQNB5nb/Y9K2VpMbhJVPZlSBMVC5vI7IpgzWUGk95JEvSCl8MDTLqjl9v7STfe3o+7ZPvHZP+H",
+	"7b3hy7hDXo5+ILu4Mjs/WI9KFxPVbnDlNiLez3Q8WQV5ejv8fHHRhysiuSxEZ0Gw5Ay1oiqto63NYy7c",
+	"4qxt7rHgvsqh1XgbDeXmSpUgEL4VkwIfzKtTJpWWhA1u4DyhavM3WoJTQ0HJCMl8OsViVkGqjY/1XGBD",
+	"5eQVdF1wBFdLEnOz17zfTblmczCWiDqbPOcCOL8d5ANojhFqdfetZtpDkgs1YOCJUhPCan6nLYBA193J",
+	"m8MPUV3xXDrWxitXEqZPBAQTciYX6E2HKCueKcKXxgIzJWsqlGWN0r2dDEs3DHimvbu+vqjj22reYElj",
+	"CJap22/sl1bRk/bPC69Pv63/faW9/4ORsWRjk6H+oVnq8ub2soFedtaohVFKJejjnJkDiJGWfNJCpm+w",
+	"Rmk4XY0N/hSghe+2WOo6h4c8e/2yh+GZ+gGE4dxotp/mwzc3yUe0gc8bv5stlEumZndSd5nL7oX0PIP3",
+	"Xyo31He9VJVJzi2VF/yw5lLV+3Q9LGdotVdYFiqweIhFG+1efpGNbGTLDHp3znsC6HLCEs1WuFjddV3D",
+	"vAuD+/q0rPF1+XhzxrSl5v+mV7IjefMsCLl4Ja1i1n1IjCEfIcwWBMrWpGi3z9/eZtTcfCyJGux29jrb",
+	"nYPtzu5Fp9OD//4K/zfeJ8cz6+xrXVZln/t0FwZnVF4Fvc93d/eHF0c4By+2y1UtqbzaXYQZ0MXqpXJz",
+	"XLpcNdtEA7k32sMV8q8vTS8SeFbJ196yvRN8et+DV/ZywR/DA+dTYeU6LVFCD5edlgduyGLYr833Hm/L",
+	"r80tG19xPlLqAeHkEIR9/2Py73bOStf3/faXbf8Yzu7v9tD7Uf1z22NVoH94T8zwiLsiUV1KRySexSmx",
+	"ZhRfyTu8wVRRNnZXIlwkYvMVCf3xeonzrMZPXzZllyKQWa4qEbhsZp4Wel+M84f/ruX6uYnOoZT3xAYn",
+	"vUL/VeqYP8SiqU6pAqPUCTMGWcrZprKg19Qk90iJMoHosfWxmvvcvjNtfhOcOavZnJ9rtQnaWj9zQeYw",
+	"f52sb02EofJqY5mYyitEnTgu69moJGGJLEyCjg7oME3RiJI0kYjbbBhtdK4EjdWAtZqGRzD6Flx115sk",
+	"JcpYOk7foOu9drfd7YZg+4HEVpAfzV3MKpISGVNXTdskjIxoTLGYLYgGK0LAwuAXTpny/nYfbYyZF3de",
+	"RpC5j3PPHE2woGqmP/E0JbGFqSMuMi5MGraf+DURTJMsCIO3NzhNiQKn/zWRyn59cn7oZlaJW2PS9NcX",
+	"JMO0Gd68l9eP8SxPsSJJRWG0jYacpwQzeydOCRyrvomDOmHUe7wWFp+RNCUJwhAeXS5Vu3R+eB0fk5Re",
+	"EzHz0ritlrK69VaAdyKeYKaOsCJjLoq7or4+Xjkhe41GZ9uJSy+3zPn7wzq+Ldj8mnrktnDgFjGHNE3t",
+	"E3qtYz6dEhGTnzhPpP+FTWegvztVE7DI9rFQswsO/zQus+23n4uMS7KSGBvBRcOabaCi2Va/UVa192xG",
+	"2Sm+tdLe7grR701O04SysbVm12BzdUjCkT67YtZ873iv+/LldtfcPN7eRbF5trh1PHfLeDfcbY7ZsqOc",
+	"58Njel3cO92MPfS5VA0rvcY7nitBiPpwr3jUC37DGsM2NnO9FN2UFP+0cAvuPpBj+fedacnVXyPGGUEY",
+	"nJQjykgSIsmNH4LKMh2LmY4HaHZ+YXC7Pebb5Yvmsfp8Z6ZdFyi/TxPi2rfQvNc5wnLimV8bUrNuoNU8",
+	"mg1zPtjZBsyVYc1NuOm919xi7HbXOA1e+3JjzYNHfy6geN6CV+ZB2jBUwetqkbS5zrv8fzjNHz2gu0rg",
+	"hRbeQtucz7m71NS7YF+uSNtucwO7CM7yWr+nzz00wPWpjPePZIVfbnlfugYfBVXEpa/efajBfS6f9n31",
+	"6uq0Njdnd+9hzm4YczNp6SE2vjJu5j7E8VovsxR5j61Lguq8NgxYLYJUrS6sTybyfnghUdm/yWVD/shx",
+	"6ieWfCERMYnqm9RDFzDt+Y9XHMKmYGvQbYb37MbF896FwVuWXPC3LFl1G/kCAkpQhqUkCcqZ1mPGWg0z",
+	"9V4mBN1MeEpQPMGUuXtyzm5R4zFryJr1QKxHQsGTclXXeeHS6vBCuqgkmhTxNd4W2fgFf+MxTs10pmRR",
+	"8h23GZtDd971z+cDDVcO3GiqWsdq2Gjhqh/dxQReuNUaFjucOyRrnH2LGvuPzhBWuGCrcNNwuus7Lei8",
+	"6rzqdHa7e7sHL3985W6094LDo/dv0QmLg2rE+Yr4qSWHOHh39vb86LS9293r7LZ/evf39m4naD5c7lPQ",
+	"fXnQfvXKv7RiEtksPz0w9/3ubtCwswNvwwZLNqAnS9qJb3c73aBulyxzwvJMmgQJB93djn4UEn05jtts",
+	"sQkOfnz5Q7DaFBN0DvYOfnz18mBv92A/aDa11G0q93WDN27jbyBAVIbe0OpS8Yzc/42r/XxNIWMzwWLx",
+	"HDcXMa4oAx6C/X7QyFYO8k3dWF6BMaFBN/Db1s3Lh2ymIQSi9ZpvGRtr933dq3X1a24u6xPUOeoOGi8M",
+	"LAHixzpnxQS+Jzd/9+Fu/tXvOm8k+lpn+BsGEhhJ977C8eOBz/ohAisX7hFjBR7XQ38vRG16tSf01OtZ",
+	"5NOFrvrKjDfCqkfBqCcDp3v76JdM93uKJ3oYDDQWZtvwAo27WXdL4vxhgVHQz3mR8fCeHX1zaHsiTGsq",
+	"c/ekOLc2wJUGJgtr6KJyQQVWXCI5Y/FEcMZzmc4QNTfc+A2zycDAo2RyZtsOoQhXZKoz+BvHCoEkiVCr",
+	"+Nmor40PFVnHnFVnwAofl0QTkibIXKrk3NwJcjAboZZfiwWNcpbILVPEw2QOv8ZpTiQ4xjIsFOKjAdO/",
+	"nr5B1zzGwzzFwtrSCqBfNWGTw2XROzf+esL6gscm2sH9+pGqCc9Vn0tlU9UUSWuW5sS1u+CdftcjzkbU",
+	"KrpLoln9q9YJoE/hRIwxA7L5+YlfyMICRRJ3N5vxmwdxnsXz/b5Z0Ip5z/EieL7IenFGZJ6qRyFRY8cL",
+	"oh3u292Kt2kOsak+8xjQuqDH+lCNy3ZGYs5iql8p40ItKtWsX1eryi5pHmVje8/Y+dLmc+hVjHTubsPR",
+	"hMRXetp7hRO6qFpncx/+45NNm2YuIc/ncSYq6AWQl/nu092CpIblQNWsay/3A5AR6FTDV2c+A5s/rTla",
+	"iJwY+IWparg1gQIQnAbkKK44M4gZ5DbjcWNIlEv1uEG6WtOmIWebI9hGvVUzdN6td4sqKZNyFUR2L1PM",
+	"o2mrVXIzNqYl8NM1mcjLKZ6hIUEupVMlhxNq+XmBXeodztJZz8tJPWDzSamLalWmYr9NFyVpAoG+3CRe",
+	"K+7srZfUabtIFe4FA23/j5/YyftreWqnuzCQJM4FVTNjf4b17J9fnmr1affc/tawQaEcm02jDzXSKlas",
+	"uSz2qNU/v9yyCfs183I87TWiCjFsk/UPWP/8ErUgC/dWWdLLGoHQW9j53uV6KORhKn34Na0lYcmAVcsg",
+	"2lKHg7zT2Yshrzd8JBHK0lyvtaljYitk26qOtqTy0GRguCIzrxYdlQPmioy0UfSGYEFEpGdlK5eahRul",
+	"/MZEtPmzcVFVlS8hIUSww/WXuztFMRYoaMozszbusjL4MXDiJ5VbdoHZXYV+UdbCgwp4JqbciI3SFGLX",
+	"bMlIbNCLzIdTWk3ns7gvfbI1capvAl9VWCJ8D2jS76/aaqbU+rZXh8YugEupV+671kW/D5Ko/ckmi9ey",
+	"sneC7T4asPU2EnrAPhqwtTYS2mQfmTKERyU5TE2Xhg1i6iKESOiNotcygeyMywpzuM89nEypcZZBMSrc",
+	"VI8CcebVLm15FF9UFqsoc5FlZX5Do8YUI55mhM0laDd7UTgZws+F3NJjag1qNPJyJnpbGqhg2+NkoY3Z",
+	"DOEabryX9VeUjbgrwINj4D22DoRVRk2dOkXwNLgLm01eEBXtNnDkphM5rbBXzt9ezqdTKL2jivMpUat/",
+	"ct7fCh3xBswLSUStQ/Ojt1ze4TDx76a4AIo115Vt9EHjc4gIM8l6JGpBuhzINQTyehSiSAvs0VaI+ljG",
+	"OD3Cktjo/NCqtxaWCm/2XyIvs4m0ic5hWpe/Ir0LBuwNZleaQ2qo2wHhGQhYxOpLOs1SOqKGCa2mTHvA",
+	"Buy//gs5tOlZYWoVEuhmhvlkgivQAb26rIyQRELlXVuTqKef/8sy4LBHz8cPE3RSnH+XRrSAgR7C/uRM",
+	"U4bKgtnYKrBGdBlCP0UBrL8YXOrZ8Q06mYFNAeJppvfdLx/PYe/NMoKiJOPZX3+/UdG68KWn0yp+eSFR",
+	"FLNR+/crpfeFFoVmejGjiZrqDTNRuf6HYqX/+V1R/Q9WE0hh6BVWN/Ch+3beMcQZCVFkqobBmurtonfG",
+	"XrsDeYEYN9R20k0RUCF5+R2VaMqT4nIBlE42x9mRXw6YyYJu8BXsFaZMLE71JGQPRXMsLEKteJ5nafzu",
+	"GRmnEmRib7V4rAqIZ6SfaE4Ui1CrAq7b4A43neMBU75cNi+GhY53hw2i2JbZgXbjeZJrXZRyFaVfI0d2",
+	"OmZcEDlXedpWhdeUTkicYuF2p+lgwLya2ZLbJxlXmrawrpaZzrUvqlBZ/lr0U+alajipNvgaq5L3Q3Im",
+	"c4yduDkmTD9PEse4JCGIqjY6YbXff+KuAjwFnkawkAhLY8qyUwcMhFnheFIpWwxzlm10aGVO7yBBCpYp",
+	"FHcN4fPl2W/wwa2wm6uZ4QtZlBiCM2FA3Cw/RvUyezZLl56zq8xmzrfemZgyE0JsNJYb06Ex3Z0f//pC",
+	"wrP6GIN4qVUh/ZsgIy4IagmydaNh2pbeMiRwi82ZXRqtt0wzZaYZ4zQlcOkLK5RL4oYClSwl+Np8Y+gI",
+	"WnAbHdXaGIoP9fEsV8cuDbxjliuE0UgQOXHUho0JxVGNPo3TFLacV7IPvPSYprkA3gVU2+90bYz1imLq",
+	"7XZ7EIQDBn//0+P1xW8Ip2Pp/oqggLWpvw6LBdPUkFhfvrJIoj0ftkqipbOGVNsP7BVbPdG2AhpBq9ro",
+	"8UTTlI2t3YHxAcshg7dfARLdEKE3HVy/M2fHcoEbYzVtrs1tyjcW0p85gQkn5qzXS3GPiZJov7PXRh8d",
+	"C2iUJ+9XVhW7wpTQrz0JEh109orQ+bKIas+yVr0JQF1vo8MBM9uoQvqWaXuk57ENd9t42kOMb8MUoi3Y",
+	"zAL0fn14Z8V9QieRHHF2rYnMmTTCg9N1zWMFHEeNNRKjnmVLAGovpLGvF/ALVNc8UzNRMMDfUEms0+Dy",
+	"8uS4XY44n84PGCpmKKrnCIwghK6NDhcUqQfppFqnvqhIdeCOEaAYntrq3qYIV2KK8kfF62+FdiF2Ox2Y",
+	"66UpBIpo4h3MpXWKX9fquL+QZbH3stTxnhGV5vM7ohZWaMqlQvsdfVY07YmQoZY0UoITW99UCUxT/flm",
+	"ooVVmeGYbGlywDlwMhLsdYNOGoB299GE50L2SmJoEauBPG6iuz71LPTrjr03SpwcpNfYVQue7x+XRVOr",
+	"Q+x3OrrHBdlV7Vnpg7jWQC4D7ZrgmhhUIs0VlJVEjWVO2mtRxhZnLFLSrbNn/9Laxuq05RrlMiyk5mLI",
+	"BWMjyhRHU8q4QDkDt9mokkr99Tq51n2StHXvF7VKYU4ttSHixkCIQOGxgrOxNGpNiEJC76ZCdiDglu61",
+	"RouhYVU1uyHQ9NTegHY3ojVt+VTTPHE0BRSw980EiliephG0PauWa9VNJVyjrqtHxsSq5yxR1BQD1zM3",
+	"rCPjkwT1xJbstfzbLyreWpyGd8tVFdcvPST6ZSVNTWHfRPAsIwlgmSEndt/ZQWKe6/9DvDq60XhUMUU6",
+	"ybeNojMqr0C6NO+LFOch3A6nsBwplUpaGlidU6MgBGxZyQ7eFNQBsFs4hdWcbkNLw3yMKQc58AQkBnLa",
+	"tcqIEU/t+ll7NE4SkqAUa0nOsdihINgfxNiHFFVgHn47HRJoVJmPtT9o7TkIg2sizIXQoNvutDvBXRjo",
+	"8XFGg16w1+6094x1eQIWJVdqUH8ek8aaUQ6VOhr3rHkmM55Vw61lWXMbXfDclahPSEZY4rL9F0wEEq/+",
+	"RNTPdmA9GSvfy4WVmcpHGksCfwqD4g6/foXdTufRaiVX6jU2FR73yEElwim9Ju2vWC1/v3OwqGlBg533",
+	"oF584OrQFJjTu+DAEGV5QxeNfQ5iGIgExpoFTHt1+2PzoG3ouSCMR86mYYUSVtfEpiJQeAzZywylg0+6",
+	"2Q61E9m57u6UZs/PQcZlwy79AFYajOJF9mRgacCnUeTbJKM2nCXZUAlWs2+je/TPL8GNAUkjIigtaEox",
+	"4DTlWjvQzS9/hdSqJoQdfqwkVtUyNeNs+19E8AGLqoVWAaZG61ZDhWqBDHGRUIbFDCU8H6ZkmzAlZgMG",
+	"qtvIuZaqx66hmO6jnL9wZSstT9tzClDxhiezRzuiS2oE31X9j0rk5G4OLLqPNpMqaRvQwv4ELIEk7Ucp",
+	"Xf/I8LIGSnipvqFJd3WTS1b4vBLTaG91o3dcDGmSEBY8BPj2Oy9XN9RNwMYKQQ66VfdgnbdqqNKvG+/+",
+	"uLrxBefvMZtZSsqHYvTBOhS12UEuGS4COh4L3j83Ofz+UfUAfbqrMIHT5hrcHk94o0XxUxDFGxiD8+7s",
+	"fC6CAO+cb1WSxewCTEyFyXsDv1YZNVcTOLWgthETqjrjojb6yIU1gA+5mpThfoUHqxVVrohGhZ20Bwq8",
+	"V9kfFCGsgG9RVosyc9rP1oD5XKrmL5wfzVTgtnZkRxNrYxywqDFUO0ItkkqyQH1vLIKx1cS3inhv++zG",
+	"TKuMEV2DV32HHK5OgI3Y2+PJwnb0Y+sjXiQOu90BlqKbwnEgbbWqZ463NsfbX4txgRHsmUX+27LIWmBG",
+	"jUnaKI0yMMewHJya+81xAYkP4JkCgp+fhGEaa8nD+eUHXpiujKXaQ54Bc86vr8uXTMz4vwdT+r5YQnGb",
+	"4Jkh/JkYwjOm3xPTARXvC+lGxdopIugWGnMfYiY7c5XundG8SIg1YJXwfaqkC983MQB8mmFBJKLK82tV",
+	"6/SjCEK/I2eVx/GkvI9konSqLaxny4wAYC8VnhkPyGsUmQDyCI3pdRGgDYF3OE2L6UqUEVHoQyG6mdB4",
+	"UoRNQMh9I+ZbKhtbz9Pbz74SkNfvcCwA8kZ/2DOIf8d2rGdMXscUddYQfrwUgHlG2PbQuOB2rvfa3R1M",
+	"ZeZ8FdvGnrLt2MAjuS6cJySqmmGkwlDsTC40xLwu6qWZom9OIwdUtk7UJnl+sRfBGoYO4T2P3GveCw31",
+	"VI+xImvLwUWan6zM6fzvaNapFRt6YmfFgrosS7wWVSMhimEjPHsxnr0Yf3rWUbiga2yjuICywJDusRB3",
+	"iAxi3ouL+DYbw0lSosjX4SlDLe8TqVV1KH8CHm8boixdFPqIQ6ixVDyDCziUjYtbPU2s4xgm3Mg6/DQO",
+	"X9uO8m/CcCq4v7+wvmcdloVZsGdYfras/CdBscEW1DLbf+t+mBw+guGkBNSmuLdn8PumZo71hV4v6XtD",
+	"PcJnZH1G1v8UZP0J7nZ8FQlXrrBVF1YLQNlF1yPDOejdKq/bQXBMGYFQ2pVrYlNZXKNSAT6y2a/qlXWj",
+	"NvoNjNWcpTN77cn6Z+1zr4ugnMjcfXHXfivJieEGSWYLfEBf8xNxIzZI1CVH+XMbX74qOyhLuTezgeq6",
+	"PsP/s7X7+0LzhqQ+i9Fco5YfTVKix0NwfOdzEYB4txmmrw/daAlyD9gG0G3vUJcszYuYXAGyfnWizdC2",
+	"bPksqT8eNNsVfMbkZ5H8PwnEtUjOGXF3Xr8alO+4WIlviOn2kpRcDtvI3VSMYIXptEhZae5qua9NYb9o",
+	"XZh3gz/D/ZPAvSX3KoMM5LUyC/OM/M/I/5+G/CUEegfhMVHfTy/5DZHfr3Jak+ibCqC2BDF3/U3KOJPZ",
+	"HLJwJWSoPw1nDR2bnOMyQjtNPet20dZyznMxIcU9rRcSRV4P7wSfulzK0Y7/ywUvvnckmhB0Q1nCbxCW",
+	"6IZAzqI+Htu0DVdkJonazvCYMqxI0nNZ9UyavvYHcqsi1MIM8Qz/kRMUxbmQXERbKGeKpjYDl7nHtS77",
+	"84nxdVmgplS9fOsazS74PRodAWGeGfMGjLlSkbqBOZ8ygjI8LiTSEp98LAkRIzdEKjSiQj4rbc+s+z/P",
+	"8lbh3aoKrxvy70zzb5cYddveGH7skNMiS+23DzmtVX/58wad/v2kTLn1K5l9B3GqzbVZnzxgdXnRwQa2",
+	"dLwgIbSLXUUtm6OV3FKoCWPSz44gp6EgmXnIy4AG2dW0MDjkiUlH/czBnkNf/8xRAUW69QWhrwuTrnsM",
+	"rTiG/bKz+/C0egDsEr20zr7C8vJZJUfzQiZogaHUbb2YVzWhlWigOUVqAat6jvN6Oq1lY16hxZtlRWqf",
+	"gf5ZVfkTg3u4QJtZhP9giPxW4L8DRWz0T0WltceNJCv4xtYi3A8HrHpjuJLnpnBH3axZB7C5+l+zmW4V",
+	"d5mrQvfMbp6G3SwpELmA4ZhiTP4+fmY1z6zmz2gVW6hHVMqSgebtWYuSJ+AwK01l9+cdhfPLS8JX5JId",
+	"MCi11C7ANqonoaiyFPN0WbA4Ms+RP3KcVrP8DdiyBEd2vPdUTrGKJ5FN6ufoC7VK+JVJd+sV47J1SQpX",
+	"V3lF0NVdj1wLyEPvGTdfI4wkiXlZhAtxqF5QyUi/ZiqmkrfudrrLayEP2P2KIYOjrObt02TB7MpU3MAD",
+	"BoOXVZHdexV91Zj9BEOF31rh5LWNnc9Wzqe2cu5+Y/PmhnbNZ3vmsz3z2Z75ADnk3BRDnVdpH1HQ2Plc",
+	"g/VvYce0Hnrb44uNDJlybv4b86X5Hp5VzMdmD02mzGdsf9Yrn02Ya5gw18B7QXAyW7dojtMHsMJDLG3Z",
+	"VxxPNHFCKE5XlG1rhOAzM9ifoVCOLXQMlk+I9ihLB/3ZSuZ869NSy26HE7qw3A401JM3+6q6bL/xGKdI",
+	"YpYM+S1qRVN8RZDIWbTVrpahgppSphKwKRA6LxVFKBNkRG/1YudQenuiVNbb2Un1IBMuVe9V51UH9qmd",
+	"Zn06/ZPz/ryhRXdoq3HPH1kNC7Xz6XdSSddhO6kFYM338M4r7RtCFTBQsQqBTPYKq0kypYxKZUsotqp5",
+	"VbdsilSbttpVX5eoVc94vdVG54qmqakTXRTANQYEO20/S+H8nF3JpaJcOuwIlAk+JPI1YhysbmV5VI8e",
+	"dq/cfbr7fwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
