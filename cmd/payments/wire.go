@@ -2,21 +2,94 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
+
+	"github.com/obpay/payments/internal/security"
 )
 
 // application holds what serve built beyond the HTTP edge.
 type application struct {
-	routes func(e *echo.Echo) error
-	close  func()
+	routes  func(e *echo.Echo) error
+	closers []func() error
+}
+
+func (a *application) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i]()
+	}
 }
 
 // wire builds the ledger, the Open Banking services and the security layer
 // from the configuration.
 func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer, log *slog.Logger) (*application, error) {
-	return &application{routes: func(*echo.Echo) error { return nil }, close: func() {}}, nil
+	app := &application{}
+	replay, closeReplay, err := security.OpenReplayStore(c.ReplayStore)
+	if err != nil {
+		return nil, fmt.Errorf("PAYMENTS_REPLAY_STORE: %w", err)
+	}
+	app.closers = append(app.closers, closeReplay)
+
+	var intro security.Introspector
+	if c.IntrospectionURL != "" {
+		hi, err := security.NewHTTPIntrospector(security.IntrospectionConfig{
+			URL:          c.IntrospectionURL,
+			ClientID:     c.IntrospectionClientID,
+			ClientSecret: c.IntrospectionSecret,
+			Timeout:      c.IntrospectionTimeout,
+			CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
+		})
+		if err != nil {
+			app.close()
+			return nil, fmt.Errorf("PAYMENTS_INTROSPECTION_URL: %w", err)
+		}
+		app.closers = append(app.closers, func() error { hi.Close(); return nil })
+		intro = hi
+	}
+	if intro == nil {
+		app.close()
+		return nil, errors.New("no introspection: set PAYMENTS_INTROSPECTION_URL or PAYMENTS_DEV_AUTH=true")
+	}
+
+	verifier, err := security.NewVerifier(security.Config{
+		Algs:         c.DPoPAlgs,
+		PublicURL:    c.PublicURL,
+		MaxAge:       c.DPoPMaxAge,
+		Skew:         c.DPoPSkew,
+		NonceMode:    c.DPoPNonce,
+		NonceSecret:  []byte(c.DPoPNonceSecret),
+		NonceWindow:  c.DPoPNonceWindow,
+		ReplayStore:  replay,
+		Introspector: intro,
+		Audience:     c.Audience,
+		Registerer:   reg,
+		Logger:       log,
+	})
+	if err != nil {
+		app.close()
+		return nil, err
+	}
+	dpop, err := security.NewMiddleware(security.MiddlewareConfig{Verifier: verifier})
+	if err != nil {
+		app.close()
+		return nil, err
+	}
+	_ = dpop
+	app.routes = func(*echo.Echo) error { return nil }
+	return app, nil
+}
+
+// cacheTTL maps the configured TTL to the introspector's: zero in the
+// environment means "do not cache", which the introspector spells negative.
+func cacheTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
