@@ -10,8 +10,9 @@
 // tpcb-like is the closest standard yardstick for a ledger posting: one
 // transaction of three balance UPDATEs, one SELECT and one history INSERT.
 // A ledger transfer is one transaction of a locking SELECT, a booking-time
-// lookup, two balance UPDATEs and two INSERTs (transfer, two entries), plus a
-// deferred balance check at commit, through gorm.
+// lookup, one UPDATE of both balances and one statement inserting the
+// transfer and its two entries, plus a deferred balance check at commit,
+// through gorm.
 package main
 
 import (

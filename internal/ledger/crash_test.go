@@ -13,12 +13,13 @@ import (
 )
 
 // TestNothingPartialIsCommitted kills transfers in the middle, after the
-// debit and before the credit, by cancelling the context or by closing the
-// connection, and checks that no trace of them was committed.
+// balances moved and before the entries are written, by cancelling the
+// context or by closing the connection, and checks that no trace of them was
+// committed.
 func TestNothingPartialIsCommitted(t *testing.T) {
 	tests := []struct {
 		name string
-		// kill runs inside the transfer's transaction, after the debit.
+		// kill runs inside the transfer's transaction, after the balance update.
 		kill func(t *testing.T, db *gorm.DB, tx *gorm.DB, cancel context.CancelFunc) error
 		want error
 	}{

@@ -9,6 +9,7 @@ import (
 // Translate exposes translate to the external tests.
 var Translate = translate
 
-// SetAfterDebit installs a hook that runs inside every transfer between the
-// debit and the credit, to simulate a failure in the middle of a transaction.
+// SetAfterDebit installs a hook that runs inside every transfer after the
+// balances moved and before the transfer and entries are written, to simulate
+// a failure in the middle of a transaction.
 func SetAfterDebit(l *Ledger, f func(ctx context.Context, tx *gorm.DB) error) { l.afterDebit = f }

@@ -33,7 +33,8 @@ type Ledger struct {
 	sortCode string
 
 	// afterDebit, when set (by tests only), runs inside a transfer's
-	// transaction between the debit and the credit.
+	// transaction after the balances moved and before the transfer and its
+	// entries are written.
 	afterDebit func(ctx context.Context, tx *gorm.DB) error
 }
 

@@ -145,11 +145,7 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (m
 		return models.Transfer{}, err
 	}
 	id := uuid.NewString()
-	if err := tx.Exec(`INSERT INTO transfers (id, debit_account_id, credit_account_id, currency, amount, reference, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, id, from, to, p.Amount.Currency, amount, p.Reference, booked).Error; err != nil {
-		return models.Transfer{}, translate(ctx, err)
-	}
-	debitAfter, err := addToBalance(ctx, tx, from, -amount)
+	debitAfter, creditAfter, err := moveBalances(ctx, tx, from, to, amount)
 	if err != nil {
 		return models.Transfer{}, err
 	}
@@ -158,14 +154,18 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (m
 			return models.Transfer{}, translate(ctx, err)
 		}
 	}
-	creditAfter, err := addToBalance(ctx, tx, to, amount)
-	if err != nil {
-		return models.Transfer{}, err
-	}
-	if err := tx.Exec(`INSERT INTO entries (transfer_id, account_id, currency, direction, amount, balance_after, created_at)
-		VALUES (?, ?, ?, 'debit', ?, ?, ?), (?, ?, ?, 'credit', ?, ?, ?)`,
-		id, from, p.Amount.Currency, amount, debitAfter, booked,
-		id, to, p.Amount.Currency, amount, creditAfter, booked).Error; err != nil {
+	// The transfer and both entries in one statement (one round trip while
+	// the rows are locked); the entries' foreign key to the transfer is checked
+	// at the end of the statement, and the balance trigger at commit.
+	if err := tx.Exec(`WITH t AS (
+			INSERT INTO transfers (id, debit_account_id, credit_account_id, currency, amount, reference, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, currency, amount, created_at)
+		INSERT INTO entries (transfer_id, account_id, currency, direction, amount, balance_after, created_at)
+		SELECT t.id, v.account_id, t.currency, v.direction, t.amount, v.balance_after, t.created_at
+		FROM t, (VALUES (?::uuid, 'debit', ?::bigint, 1), (?::uuid, 'credit', ?::bigint, 2)) AS v(account_id, direction, balance_after, ord)
+		ORDER BY v.ord`,
+		id, from, to, p.Amount.Currency, amount, p.Reference, booked,
+		from, debitAfter, to, creditAfter).Error; err != nil {
 		return models.Transfer{}, translate(ctx, err)
 	}
 	return models.Transfer{
@@ -178,20 +178,33 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (m
 	}, nil
 }
 
-// addToBalance adds delta (negative for a debit) to an account's balance in
-// place, never by writing back a value read earlier, and returns the new
-// balance.
-func addToBalance(ctx context.Context, tx *gorm.DB, id string, delta int64) (int64, error) {
-	var after []int64
-	res := tx.Raw(`UPDATE accounts SET balance = balance + ?, version = version + 1 WHERE id = ? RETURNING balance`,
-		delta, id).Scan(&after)
+// moveBalances debits from and credits to by amount in one UPDATE that adds
+// to the balances in place (never writing back a value read earlier), and
+// returns both new balances.
+func moveBalances(ctx context.Context, tx *gorm.DB, from, to string, amount int64) (debitAfter, creditAfter int64, err error) {
+	var rows []struct {
+		ID      string
+		Balance int64
+	}
+	res := tx.Raw(`UPDATE accounts
+		SET balance = balance + CASE WHEN id = ?::uuid THEN -?::bigint ELSE ?::bigint END, version = version + 1
+		WHERE id IN (?, ?) RETURNING id::text AS id, balance`, from, amount, amount, from, to).Scan(&rows)
 	if res.Error != nil {
-		return 0, translate(ctx, res.Error)
+		return 0, 0, translate(ctx, res.Error)
 	}
-	if len(after) != 1 {
-		return 0, fmt.Errorf("%w: %s", ErrAccountNotFound, id)
+	var seen int
+	for _, r := range rows {
+		switch r.ID {
+		case from:
+			debitAfter, seen = r.Balance, seen|1
+		case to:
+			creditAfter, seen = r.Balance, seen|2
+		}
 	}
-	return after[0], nil
+	if seen != 3 {
+		return 0, 0, fmt.Errorf("%w: balance update touched %d rows", ErrStorage, len(rows))
+	}
+	return debitAfter, creditAfter, nil
 }
 
 // nextBookingTime returns the clock's time, or the latest booking time of
