@@ -78,7 +78,10 @@ func (r accountRow) model() models.Account {
 //
 // Errors: ErrInvalidAccount (owner or nickname), ErrUnknownCurrency,
 // ErrInvalidAmount (negative opening), ErrCurrencyMismatch (opening in
-// another currency), ErrTxConflict, ErrStorage, or a context error.
+// another currency), ErrOverflow (the settlement balance would overflow),
+// ErrDuplicateIdentification (no free account number after several draws),
+// ErrTxConflict, ErrStorage, or a context error. Nothing is written when an
+// error is returned.
 func (l *Ledger) OpenAccount(ctx context.Context, p OpenAccountParams) (models.Account, error) {
 	if err := checkText(p.Owner, MaxOwnerLen); err != nil || p.Owner == "" {
 		return models.Account{}, fmt.Errorf("%w: owner must be 1 to %d characters of text", ErrInvalidAccount, MaxOwnerLen)
