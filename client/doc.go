@@ -1,0 +1,61 @@
+// Package client is the Go SDK for aggregators (third-party providers) of the payments Open
+// Banking API. It makes DPoP (RFC 9449) invisible: the key, the proofs, the server's nonces and
+// the one retry a nonce challenge needs are handled for you.
+//
+// # A payment in twenty lines
+//
+// Against the sandbox (`make run`), with a debtor account of customer "alice" and a creditor
+// account identification (sort code and account number):
+//
+//	key, _ := client.GenerateKey(client.ES256)
+//	tpp, _ := client.NewTokenClient(client.TokenConfig{BaseURL: base, ClientID: "sandbox-tpp", ClientSecret: "sandbox-secret", Key: key})
+//	api, _ := client.New(base, key, tpp.ClientCredentialsSource("payments"))
+//	initiation := obapi.OBWriteDomestic2DataInitiation{
+//		InstructionIdentification: "inv-42", EndToEndIdentification: "inv-42",
+//		InstructedAmount: obapi.OBActiveOrHistoricCurrencyAndAmount{Amount: "10.00", Currency: "GBP"},
+//		CreditorAccount:  obapi.OBCashAccountCreditor3{SchemeName: "UK.OBIE.SortCodeAccountNumber", Identification: creditor, Name: "Bob"},
+//	}
+//	consent, _ := api.CreateDomesticPaymentConsentsWithResponse(ctx, &obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+//		obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: initiation}})
+//	consentID := consent.JSON201.Data.ConsentId
+//	pkce, _ := client.NewPKCE()
+//	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/cb", Scope: "payments", PKCE: pkce, ConsentID: consentID, PSU: "alice", DebtorAccount: debtor}
+//	code, _ := tpp.SandboxAuthorize(ctx, auth) // a real bank: redirect the customer to tpp.AuthorizeURL(auth)
+//	psuToken, _ := tpp.Exchange(ctx, code, auth.RedirectURI, pkce)
+//	psu, _ := client.New(base, key, tpp.RefreshingSource(psuToken))
+//	payment, _ := psu.CreateDomesticPaymentsWithResponse(ctx, &obapi.CreateDomesticPaymentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+//		obapi.OBWriteDomestic2{Data: obapi.OBWriteDomestic2Data{ConsentId: consentID, Initiation: initiation}})
+//	fmt.Println(payment.JSON201.Data.Status) // AcceptedSettlementCompleted
+//
+// (Check every error in real code; `payments sandbox pay` and examples/sandbox-payment run this
+// flow end to end, accounts included.)
+//
+// # The pieces
+//
+//   - Key: a DPoP key pair. GenerateKey (ES256, EdDSA, PS256), ParseKey and LoadKey (JWK or
+//     PEM), MarshalJWK and MarshalPEM to save it, Thumbprint for the RFC 7638 `jkt`. Keep one
+//     key per authorization server for as long as its tokens live.
+//   - Key.Proof: one proof for one request, with a fresh 128-bit `jti`, `iat`, `htm`, `htu`
+//     (scheme, host and path: no query or fragment), `ath` when a token is sent and `nonce`
+//     when one is known. The `payments dpop proof` command prints one for curl.
+//   - Transport: an http.RoundTripper that signs every request, remembers each server's
+//     `DPoP-Nonce` (from every response, 2xx included) and, on a `use_dpop_nonce` challenge,
+//     sends the request once more with a new proof carrying the new nonce. Never more than
+//     once, never with an old proof, always with the same body and `x-idempotency-key`.
+//   - TokenClient: tokens from the authorization server with a DPoP proof at the token
+//     endpoint: ClientCredentials, the authorization code flow with PKCE (AuthorizeURL or,
+//     in the sandbox, SandboxAuthorize, then Exchange), Refresh. ClientCredentialsSource and
+//     RefreshingSource renew tokens shortly before they expire.
+//   - Client: the generated client (package obapi) over the Transport: New(baseURL, key,
+//     tokens) gives a typed method for every operation.
+//
+// # Retries and idempotency
+//
+// A nonce challenge is answered inside the transport because the server did nothing with the
+// challenged request. Any other failure (a network error, a timeout, a 5xx) leaves the outcome
+// unknown: retry the whole call yourself with the same body and the same `x-idempotency-key`
+// (NewIdempotencyKey makes one); the service answers a repeated key with the resource it already
+// created and never books a payment twice.
+//
+// The package depends on the generated client and jwx, nothing else of the service.
+package client
