@@ -1,6 +1,7 @@
 package security
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -173,8 +174,13 @@ func thumbprint(canonical string) string {
 // not a JSON string.
 func jsonString(m map[string]json.RawMessage, name string) (string, bool) {
 	raw, ok := m[name]
-	if !ok || len(raw) == 0 || raw[0] != '"' {
+	if !ok || len(raw) < 2 || raw[0] != '"' {
 		return "", false
+	}
+	// Fast path: the value came out of a successful JSON parse, so a quoted
+	// run without backslashes is the string itself.
+	if simple := raw[1 : len(raw)-1]; bytes.IndexByte(simple, '\\') < 0 {
+		return string(simple), true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
