@@ -70,4 +70,3 @@ func List(ctx context.Context, db *sql.DB) ([]Status, error) {
 	}
 	return out, nil
 }
-
