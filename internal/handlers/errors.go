@@ -87,8 +87,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		h := c.Response().Header()
 
 		var (
-			apiErr *APIError
-			secErr *security.Error
+			apiErr  *APIError
+			secErr  *security.Error
 			httpErr *echo.HTTPError
 		)
 		switch {
