@@ -2,4 +2,65 @@
 // DPoP proof verification (RFC 9449), stateless server nonces, an atomic
 // replay store, token introspection (RFC 7662) with a short cache, and the
 // echo middleware that puts the verified Principal in the request context.
+//
+// # Threat model
+//
+// A stolen access token alone must move no money. Every protected request
+// carries "Authorization: DPoP <token>" and a DPoP proof signed by the key the
+// token is bound to (cnf.jkt). An attacker who holds a token but not the key
+// cannot sign a proof; one who captured a proof cannot reuse it for another
+// method or URL (htm, htu), another token (ath), later (iat and nonce) or a
+// second time (replay store). The expected URL comes from configuration plus
+// the dispatched path, never from Host or X-Forwarded-* headers, so a proof
+// collected by another server cannot be replayed here by spoofing them.
+//
+// # Checks, in the order Verifier.Verify runs them
+//
+// Numbers refer to DPOP-RULES (P2-P24) and to RFC 9449 §4.3 steps.
+//
+//	P2-P6   checkAuthorization   one Authorization header, "DPoP" scheme (ASCII
+//	                             case-insensitive), token68 of at most 4 KiB, no
+//	                             access_token in query or form (RFC 6750 §2, §3.1;
+//	                             RFC 9449 §7.1, §7.2)
+//	P7-P8   checkProofHeader     exactly one DPoP header, at most 8 KiB, compact
+//	                             JWS with three base64url segments (§4.3 (1), (2))
+//	P9-P13  checkProtectedHeader typ dpop+jwt (§4.3 (4)); alg on the allow-list
+//	                             (§4.3 (5)); embedded public jwk (§4.3 (7)) whose
+//	                             kty/crv/size match alg (parseJWK); no crit, b64,
+//	                             jku or x5u. The verdict is cached by the header
+//	                             bytes (keyCache).
+//	P14     checkSignature       signature under the allow-listed alg (§4.3 (6))
+//	P15     checkClaims          typed jti, htm, htu, iat, ath, nonce, exp, nbf
+//	                             (§4.2, §4.3 (3)); member names matched exactly
+//	P16     checkMethod          htm equals the method, case-sensitive (§4.3 (8))
+//	P17     checkTarget          normalizeHTU(htu) equals normalizeHTU(URL)
+//	                             (§4.3 (9); RFC 3986 §6.2.2, §6.2.3)
+//	P18     checkNonce           server nonce of the current or previous window
+//	                             (§4.3 (10), §9); else use_dpop_nonce
+//	P19     checkIssuedAt        iat within [now-MaxAge, now+Skew] (§4.3 (11))
+//	P20     checkTokenHash       ath over the token as sent (§4.3 (12))
+//	P21     introspect           active, token_type DPoP, exp/nbf, aud, cnf.jkt
+//	                             present (RFC 7662 §2.2; RFC 9449 §6.2)
+//	P22     checkBinding         cnf.jkt equals the proof key thumbprint
+//	                             (§4.3 (12), §6; RFC 7638)
+//	P23     checkReplay          atomic record of (jkt, jti) until iat+MaxAge+Skew
+//	                             (§11.1), last, so only valid proofs use the store
+//	P24     CheckScope           the route's scope (RequireScope; RFC 6750 §3.1)
+//
+// Local checks (P2-P20) run before introspection, so a request with an invalid
+// proof never causes an outbound call.
+//
+// # Invariants
+//
+//   - Only ES256 (P-256), PS256 (RSA 2048-8192 bits) and Ed25519 (as EdDSA or
+//     Ed25519) are accepted, from the configured allow-list; none, HMAC and
+//     algorithms inferred from the key are not.
+//   - Secret-derived values (ath, cnf.jkt, nonce tags) are compared in constant
+//     time.
+//   - Every failure is a *Error with a fixed description; no request input
+//     reaches a response header.
+//   - The replay store is exact and atomic; when it cannot record, or the
+//     authorization server cannot answer, the request fails closed with 503.
+//   - Inactive or failed introspection answers are never cached; active ones
+//     at most CacheTTL and never past the token's exp.
 package security
