@@ -1,0 +1,380 @@
+package openbanking
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/obpay/payments/internal/ledger"
+	"github.com/obpay/payments/internal/models"
+)
+
+// Permission is an OB account access permission.
+type Permission string
+
+// Permissions this service supports.
+const (
+	ReadAccountsBasic       Permission = "ReadAccountsBasic"
+	ReadAccountsDetail      Permission = "ReadAccountsDetail"
+	ReadBalances            Permission = "ReadBalances"
+	ReadTransactionsBasic   Permission = "ReadTransactionsBasic"
+	ReadTransactionsDetail  Permission = "ReadTransactionsDetail"
+	ReadTransactionsCredits Permission = "ReadTransactionsCredits"
+	ReadTransactionsDebits  Permission = "ReadTransactionsDebits"
+)
+
+var knownPermissions = []Permission{
+	ReadAccountsBasic, ReadAccountsDetail, ReadBalances, ReadTransactionsBasic,
+	ReadTransactionsDetail, ReadTransactionsCredits, ReadTransactionsDebits,
+}
+
+// AccountAccessRequest is a new account access consent. Times are optional.
+type AccountAccessRequest struct {
+	Permissions     []Permission
+	ExpiresAt       *time.Time
+	TransactionFrom *time.Time
+	TransactionTo   *time.Time
+}
+
+// AccountAccessConsent is an account access consent.
+type AccountAccessConsent struct {
+	ID              string
+	ClientID        string
+	Status          ConsentStatus
+	CreatedAt       time.Time
+	StatusUpdatedAt time.Time
+	Permissions     []Permission
+	ExpiresAt       *time.Time
+	TransactionFrom *time.Time
+	TransactionTo   *time.Time
+}
+
+func (r consentRow) accessConsent() AccountAccessConsent {
+	var perms []Permission
+	for _, p := range strings.Fields(deref(r.Permissions)) {
+		perms = append(perms, Permission(p))
+	}
+	return AccountAccessConsent{
+		ID: r.ID, ClientID: r.ClientID, Status: ConsentStatus(r.Status),
+		CreatedAt: r.CreatedAt.UTC(), StatusUpdatedAt: r.StatusUpdatedAt.UTC(), Permissions: perms,
+		ExpiresAt: utc(r.ExpiresAt), TransactionFrom: utc(r.TransactionFrom), TransactionTo: utc(r.TransactionTo),
+	}
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func truncated(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+// CreateAccountAccessConsent creates an account access consent for c's
+// client in status AwaitingAuthorisation. Permissions are deduplicated and
+// must be known; ReadTransactionsCredits/Debits need ReadTransactionsBasic or
+// Detail; ExpiresAt must be in the future; TransactionFrom must not be after
+// TransactionTo.
+//
+// Errors: ErrForbidden (no client), *FieldError, ErrStorage, or a context
+// error.
+func (s *Service) CreateAccountAccessConsent(ctx context.Context, c Caller, req AccountAccessRequest) (AccountAccessConsent, error) {
+	if c.ClientID == "" {
+		return AccountAccessConsent{}, ErrForbidden
+	}
+	now := s.clock()
+	perms, err := checkPermissions(req.Permissions)
+	if err != nil {
+		return AccountAccessConsent{}, err
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
+		return AccountAccessConsent{}, invalidField("Data.ExpirationDateTime", "must be in the future")
+	}
+	if req.TransactionFrom != nil && req.TransactionTo != nil && req.TransactionFrom.After(*req.TransactionTo) {
+		return AccountAccessConsent{}, invalidField("Data.TransactionFromDateTime", "must not be after TransactionToDateTime")
+	}
+	out := AccountAccessConsent{
+		ID: uuid.NewString(), ClientID: c.ClientID, Status: StatusAwaitingAuthorisation, CreatedAt: now,
+		StatusUpdatedAt: now, Permissions: perms, ExpiresAt: truncated(req.ExpiresAt),
+		TransactionFrom: truncated(req.TransactionFrom), TransactionTo: truncated(req.TransactionTo),
+	}
+	names := make([]string, len(perms))
+	for i, p := range perms {
+		names[i] = string(p)
+	}
+	if err := s.db.WithContext(ctx).Exec(`INSERT INTO consents (id, kind, client_id, status, created_at,
+			status_updated_at, permissions, expires_at, transaction_from, transaction_to)
+		VALUES (?, 'account-access', ?, 'AwaitingAuthorisation', ?, ?, ?, ?, ?, ?)`,
+		out.ID, c.ClientID, now, now, strings.Join(names, " "), out.ExpiresAt, out.TransactionFrom, out.TransactionTo).Error; err != nil {
+		return AccountAccessConsent{}, dbError(ctx, err)
+	}
+	return out, nil
+}
+
+func checkPermissions(in []Permission) ([]Permission, error) {
+	const path = "Data.Permissions"
+	if len(in) == 0 {
+		return nil, &FieldError{Path: path, Reason: "at least one permission is required", Missing: true, Err: ErrInvalidField}
+	}
+	var out []Permission
+	for _, p := range in {
+		if !slices.Contains(knownPermissions, p) {
+			return nil, invalidField(path, "unsupported permission")
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	g := grant{perms: out}
+	if (g.has(ReadTransactionsCredits) || g.has(ReadTransactionsDebits)) &&
+		!g.has(ReadTransactionsBasic) && !g.has(ReadTransactionsDetail) {
+		return nil, invalidField(path, "ReadTransactionsCredits and ReadTransactionsDebits need ReadTransactionsBasic or ReadTransactionsDetail")
+	}
+	return out, nil
+}
+
+// AccountAccessConsent returns an account access consent of c's client.
+//
+// Errors: ErrNotFound (unknown, or not an account access consent),
+// ErrForbidden, ErrStorage, or a context error.
+func (s *Service) AccountAccessConsent(ctx context.Context, c Caller, id string) (AccountAccessConsent, error) {
+	r, err := loadConsent(ctx, s.db, id, false)
+	if err != nil {
+		return AccountAccessConsent{}, err
+	}
+	if ConsentKind(r.Kind) != KindAccountAccess {
+		return AccountAccessConsent{}, ErrNotFound
+	}
+	if err := checkOwner(c, r); err != nil {
+		return AccountAccessConsent{}, err
+	}
+	return r.accessConsent(), nil
+}
+
+// RevokeAccountAccessConsent revokes an account access consent of c's client
+// (AwaitingAuthorisation or Authorised -> Revoked): tokens issued for it stop
+// reading accounts at once. Revoking a Revoked consent again succeeds and
+// changes nothing.
+//
+// Errors: ErrNotFound, ErrForbidden, ErrInvalidConsentStatus (Rejected),
+// ledger.ErrTxConflict, ErrStorage, or a context error.
+func (s *Service) RevokeAccountAccessConsent(ctx context.Context, c Caller, id string) error {
+	return s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
+		r, err := loadConsent(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ConsentKind(r.Kind) != KindAccountAccess {
+			return ErrNotFound
+		}
+		if err := checkOwner(c, r); err != nil {
+			return err
+		}
+		switch ConsentStatus(r.Status) {
+		case StatusRevoked:
+			return nil
+		case StatusRejected:
+			return ErrInvalidConsentStatus
+		}
+		return dbError(ctx, tx.Exec(`UPDATE consents SET status = 'Revoked', status_updated_at = ? WHERE id = ?`,
+			s.clock(), r.ID).Error)
+	})
+}
+
+// grant is what an authorised account access consent lets its PSU token read.
+type grant struct {
+	psu      string
+	perms    []Permission
+	from, to *time.Time
+}
+
+func (g grant) has(p Permission) bool { return slices.Contains(g.perms, p) }
+
+// Grant is the part of an account access consent the HTTP edge needs to shape
+// answers.
+type Grant struct {
+	Permissions []Permission
+}
+
+// Has reports whether the consent grants p.
+func (g Grant) Has(p Permission) bool { return slices.Contains(g.Permissions, p) }
+
+// accessGrant checks that c is a PSU token bound to an Authorised, unexpired
+// account access consent of its client and that PSU, and that the consent
+// grants one of perms.
+func (s *Service) accessGrant(ctx context.Context, c Caller, perms ...Permission) (grant, error) {
+	if c.ClientID == "" || c.PSU == "" || c.ConsentID == "" {
+		return grant{}, ErrForbidden
+	}
+	r, err := loadConsent(ctx, s.db, c.ConsentID, false)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return grant{}, ErrForbidden
+	case err != nil:
+		return grant{}, err
+	}
+	ac := r.accessConsent()
+	switch {
+	case ConsentKind(r.Kind) != KindAccountAccess, r.ClientID != c.ClientID, deref(r.PSU) != c.PSU,
+		ac.Status != StatusAuthorised, ac.ExpiresAt != nil && !s.clock().Before(*ac.ExpiresAt):
+		return grant{}, ErrForbidden
+	}
+	g := grant{psu: c.PSU, perms: ac.Permissions, from: ac.TransactionFrom, to: ac.TransactionTo}
+	for _, p := range perms {
+		if g.has(p) {
+			return g, nil
+		}
+	}
+	return grant{}, ErrForbidden
+}
+
+// ownAccount returns the account id if it is a customer account of g's PSU.
+func (s *Service) ownAccount(ctx context.Context, g grant, id string) (models.Account, error) {
+	a, err := s.ledger.Account(ctx, models.AccountID(id))
+	switch {
+	case errors.Is(err, ledger.ErrAccountNotFound):
+		return models.Account{}, ErrNotFound
+	case err != nil:
+		return models.Account{}, err
+	case a.Kind != models.KindCustomer || a.Owner != g.psu:
+		return models.Account{}, ErrForbidden
+	}
+	return a, nil
+}
+
+// Accounts lists the PSU's accounts; it needs ReadAccountsBasic or
+// ReadAccountsDetail (the Grant says which, to show identifications only with
+// Detail).
+//
+// Errors: ErrForbidden, ErrStorage, ledger errors, or a context error.
+func (s *Service) Accounts(ctx context.Context, c Caller) ([]models.Account, Grant, error) {
+	g, err := s.accessGrant(ctx, c, ReadAccountsBasic, ReadAccountsDetail)
+	if err != nil {
+		return nil, Grant{}, err
+	}
+	accts, err := s.ledger.AccountsByOwner(ctx, g.psu)
+	if err != nil {
+		return nil, Grant{}, err
+	}
+	return accts, Grant{Permissions: g.perms}, nil
+}
+
+// Account returns one of the PSU's accounts; it needs ReadAccountsBasic or
+// ReadAccountsDetail.
+//
+// Errors: ErrForbidden (no grant, or another PSU's account), ErrNotFound,
+// ErrStorage, ledger errors, or a context error.
+func (s *Service) Account(ctx context.Context, c Caller, accountID string) (models.Account, Grant, error) {
+	g, err := s.accessGrant(ctx, c, ReadAccountsBasic, ReadAccountsDetail)
+	if err != nil {
+		return models.Account{}, Grant{}, err
+	}
+	a, err := s.ownAccount(ctx, g, accountID)
+	return a, Grant{Permissions: g.perms}, err
+}
+
+// Balance returns one of the PSU's accounts with its booked balance; it needs
+// ReadBalances.
+//
+// Errors: those of Account.
+func (s *Service) Balance(ctx context.Context, c Caller, accountID string) (models.Account, time.Time, error) {
+	g, err := s.accessGrant(ctx, c, ReadBalances)
+	if err != nil {
+		return models.Account{}, time.Time{}, err
+	}
+	a, err := s.ownAccount(ctx, g, accountID)
+	return a, s.clock(), err
+}
+
+// TransactionsQuery selects a page of an account's transactions. From and To
+// are inclusive booking-time bounds (nil: none); Cursor is "" for the first
+// page, else TransactionsPage.Next of the previous one.
+type TransactionsQuery struct {
+	From, To *time.Time
+	Cursor   string
+}
+
+// TransactionsPage is one page of transactions, oldest first. Next is "" on
+// the last page. A page may hold fewer entries than the page size (even none)
+// when the consent grants only credits or only debits; Next still leads on.
+type TransactionsPage struct {
+	Entries []models.Entry
+	Next    string
+	Grant   Grant
+}
+
+// Transactions returns a page of the PSU's account's entries within q's
+// window and the consent's TransactionFrom/To, keyset-paginated so that every
+// entry appears exactly once across pages while new ones are booked. It needs
+// ReadTransactionsBasic or ReadTransactionsDetail; ReadTransactionsCredits or
+// ReadTransactionsDebits alone restrict it to that direction.
+//
+// Errors: ErrForbidden, ErrNotFound, *FieldError (From after To, bad
+// cursor), ErrStorage, ledger errors, or a context error.
+func (s *Service) Transactions(ctx context.Context, c Caller, accountID string, q TransactionsQuery) (TransactionsPage, error) {
+	if q.From != nil && q.To != nil && q.From.After(*q.To) {
+		return TransactionsPage{}, invalidField("fromBookingDateTime", "must not be after toBookingDateTime")
+	}
+	var after *ledger.Cursor
+	if q.Cursor != "" {
+		cur, err := ledger.ParseCursor(q.Cursor)
+		if err != nil {
+			return TransactionsPage{}, invalidField("cursor", "not a cursor this server issued")
+		}
+		after = &cur
+	}
+	g, err := s.accessGrant(ctx, c, ReadTransactionsBasic, ReadTransactionsDetail)
+	if err != nil {
+		return TransactionsPage{}, err
+	}
+	a, err := s.ownAccount(ctx, g, accountID)
+	if err != nil {
+		return TransactionsPage{}, err
+	}
+	out := TransactionsPage{Entries: []models.Entry{}, Grant: Grant{Permissions: g.perms}}
+	from, to := later(q.From, g.from), earlier(q.To, g.to)
+	if from != nil && to != nil && from.After(*to) {
+		return out, nil // the consent's window and the query's do not meet
+	}
+	page, err := s.ledger.Entries(ctx, ledger.EntriesQuery{Account: a.ID, From: from, To: to, After: after, Limit: s.pageSize})
+	if err != nil {
+		return TransactionsPage{}, err
+	}
+	credits, debits := g.has(ReadTransactionsCredits), g.has(ReadTransactionsDebits)
+	for _, e := range page.Entries {
+		if credits != debits && (e.Direction == models.Credit) != credits {
+			continue
+		}
+		out.Entries = append(out.Entries, e)
+	}
+	if page.Next != nil {
+		out.Next = page.Next.String()
+	}
+	return out, nil
+}
+
+func later(a, b *time.Time) *time.Time {
+	if a == nil || (b != nil && b.After(*a)) {
+		return b
+	}
+	return a
+}
+
+func earlier(a, b *time.Time) *time.Time {
+	if a == nil || (b != nil && b.Before(*a)) {
+		return b
+	}
+	return a
+}

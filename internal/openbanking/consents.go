@@ -1,0 +1,489 @@
+package openbanking
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/obpay/payments/internal/ledger"
+	"github.com/obpay/payments/internal/models"
+)
+
+// ConsentStatus is a consent's OB lifecycle status.
+type ConsentStatus string
+
+// Consent statuses (OB names).
+const (
+	StatusAwaitingAuthorisation ConsentStatus = "AwaitingAuthorisation"
+	StatusAuthorised            ConsentStatus = "Authorised"
+	StatusRejected              ConsentStatus = "Rejected"
+	StatusConsumed              ConsentStatus = "Consumed"
+	StatusRevoked               ConsentStatus = "Revoked"
+)
+
+// ConsentKind says what a consent is for.
+type ConsentKind string
+
+// Consent kinds, as ConsentClient reports them.
+const (
+	KindPayment       ConsentKind = "payment"
+	KindAccountAccess ConsentKind = "account-access"
+)
+
+// MaxPSULen is the longest PSU subject, in characters.
+const MaxPSULen = 128
+
+// AccountRef is a scheme identification of an account (OBCashAccount). Name
+// is "" when absent.
+type AccountRef struct {
+	SchemeName     string
+	Identification string
+	Name           string
+}
+
+// Initiation holds what the service needs from a payment's Initiation: the
+// instructed amount as sent (a decimal string and an ISO 4217 code), the
+// creditor, and the reference booked with the transfer.
+type Initiation struct {
+	Amount    string
+	Currency  string
+	Creditor  AccountRef
+	Reference string // at most ledger.MaxReferenceLen characters; may be ""
+}
+
+// PaymentConsentRequest is a new domestic payment consent. The JSON fields are
+// the canonical encodings of the OB objects: they are stored, echoed, and
+// compared byte for byte with a payment's. AuthorisationJSON is nil when
+// absent.
+type PaymentConsentRequest struct {
+	Initiation        Initiation
+	InitiationJSON    []byte
+	AuthorisationJSON []byte
+	RiskJSON          []byte
+}
+
+// PaymentConsent is a domestic payment consent.
+type PaymentConsent struct {
+	ID                string
+	ClientID          string
+	Status            ConsentStatus
+	CreatedAt         time.Time
+	StatusUpdatedAt   time.Time
+	Amount            models.Amount
+	InitiationJSON    []byte
+	AuthorisationJSON []byte // nil when absent
+	RiskJSON          []byte
+	PSU               string            // "" until authorised
+	DebtorAccountID   models.AccountID  // "" until authorised
+	Debtor            *AccountRef       // nil until authorised
+}
+
+// Decision is a consent after the customer's decision.
+type Decision struct {
+	ConsentID       string
+	Status          ConsentStatus
+	StatusUpdatedAt time.Time
+}
+
+// FundsConfirmation answers whether a consent's debtor account can fund its
+// amount now.
+type FundsConfirmation struct {
+	Available bool
+	At        time.Time
+}
+
+// consentRow is a consents row joined with its debtor account.
+type consentRow struct {
+	ID                   string
+	Kind                 string
+	ClientID             string
+	Status               string
+	PSU                  *string
+	CreatedAt            time.Time
+	StatusUpdatedAt      time.Time
+	Currency             *string
+	Amount               *int64
+	Initiation           *string
+	Authorisation        *string
+	Risk                 *string
+	Reference            *string
+	CreditorAccountID    *string
+	CreditorInternal     *bool
+	DebtorAccountID      *string
+	Permissions          *string
+	ExpiresAt            *time.Time
+	TransactionFrom      *time.Time
+	TransactionTo        *time.Time
+	DebtorScheme         *string
+	DebtorIdentification *string
+	DebtorName           *string
+}
+
+const consentSelect = `SELECT c.id::text AS id, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
+	c.currency, c.amount, c.initiation, c.authorisation, c.risk, c.reference,
+	c.creditor_account_id::text AS creditor_account_id, c.creditor_internal, c.debtor_account_id::text AS debtor_account_id,
+	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
+	a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name
+	FROM consents c LEFT JOIN accounts a ON a.id = c.debtor_account_id
+	WHERE c.id = ?`
+
+// loadConsent reads a consent, locking its row when lock is set (db must then
+// be a transaction). An id that is not a UUID is unknown: ErrNotFound.
+func loadConsent(ctx context.Context, db *gorm.DB, id string, lock bool) (consentRow, error) {
+	cid, ok := canonicalID(id)
+	if !ok {
+		return consentRow{}, ErrNotFound
+	}
+	q := consentSelect
+	if lock {
+		q += " FOR UPDATE OF c"
+	}
+	var rows []consentRow
+	if err := db.WithContext(ctx).Raw(q, cid).Scan(&rows).Error; err != nil {
+		return consentRow{}, dbError(ctx, err)
+	}
+	if len(rows) != 1 {
+		return consentRow{}, ErrNotFound
+	}
+	return rows[0], nil
+}
+
+func (r consentRow) paymentConsent() PaymentConsent {
+	pc := PaymentConsent{
+		ID:              r.ID,
+		ClientID:        r.ClientID,
+		Status:          ConsentStatus(r.Status),
+		CreatedAt:       r.CreatedAt.UTC(),
+		StatusUpdatedAt: r.StatusUpdatedAt.UTC(),
+		InitiationJSON:  []byte(deref(r.Initiation)),
+		RiskJSON:        []byte(deref(r.Risk)),
+		PSU:             deref(r.PSU),
+		DebtorAccountID: models.AccountID(deref(r.DebtorAccountID)),
+	}
+	if r.Amount != nil && r.Currency != nil {
+		pc.Amount = models.Amount{Minor: *r.Amount, Currency: *r.Currency}
+	}
+	if r.Authorisation != nil {
+		pc.AuthorisationJSON = []byte(*r.Authorisation)
+	}
+	if r.DebtorIdentification != nil {
+		pc.Debtor = &AccountRef{SchemeName: deref(r.DebtorScheme), Identification: *r.DebtorIdentification, Name: deref(r.DebtorName)}
+	}
+	return pc
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// checkOwner enforces that the consent belongs to the caller's client and,
+// for a PSU token, that the token was issued for this consent.
+func checkOwner(c Caller, r consentRow) error {
+	if c.ClientID == "" || c.ClientID != r.ClientID {
+		return ErrForbidden
+	}
+	if c.PSU != "" && c.ConsentID != r.ID {
+		return ErrForbidden
+	}
+	return nil
+}
+
+// CreatePaymentConsent creates a domestic payment consent for c's client in
+// status AwaitingAuthorisation, or returns the consent an earlier request
+// with the same idempotency key and body created (in its current state).
+// An internal creditor (an account of this bank found by its sort code and
+// account number) must be in the instructed currency; any other creditor is
+// paid through the bank's settlement account.
+//
+// Errors: *FieldError (ErrInvalidField: amount, creditor, key;
+// ErrUnsupportedCurrency), ErrIdempotencyConflict, ErrForbidden (no client),
+// ledger.ErrTxConflict, ErrStorage, or a context error.
+func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempotency, req PaymentConsentRequest) (PaymentConsent, error) {
+	if c.ClientID == "" {
+		return PaymentConsent{}, ErrForbidden
+	}
+	if err := checkKey(key); err != nil {
+		return PaymentConsent{}, err
+	}
+	amount, err := parseInstructedAmount(req.Initiation.Amount, req.Initiation.Currency)
+	if err != nil {
+		return PaymentConsent{}, err
+	}
+	if utf8.RuneCountInString(req.Initiation.Reference) > ledger.MaxReferenceLen || !utf8.ValidString(req.Initiation.Reference) {
+		return PaymentConsent{}, invalidField("Data.Initiation.RemittanceInformation", "reference too long")
+	}
+	creditorID, internal, err := s.resolveCreditor(ctx, req.Initiation.Creditor, amount.Currency)
+	if err != nil {
+		return PaymentConsent{}, err
+	}
+
+	id := uuid.NewString()
+	now := s.clock()
+	var existing string
+	err = s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
+		var err error
+		if existing, err = s.claimKey(ctx, tx, c.ClientID, opCreatePaymentConsent, key, id); err != nil || existing != "" {
+			return err
+		}
+		var auth *string
+		if req.AuthorisationJSON != nil {
+			a := string(req.AuthorisationJSON)
+			auth = &a
+		}
+		return dbError(ctx, tx.Exec(`INSERT INTO consents (id, kind, client_id, status, created_at, status_updated_at,
+				currency, amount, initiation, authorisation, risk, reference, creditor_account_id, creditor_internal)
+			VALUES (?, 'payment', ?, 'AwaitingAuthorisation', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, c.ClientID, now, now, amount.Currency, amount.Minor, string(req.InitiationJSON), auth,
+			string(req.RiskJSON), req.Initiation.Reference, string(creditorID), internal).Error)
+	})
+	if err != nil {
+		return PaymentConsent{}, err
+	}
+	if existing != "" {
+		return s.PaymentConsent(ctx, Caller{ClientID: c.ClientID}, existing)
+	}
+	return PaymentConsent{
+		ID: id, ClientID: c.ClientID, Status: StatusAwaitingAuthorisation, CreatedAt: now, StatusUpdatedAt: now,
+		Amount: amount, InitiationJSON: req.InitiationJSON, AuthorisationJSON: req.AuthorisationJSON, RiskJSON: req.RiskJSON,
+	}, nil
+}
+
+// parseInstructedAmount parses a positive instructed amount exactly.
+func parseInstructedAmount(amount, currency string) (models.Amount, error) {
+	const path = "Data.Initiation.InstructedAmount"
+	if _, ok := models.CurrencyExponent(currency); !ok {
+		return models.Amount{}, &FieldError{Path: path + ".Currency", Reason: "currency not supported", Err: ErrUnsupportedCurrency}
+	}
+	a, err := models.ParseAmount(amount, currency)
+	switch {
+	case errors.Is(err, models.ErrAmountPrecision):
+		return models.Amount{}, invalidField(path+".Amount", "more decimals than the currency allows")
+	case err != nil:
+		return models.Amount{}, invalidField(path+".Amount", "not a valid amount")
+	case !a.IsPositive():
+		return models.Amount{}, invalidField(path+".Amount", "amount must be greater than zero")
+	}
+	return a, nil
+}
+
+// resolveCreditor finds the ledger account a payment to cr credits: the
+// customer account with that identification (internal), or else the
+// currency's settlement account (an external creditor).
+func (s *Service) resolveCreditor(ctx context.Context, cr AccountRef, currency string) (models.AccountID, bool, error) {
+	a, err := s.ledger.AccountByIdentification(ctx, nil, cr.SchemeName, cr.Identification)
+	switch {
+	case err == nil && a.Kind == models.KindCustomer:
+		if a.Currency != currency {
+			return "", false, invalidField("Data.Initiation.CreditorAccount", "creditor account is in another currency")
+		}
+		return a.ID, true, nil
+	case err != nil && !errors.Is(err, ledger.ErrAccountNotFound):
+		return "", false, err
+	}
+	settlement, err := s.ledger.SettlementAccount(ctx, nil, currency)
+	if err != nil {
+		return "", false, err
+	}
+	return settlement.ID, false, nil
+}
+
+// PaymentConsent returns a domestic payment consent of c's client. A PSU
+// token may read only the consent it was issued for.
+//
+// Errors: ErrNotFound (unknown id, or not a payment consent), ErrForbidden,
+// ErrStorage, or a context error.
+func (s *Service) PaymentConsent(ctx context.Context, c Caller, id string) (PaymentConsent, error) {
+	r, err := loadConsent(ctx, s.db, id, false)
+	if err != nil {
+		return PaymentConsent{}, err
+	}
+	if ConsentKind(r.Kind) != KindPayment {
+		return PaymentConsent{}, ErrNotFound
+	}
+	if err := checkOwner(c, r); err != nil {
+		return PaymentConsent{}, err
+	}
+	return r.paymentConsent(), nil
+}
+
+// FundsConfirmation reports whether the debtor account of an Authorised
+// payment consent holds at least its amount now. c must be a PSU token issued
+// for this consent.
+//
+// Errors: ErrNotFound, ErrForbidden, ErrInvalidConsentStatus (not
+// Authorised), ErrStorage, or a context error.
+func (s *Service) FundsConfirmation(ctx context.Context, c Caller, id string) (FundsConfirmation, error) {
+	r, err := loadConsent(ctx, s.db, id, false)
+	if err != nil {
+		return FundsConfirmation{}, err
+	}
+	if ConsentKind(r.Kind) != KindPayment {
+		return FundsConfirmation{}, ErrNotFound
+	}
+	if err := checkOwner(c, r); err != nil {
+		return FundsConfirmation{}, err
+	}
+	if c.PSU == "" || c.PSU != deref(r.PSU) {
+		return FundsConfirmation{}, ErrForbidden
+	}
+	if ConsentStatus(r.Status) != StatusAuthorised {
+		return FundsConfirmation{}, ErrInvalidConsentStatus
+	}
+	bal, err := s.ledger.Balance(ctx, models.AccountID(deref(r.DebtorAccountID)))
+	if err != nil {
+		return FundsConfirmation{}, err
+	}
+	return FundsConfirmation{Available: bal.Minor >= deref(r.Amount), At: s.clock()}, nil
+}
+
+// AuthoriseConsent records that psu approved the consent. For a payment
+// consent debtorAccount is the AccountId the PSU pays from: a customer
+// account of psu, in the consent's currency, other than the creditor, and
+// the account of the Initiation's DebtorAccount when the aggregator named
+// one. For an account access consent debtorAccount must be "". The sandbox
+// authorization server calls it in-process.
+//
+// Errors: those of Authorise.
+func (s *Service) AuthoriseConsent(ctx context.Context, consentID, psu, debtorAccount string) error {
+	_, err := s.Authorise(ctx, consentID, psu, debtorAccount)
+	return err
+}
+
+// RejectConsent records that the PSU refused the consent.
+//
+// Errors: those of Reject.
+func (s *Service) RejectConsent(ctx context.Context, consentID string) error {
+	_, err := s.Reject(ctx, consentID)
+	return err
+}
+
+// ConsentClient returns the client that created a consent and its kind
+// (KindPayment or KindAccountAccess), so that an authorization server issues
+// a PSU token for a consent only to its client.
+//
+// Errors: ErrNotFound, ErrStorage, or a context error.
+func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID string, kind ConsentKind, err error) {
+	r, err := loadConsent(ctx, s.db, consentID, false)
+	if err != nil {
+		return "", "", err
+	}
+	return r.ClientID, ConsentKind(r.Kind), nil
+}
+
+// Authorise is AuthoriseConsent returning the decision.
+//
+// Errors: ErrNotFound, ErrInvalidConsentStatus (not AwaitingAuthorisation,
+// or an expired account access consent), *FieldError (Psu, DebtorAccount),
+// ledger.ErrTxConflict, ErrStorage, or a context error.
+func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount string) (Decision, error) {
+	if psu == "" || !utf8.ValidString(psu) || utf8.RuneCountInString(psu) > MaxPSULen {
+		return Decision{}, invalidField("Psu", "must be 1 to 128 characters")
+	}
+	var debtor *models.Account
+	if debtorAccount != "" {
+		a, err := s.ledger.Account(ctx, models.AccountID(debtorAccount))
+		switch {
+		case errors.Is(err, ledger.ErrAccountNotFound):
+			return Decision{}, invalidField("DebtorAccount", "unknown account")
+		case err != nil:
+			return Decision{}, err
+		case a.Kind != models.KindCustomer || a.Owner != psu:
+			return Decision{}, invalidField("DebtorAccount", "not an account of this PSU")
+		}
+		debtor = &a
+	}
+	var d Decision
+	err := s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
+		r, err := loadConsent(ctx, tx, consentID, true)
+		if err != nil {
+			return err
+		}
+		if ConsentStatus(r.Status) != StatusAwaitingAuthorisation {
+			return ErrInvalidConsentStatus
+		}
+		now := s.clock()
+		var debtorID *string
+		switch ConsentKind(r.Kind) {
+		case KindAccountAccess:
+			if debtor != nil {
+				return &FieldError{Path: "DebtorAccount", Reason: "not allowed for account access consents", Err: ErrInvalidField}
+			}
+			if r.ExpiresAt != nil && !now.Before(*r.ExpiresAt) {
+				return ErrInvalidConsentStatus
+			}
+		case KindPayment:
+			if err := checkDebtor(r, debtor); err != nil {
+				return err
+			}
+			id := string(debtor.ID)
+			debtorID = &id
+		}
+		d = Decision{ConsentID: r.ID, Status: StatusAuthorised, StatusUpdatedAt: now}
+		return dbError(ctx, tx.Exec(`UPDATE consents SET status = 'Authorised', psu = ?, debtor_account_id = ?,
+			status_updated_at = ? WHERE id = ?`, psu, debtorID, now, r.ID).Error)
+	})
+	if err != nil {
+		return Decision{}, err
+	}
+	return d, nil
+}
+
+// checkDebtor checks the debtor account chosen for a payment consent.
+func checkDebtor(r consentRow, debtor *models.Account) error {
+	if debtor == nil {
+		return &FieldError{Path: "DebtorAccount", Reason: "required for payment consents", Missing: true, Err: ErrInvalidField}
+	}
+	if debtor.Currency != deref(r.Currency) {
+		return invalidField("DebtorAccount", "account is not in the consent's currency")
+	}
+	if string(debtor.ID) == deref(r.CreditorAccountID) {
+		return invalidField("DebtorAccount", "account is the creditor account")
+	}
+	var init struct {
+		DebtorAccount *struct {
+			SchemeName     string
+			Identification string
+		}
+	}
+	if err := json.Unmarshal([]byte(deref(r.Initiation)), &init); err != nil {
+		return invalidField("DebtorAccount", "stored initiation unreadable")
+	}
+	if d := init.DebtorAccount; d != nil && (d.SchemeName != debtor.SchemeName || d.Identification != debtor.Identification) {
+		return invalidField("DebtorAccount", "account differs from the consent's DebtorAccount")
+	}
+	return nil
+}
+
+// Reject records that the PSU refused the consent: AwaitingAuthorisation ->
+// Rejected.
+//
+// Errors: ErrNotFound, ErrInvalidConsentStatus, ledger.ErrTxConflict,
+// ErrStorage, or a context error.
+func (s *Service) Reject(ctx context.Context, consentID string) (Decision, error) {
+	var d Decision
+	err := s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
+		r, err := loadConsent(ctx, tx, consentID, true)
+		if err != nil {
+			return err
+		}
+		if ConsentStatus(r.Status) != StatusAwaitingAuthorisation {
+			return ErrInvalidConsentStatus
+		}
+		now := s.clock()
+		d = Decision{ConsentID: r.ID, Status: StatusRejected, StatusUpdatedAt: now}
+		return dbError(ctx, tx.Exec(`UPDATE consents SET status = 'Rejected', status_updated_at = ? WHERE id = ?`, now, r.ID).Error)
+	})
+	if err != nil {
+		return Decision{}, err
+	}
+	return d, nil
+}

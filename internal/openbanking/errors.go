@@ -1,0 +1,77 @@
+package openbanking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/obpay/payments/internal/ledger"
+)
+
+// Errors returned by the Service. Callers branch on them with errors.Is.
+var (
+	// ErrNotFound: no consent, payment or account with that id.
+	ErrNotFound = errors.New("openbanking: resource not found")
+	// ErrForbidden: the resource belongs to another client, the token is not
+	// a PSU token for the consent in question, or the consent does not grant
+	// the call (not authorised, expired, revoked, missing permission, an
+	// account of another PSU).
+	ErrForbidden = errors.New("openbanking: forbidden")
+	// ErrInvalidConsentStatus: the consent is not in the status the operation
+	// needs (for example a payment on a consent that is not Authorised).
+	ErrInvalidConsentStatus = errors.New("openbanking: invalid consent status")
+	// ErrConsentMismatch: a payment's Initiation or Risk differs from its
+	// consent's.
+	ErrConsentMismatch = errors.New("openbanking: payment does not match its consent")
+	// ErrIdempotencyConflict: the idempotency key was used by the same client
+	// for the same operation with another request body.
+	ErrIdempotencyConflict = errors.New("openbanking: idempotency key reused with another request")
+	// ErrInvalidField: a request field has a value the service refuses; it is
+	// always wrapped in a *FieldError that names the field.
+	ErrInvalidField = errors.New("openbanking: invalid field")
+	// ErrUnsupportedCurrency: a currency the ledger does not know; wrapped in
+	// a *FieldError that names the field.
+	ErrUnsupportedCurrency = errors.New("openbanking: unsupported currency")
+	// ErrStorage: the database failed unexpectedly (the cause is in the
+	// message, for the log).
+	ErrStorage = errors.New("openbanking: storage error")
+)
+
+// FieldError is a refused request field. Path is the field's dotted path in
+// the OB request body (for example "Data.Initiation.InstructedAmount.Amount")
+// or a header name; Reason is a fixed description that never contains request
+// input. Err is ErrInvalidField or ErrUnsupportedCurrency.
+type FieldError struct {
+	Path    string
+	Reason  string
+	Missing bool // the field is absent but required here
+	Err     error
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", e.Err, e.Path, e.Reason)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func invalidField(path, reason string) error {
+	return &FieldError{Path: path, Reason: reason, Err: ErrInvalidField}
+}
+
+// dbError translates a database error met in this package. Serialization
+// failures and deadlocks pass through unchanged so that ledger.RunInTx retries
+// the transaction (and wraps them as ledger.ErrTxConflict when retries run
+// out); our own and the ledger's errors pass through; anything else becomes
+// ErrStorage or the context's error.
+func dbError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ledger.IsRetryable(err) {
+		return err
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("openbanking: %w", ctxErr)
+	}
+	return fmt.Errorf("%w: %v", ErrStorage, err)
+}
