@@ -45,7 +45,8 @@ bench: bench-security bench-ledger
 ## bench-security: DPoP verification, full check against the raw signature, compared with benchstat
 bench-security:
 	$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchmem -benchtime 2000x -count 6 ./internal/security | tee bench-security.out
-	$(GO) run $(BENCHSTAT) -col /kind bench-security.out
+	$(GO) run $(BENCHSTAT) bench-security.out
+	@awk -f mk/bench-ratio.awk bench-security.out
 
 ## generate: regenerate the OpenAPI server interface and client (committed; a test checks they are current)
 generate:
