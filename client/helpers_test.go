@@ -156,3 +156,5 @@ func writeSecurityError(w http.ResponseWriter, err error) {
 	w.WriteHeader(se.Status)
 	fmt.Fprintf(w, `{"Code":"%d","Message":%q}`, se.Status, se.Description)
 }
+
+func decodeJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
