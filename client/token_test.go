@@ -262,8 +262,11 @@ func TestTokenClientErrors(t *testing.T) {
 			wantCode: "invalid_grant",
 		},
 		{
-			name:     "authorization refused is an OAuth error",
-			grant:    func(ctx context.Context, c *TokenClient) (*Token, error) { _, err := c.SandboxAuthorize(ctx, AuthorizeRequest{}); return nil, err },
+			name: "authorization refused is an OAuth error",
+			grant: func(ctx context.Context, c *TokenClient) (*Token, error) {
+				_, err := c.SandboxAuthorize(ctx, AuthorizeRequest{})
+				return nil, err
+			},
 			wantCode: "invalid_request",
 		},
 		{
