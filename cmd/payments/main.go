@@ -54,6 +54,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serveCommand(ctx, args[1:], getenv, stdout, stderr, hooks)
 	case "migrate":
 		err = migrateCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "dpop":
+		err = dpopCommand(ctx, args[1:], stdout, stderr)
+	case "sandbox":
+		err = sandboxCommand(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
@@ -83,6 +87,10 @@ Commands:
   migrate up       apply pending database migrations to DATABASE_URL
   migrate status   list the migrations and whether each is applied
   version          print the version
+  dpop keygen      print a new DPoP private key (--alg ES256|EdDSA|PS256, --format jwk|pem)
+  dpop proof       print one DPoP proof for curl (--key FILE --method M --url URL [--token T] [--nonce N])
+  dpop thumbprint  print a DPoP key's RFC 7638 thumbprint (--key FILE)
+  sandbox pay      run a whole sandbox payment through the Go SDK and print each step (--url URL [--amount A])
   help, --help     this text
 
 Configuration comes from the environment only:
