@@ -236,8 +236,10 @@ func TestMiddlewareRejects(t *testing.T) {
 			for k, v := range f.key.jwk {
 				jwk[k] = v
 			}
-			d := make([]byte, 32)
-			priv.D.FillBytes(d)
+			d, err := priv.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
 			jwk["d"] = base64.RawURLEncoding.EncodeToString(d)
 			return f.post(f.signed(set("jwk", jwk), nil))
 		}, status: 401, code: CodeInvalidProof, reason: "jwk_private"},
