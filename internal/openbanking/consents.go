@@ -78,9 +78,9 @@ type PaymentConsent struct {
 	InitiationJSON    []byte
 	AuthorisationJSON []byte // nil when absent
 	RiskJSON          []byte
-	PSU               string            // "" until authorised
-	DebtorAccountID   models.AccountID  // "" until authorised
-	Debtor            *AccountRef       // nil until authorised
+	PSU               string           // "" until authorised
+	DebtorAccountID   models.AccountID // "" until authorised
+	Debtor            *AccountRef      // nil until authorised
 }
 
 // Decision is a consent after the customer's decision.
