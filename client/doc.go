@@ -13,7 +13,7 @@
 //	initiation := obapi.OBWriteDomestic2DataInitiation{
 //		InstructionIdentification: "inv-42", EndToEndIdentification: "inv-42",
 //		InstructedAmount: obapi.OBActiveOrHistoricCurrencyAndAmount{Amount: "10.00", Currency: "GBP"},
-//		CreditorAccount:  obapi.OBCashAccountCreditor3{SchemeName: "UK.OBIE.SortCodeAccountNumber", Identification: creditor, Name: "Bob"},
+//		CreditorAccount:  obapi.OBCashAccountCreditor3{SchemeName: "UK.OBIE.SortCodeAccountNumber", Identification: creditor},
 //	}
 //	consent, _ := api.CreateDomesticPaymentConsentsWithResponse(ctx, &obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
 //		obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: initiation}})
