@@ -25,7 +25,7 @@
 //	psu, _ := client.New(base, key, tpp.RefreshingSource(psuToken))
 //	payment, _ := psu.CreateDomesticPaymentsWithResponse(ctx, &obapi.CreateDomesticPaymentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
 //		obapi.OBWriteDomestic2{Data: obapi.OBWriteDomestic2Data{ConsentId: consentID, Initiation: initiation}})
-//	fmt.Println(payment.JSON201.Data.Status) // AcceptedSettlementCompleted
+//	fmt.Println(payment.JSON201.Data.Status) // AcceptedCreditSettlementCompleted when the creditor banks here
 //
 // (Check every error in real code; `payments sandbox pay` and examples/sandbox-payment run this
 // flow end to end, accounts included.)
