@@ -367,16 +367,16 @@ func (s *Service) RejectConsent(ctx context.Context, consentID string) error {
 }
 
 // ConsentClient returns the client that created a consent and its kind
-// (KindPayment or KindAccountAccess), so that an authorization server issues
+// (string(KindPayment) or string(KindAccountAccess)), so that an authorization server issues
 // a PSU token for a consent only to its client.
 //
 // Errors: ErrNotFound, ErrStorage, or a context error.
-func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID string, kind ConsentKind, err error) {
+func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID, kind string, err error) {
 	r, err := loadConsent(ctx, s.db, consentID, false)
 	if err != nil {
 		return "", "", err
 	}
-	return r.ClientID, ConsentKind(r.Kind), nil
+	return r.ClientID, r.Kind, nil
 }
 
 // Authorise is AuthoriseConsent returning the decision.
