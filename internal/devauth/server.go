@@ -1,0 +1,235 @@
+package devauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/security"
+)
+
+// Lifetimes.
+const (
+	defaultTokenLifetime   = 5 * time.Minute
+	maxTokenLifetime       = time.Hour
+	defaultRefreshLifetime = 8 * time.Hour
+	codeLifetime           = 60 * time.Second
+)
+
+// Scopes the sandbox knows.
+const (
+	ScopeAccounts      = "accounts"
+	ScopePayments      = "payments"
+	ScopeLedgerAdmin   = "ledger:admin"
+	ScopeConsentsAdmin = "consents:admin"
+)
+
+// Sandbox client credentials (DESIGN.md section 6). They are public
+// knowledge: the sandbox must never run where real money moves.
+const (
+	ResourceServerClientID     = "payments-rs"
+	ResourceServerClientSecret = "payments-rs-secret"
+)
+
+// ConsentAuthoriser is what the sandbox needs from the Open Banking layer;
+// *openbanking.Service implements it. AuthoriseConsent is the code path of
+// POST /internal/v1/consents/{id}/authorise.
+type ConsentAuthoriser interface {
+	// ConsentClient returns the client that created the consent and its
+	// kind; openbanking.ErrNotFound when there is no such consent.
+	ConsentClient(ctx context.Context, consentID string) (clientID string, kind openbanking.ConsentKind, err error)
+	// AuthoriseConsent records that psu approved the consent, paying from
+	// debtorAccount (payment consents; "" for account access consents).
+	AuthoriseConsent(ctx context.Context, consentID, psu, debtorAccount string) error
+}
+
+// Config configures a Server. The constructor copies it, fills defaults and
+// validates it.
+type Config struct {
+	// Verifier checks the DPoP proofs of token requests with VerifyProof;
+	// required. Its public URL is the sandbox's: the token endpoint's htu is
+	// that URL plus "/oauth2/token".
+	Verifier *security.Verifier
+	// Consents authorises consents approved at /oauth2/authorize; required.
+	Consents ConsentAuthoriser
+	// Tokens stores tokens and codes; nil means a new store using Now. Pass
+	// the same store to the Verifier as its Introspector.
+	Tokens *Tokens
+	// TokenLifetime is the life of an access token; zero means 5m, at most 1h.
+	TokenLifetime time.Duration
+	// RefreshLifetime is the life of a refresh token (rotation keeps the
+	// first one's end); zero means 8h.
+	RefreshLifetime time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives one INFO line per issued or refused grant, never a
+	// token, code or secret; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is the sandbox authorization server: POST /oauth2/token
+// (client_credentials, authorization_code with PKCE S256, refresh_token; a
+// DPoP proof is required and the token is bound to its key), GET
+// /oauth2/authorize (sandbox auto-approval) and POST /oauth2/introspect
+// (RFC 7662). It is safe for concurrent use.
+type Server struct {
+	verifier        *security.Verifier
+	consents        ConsentAuthoriser
+	tokens          *Tokens
+	tokenURL        string
+	tokenLifetime   time.Duration
+	refreshLifetime time.Duration
+	now             func() time.Time
+	log             *slog.Logger
+	clients         map[string]*client
+}
+
+// New validates cfg and returns a Server with the sandbox clients of
+// DESIGN.md section 6 and the resource server client payments-rs.
+func New(cfg Config) (*Server, error) {
+	s := &Server{
+		verifier:        cfg.Verifier,
+		consents:        cfg.Consents,
+		tokens:          cfg.Tokens,
+		tokenLifetime:   cfg.TokenLifetime,
+		refreshLifetime: cfg.RefreshLifetime,
+		now:             cfg.Now,
+		log:             cfg.Logger,
+		clients:         sandboxClients(),
+	}
+	if s.verifier == nil {
+		return nil, errors.New("devauth: a DPoP verifier is required")
+	}
+	if s.consents == nil {
+		return nil, errors.New("devauth: a consent authoriser is required")
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.tokens == nil {
+		s.tokens = NewTokens(s.now)
+	}
+	if s.tokenLifetime == 0 {
+		s.tokenLifetime = defaultTokenLifetime
+	}
+	if s.tokenLifetime < time.Second || s.tokenLifetime > maxTokenLifetime {
+		return nil, errors.New("devauth: token lifetime must be between 1s and 1h")
+	}
+	if s.refreshLifetime == 0 {
+		s.refreshLifetime = defaultRefreshLifetime
+	}
+	if s.refreshLifetime < s.tokenLifetime {
+		return nil, errors.New("devauth: refresh token lifetime must not be shorter than the access token lifetime")
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s.tokenURL = s.verifier.PublicURL() + "/oauth2/token"
+	return s, nil
+}
+
+// Register mounts the three endpoints on e. Call it only when the sandbox is
+// enabled (PAYMENTS_DEV_AUTH=true); it logs a warning saying so.
+func (s *Server) Register(e *echo.Echo) {
+	s.log.Warn("sandbox authorization server mounted under /oauth2/: development only, its client secrets are public")
+	e.POST("/oauth2/token", s.token)
+	e.GET("/oauth2/authorize", s.authorize)
+	e.POST("/oauth2/introspect", s.introspect)
+}
+
+// Introspect answers for token in-process (see Tokens.Introspect), so that
+// *Server implements security.Introspector.
+func (s *Server) Introspect(ctx context.Context, token string) (security.Introspection, error) {
+	return s.tokens.Introspect(ctx, token)
+}
+
+// client is a registered client. Only the SHA-256 of its secret is kept.
+type client struct {
+	id             string
+	secretHash     [sha256.Size]byte
+	scopes         []string
+	codeGrant      bool // may use /oauth2/authorize with loopback redirect URIs
+	resourceServer bool // may call /oauth2/introspect
+}
+
+func sandboxClients() map[string]*client {
+	list := []*client{
+		{id: "sandbox-tpp", secretHash: hashOf("sandbox-secret"), scopes: []string{ScopeAccounts, ScopePayments}, codeGrant: true},
+		{id: "sandbox-tpp-2", secretHash: hashOf("sandbox-secret-2"), scopes: []string{ScopeAccounts, ScopePayments}, codeGrant: true},
+		{id: "sandbox-admin", secretHash: hashOf("admin-secret"), scopes: []string{ScopeLedgerAdmin, ScopeConsentsAdmin}},
+		{id: ResourceServerClientID, secretHash: hashOf(ResourceServerClientSecret), resourceServer: true},
+	}
+	m := make(map[string]*client, len(list))
+	for _, c := range list {
+		m[c.id] = c
+	}
+	return m
+}
+
+// noStore marks an answer that carries tokens, codes or token metadata as
+// uncacheable (RFC 6749 §5.1).
+func noStore(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// oauthError is an RFC 6749 §5.2 error answer. Descriptions are fixed
+// strings, never request input.
+type oauthError struct {
+	status      int
+	code        string
+	description string
+	reason      string // for the log only
+	retryAfter  string
+}
+
+// OAuth error codes (RFC 6749 §4.1.2.1, §5.2; RFC 9449 §5).
+const (
+	errInvalidRequest          = "invalid_request"
+	errInvalidClient           = "invalid_client"
+	errInvalidGrant            = "invalid_grant"
+	errUnauthorizedClient      = "unauthorized_client"
+	errUnsupportedGrantType    = "unsupported_grant_type"
+	errUnsupportedResponseType = "unsupported_response_type"
+	errInvalidScope            = "invalid_scope"
+	errInvalidDPoPProof        = "invalid_dpop_proof"
+	errAccessDenied            = "access_denied"
+	errServerError             = "server_error"
+	errTemporarilyUnavailable  = "temporarily_unavailable"
+)
+
+func badRequest(code, description, reason string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: code, description: description, reason: reason}
+}
+
+func unavailable(reason string) *oauthError {
+	return &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable,
+		description: "Try again later", reason: reason, retryAfter: "5"}
+}
+
+func serverError(reason string) *oauthError {
+	return &oauthError{status: http.StatusInternalServerError, code: errServerError,
+		description: "Internal error", reason: reason}
+}
+
+// write renders the error as JSON with no-store; invalid_client also
+// carries the Basic challenge (RFC 6749 §5.2).
+func (e *oauthError) write(c echo.Context) error {
+	noStore(c)
+	h := c.Response().Header()
+	if e.code == errInvalidClient {
+		h.Set("WWW-Authenticate", `Basic realm="sandbox"`)
+	}
+	if e.retryAfter != "" {
+		h.Set("Retry-After", e.retryAfter)
+	}
+	return c.JSON(e.status, map[string]string{"error": e.code, "error_description": e.description})
+}

@@ -1,0 +1,397 @@
+package devauth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/obpay/payments/internal/security"
+)
+
+// maxFormBytes caps a token or introspection request body.
+const maxFormBytes = 16 << 10
+
+// tokenAnswer is the token endpoint's success answer (RFC 6749 §5.1, RFC 9449
+// §5: token_type DPoP).
+type tokenAnswer struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// token serves POST /oauth2/token: form parameters (RFC 6749 §3.2), client
+// authentication (§2.3.1), the DPoP proof (RFC 9449 §5), then the grant.
+func (s *Server) token(c echo.Context) error {
+	form, e := parseForm(c)
+	if e != nil {
+		return s.refuse(c, "token", "", e)
+	}
+	cl, e := s.authenticate(c.Request(), form)
+	if e != nil {
+		return s.refuse(c, "token", "", e)
+	}
+	jkt, e := s.checkProof(c)
+	if e != nil {
+		return s.refuse(c, "token", cl.id, e)
+	}
+	var (
+		ans tokenAnswer
+		g   grant
+	)
+	switch gt := form.Get("grant_type"); gt {
+	case "client_credentials":
+		ans, g, e = s.clientCredentials(cl, form, jkt)
+	case "authorization_code":
+		ans, g, e = s.authorizationCode(cl, form, jkt)
+	case "refresh_token":
+		ans, g, e = s.refreshToken(cl, form, jkt)
+	case "":
+		e = badRequest(errInvalidRequest, "grant_type is required", "grant_type_missing")
+	default:
+		e = badRequest(errUnsupportedGrantType, "Unsupported grant_type", "grant_type_unsupported")
+	}
+	if e != nil {
+		return s.refuse(c, "token", cl.id, e)
+	}
+	s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "token issued",
+		slog.String("grant_type", form.Get("grant_type")), slog.String("client_id", cl.id),
+		slog.String("jkt", jkt), slog.String("consent_id", g.consentID), slog.String("scope", g.scope))
+	noStore(c)
+	return c.JSON(http.StatusOK, ans)
+}
+
+// checkProof verifies the token request's DPoP proof and returns its key's
+// thumbprint (RFC 9449 §5: the token is bound to that key). A nonce claim is
+// accepted but not required.
+func (s *Server) checkProof(c echo.Context) (string, *oauthError) {
+	r := c.Request()
+	res, err := s.verifier.VerifyProof(r.Context(), security.ProofRequest{
+		Method: http.MethodPost, URL: s.tokenURL, DPoP: r.Header.Values("DPoP"),
+	})
+	var se *security.Error
+	switch {
+	case err == nil:
+		return res.JKT, nil
+	case errors.As(err, &se) && se.Status == http.StatusServiceUnavailable:
+		return "", unavailable("replay_store_unavailable")
+	case errors.As(err, &se):
+		return "", badRequest(errInvalidDPoPProof, "Invalid DPoP proof", "dpop_"+se.Reason)
+	default:
+		return "", serverError("dpop_verifier")
+	}
+}
+
+// clientCredentials is RFC 6749 §4.4: a token for the client itself, for the
+// requested scopes (a subset of the client's; none means all of them), with
+// no refresh token (§4.4.3).
+func (s *Server) clientCredentials(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
+	if len(cl.scopes) == 0 {
+		return tokenAnswer{}, grant{}, badRequest(errUnauthorizedClient, "Client may not use this grant", "client_without_scopes")
+	}
+	scopes := cl.scopes
+	if form.Has("scope") {
+		var ok bool
+		if scopes, ok = parseScope(form.Get("scope")); !ok || !scopeSubset(scopes, cl.scopes) {
+			return tokenAnswer{}, grant{}, badRequest(errInvalidScope, "Requested scope not allowed", "scope_not_allowed")
+		}
+	}
+	now := s.now()
+	g := grant{clientID: cl.id, scope: joinScopes(scopes), jkt: jkt, issuedAt: now, expires: now.Add(s.tokenLifetime)}
+	at, err := s.tokens.issueAccess(g)
+	if err != nil {
+		return tokenAnswer{}, grant{}, storeError(err)
+	}
+	return s.answer(at, "", g), g, nil
+}
+
+// authorizationCode is RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5, §4.6) and the
+// code's DPoP key binding (RFC 9449 §10): the code is spent on the first
+// attempt, whatever its outcome.
+func (s *Server) authorizationCode(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
+	code, redirectURI, verifier := form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier")
+	if code == "" || redirectURI == "" || verifier == "" {
+		return tokenAnswer{}, grant{}, badRequest(errInvalidRequest, "code, redirect_uri and code_verifier are required", "code_parameters_missing")
+	}
+	// RFC 7636 §4.1: 43 to 128 unreserved characters.
+	if !validVerifier(verifier) {
+		return tokenAnswer{}, grant{}, badRequest(errInvalidRequest, "Malformed code_verifier", "code_verifier_malformed")
+	}
+	ac, family, err := s.tokens.redeemCode(code)
+	switch {
+	case errors.Is(err, errCodeReused):
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid authorization code", "code_reused")
+	case err != nil:
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid authorization code", "code_unknown")
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	switch {
+	case !secretEqual(ac.clientID, cl.id):
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid authorization code", "code_other_client")
+	case ac.redirectURI != redirectURI:
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "redirect_uri differs from the authorization request", "redirect_uri_mismatch")
+	case subtle.ConstantTimeCompare([]byte(challenge), []byte(ac.challenge)) != 1:
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "PKCE verification failed", "pkce_mismatch")
+	case ac.dpopJKT != "" && !secretEqual(ac.dpopJKT, jkt):
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Authorization code bound to another DPoP key", "dpop_jkt_mismatch")
+	}
+	now := s.now()
+	g := grant{clientID: cl.id, subject: ac.psu, scope: ac.scope, consentID: ac.consentID, jkt: jkt,
+		issuedAt: now, expires: now.Add(s.tokenLifetime), family: family}
+	return s.issuePair(g, now.Add(s.refreshLifetime))
+}
+
+// refreshToken is RFC 6749 §6 with rotation: the refresh token must come from
+// its client with a proof by the key it is bound to (RFC 9449 §5); it is spent
+// and replaced by one ending when the first did. A requested scope must be
+// within the original grant.
+func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
+	rt := form.Get("refresh_token")
+	if rt == "" {
+		return tokenAnswer{}, grant{}, badRequest(errInvalidRequest, "refresh_token is required", "refresh_token_missing")
+	}
+	var want []string
+	if form.Has("scope") {
+		var ok bool
+		if want, ok = parseScope(form.Get("scope")); !ok {
+			return tokenAnswer{}, grant{}, badRequest(errInvalidScope, "Requested scope not allowed", "scope_malformed")
+		}
+	}
+	old, err := s.tokens.takeRefresh(rt, cl.id, jkt, want)
+	switch {
+	case errors.Is(err, errScopeWidened):
+		return tokenAnswer{}, grant{}, badRequest(errInvalidScope, "Requested scope not allowed", "scope_widened")
+	case errors.Is(err, errWrongHolder):
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid refresh token", "refresh_token_other_holder")
+	case err != nil:
+		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid refresh token", "refresh_token_unknown")
+	}
+	now := s.now()
+	g := old
+	if want != nil {
+		g.scope = joinScopes(want)
+	}
+	g.issuedAt, g.expires = now, now.Add(s.tokenLifetime)
+	if g.expires.After(old.expires) {
+		g.expires = old.expires
+	}
+	return s.issuePair(g, old.expires)
+}
+
+// issuePair stores an access token for g and a refresh token for the same
+// grant that ends at refreshEnd.
+func (s *Server) issuePair(g grant, refreshEnd time.Time) (tokenAnswer, grant, *oauthError) {
+	at, err := s.tokens.issueAccess(g)
+	if err != nil {
+		return tokenAnswer{}, grant{}, storeError(err)
+	}
+	r := g
+	r.expires = refreshEnd
+	rt, err := s.tokens.issueRefresh(r)
+	if err != nil {
+		return tokenAnswer{}, grant{}, storeError(err)
+	}
+	return s.answer(at, rt, g), g, nil
+}
+
+func (s *Server) answer(accessToken, refreshToken string, g grant) tokenAnswer {
+	return tokenAnswer{
+		AccessToken:  accessToken,
+		TokenType:    "DPoP",
+		ExpiresIn:    int64(g.expires.Sub(g.issuedAt).Seconds()),
+		Scope:        g.scope,
+		RefreshToken: refreshToken,
+	}
+}
+
+func storeError(err error) *oauthError {
+	if errors.Is(err, errStoreFull) {
+		return unavailable("token_store_full")
+	}
+	return serverError("token_store")
+}
+
+// refuse logs a refused request at INFO (ERROR for our own failures) and
+// writes the error answer.
+func (s *Server) refuse(c echo.Context, endpoint, clientID string, e *oauthError) error {
+	level := slog.LevelInfo
+	if e.status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(c.Request().Context(), level, "oauth request refused",
+		slog.String("endpoint", endpoint), slog.String("error", e.code), slog.String("reason", e.reason),
+		slog.String("client_id", clientID))
+	return e.write(c)
+}
+
+// parseForm reads an application/x-www-form-urlencoded body of at most 16 KiB
+// (RFC 6749 §3.2) and refuses repeated parameters (§3.1). Query parameters
+// are not read.
+func parseForm(c echo.Context) (url.Values, *oauthError) {
+	r := c.Request()
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, badRequest(errInvalidRequest, "Body must be application/x-www-form-urlencoded", "content_type")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBytes+1))
+	if err != nil || len(body) > maxFormBytes {
+		return nil, badRequest(errInvalidRequest, "Body unreadable or too large", "body_too_large")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badRequest(errInvalidRequest, "Malformed form body", "form_malformed")
+	}
+	if repeated(form) {
+		return nil, badRequest(errInvalidRequest, "Parameters must not be repeated", "parameter_repeated")
+	}
+	return form, nil
+}
+
+func repeated(v url.Values) bool {
+	for _, vs := range v {
+		if len(vs) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// dummySecret is compared against when the client is unknown, so that an
+// unknown id costs the same time as a wrong secret.
+var dummySecret = hashOf("no such client")
+
+// authenticate identifies the client by HTTP Basic (client_secret_basic, with
+// id and secret form-urlencoded before Base64, RFC 6749 §2.3.1) or by the
+// client_id and client_secret form fields (client_secret_post); using both is
+// refused (§2.3). Secrets are compared as SHA-256 hashes in constant time.
+func (s *Server) authenticate(r *http.Request, form url.Values) (*client, *oauthError) {
+	auth := r.Header.Values("Authorization")
+	if len(auth) > 1 {
+		return nil, badRequest(errInvalidRequest, "Authorization header repeated", "authorization_repeated")
+	}
+	var id, secret string
+	basic := false
+	if len(auth) == 1 {
+		scheme, rest, _ := strings.Cut(auth[0], " ")
+		if asciiEqualFold(scheme, "Basic") {
+			basic = true
+			var ok bool
+			if id, secret, ok = decodeBasic(strings.TrimSpace(rest)); !ok {
+				return nil, invalidClient("basic_malformed")
+			}
+		}
+	}
+	if basic {
+		if form.Has("client_secret") || (form.Has("client_id") && form.Get("client_id") != id) {
+			return nil, badRequest(errInvalidRequest, "Use one client authentication method", "client_auth_twice")
+		}
+	} else {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+		if id == "" || secret == "" {
+			return nil, invalidClient("client_auth_missing")
+		}
+	}
+	cl := s.clients[id]
+	want := dummySecret
+	if cl != nil {
+		want = cl.secretHash
+	}
+	got := hashOf(secret)
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || cl == nil {
+		return nil, invalidClient("client_auth_failed")
+	}
+	return cl, nil
+}
+
+func invalidClient(reason string) *oauthError {
+	return &oauthError{status: http.StatusUnauthorized, code: errInvalidClient,
+		description: "Client authentication failed", reason: reason}
+}
+
+// decodeBasic splits a Basic credential and form-decodes both halves
+// (RFC 6749 §2.3.1, so "sandbox%2Dtpp" is "sandbox-tpp").
+func decodeBasic(cred string) (id, secret string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(cred)
+	if err != nil {
+		return "", "", false
+	}
+	rawID, rawSecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	if id, err = url.QueryUnescape(rawID); err != nil {
+		return "", "", false
+	}
+	if secret, err = url.QueryUnescape(rawSecret); err != nil {
+		return "", "", false
+	}
+	return id, secret, id != ""
+}
+
+// parseScope splits an RFC 6749 §3.3 scope: space-separated tokens, at least
+// one, duplicates dropped.
+func parseScope(s string) ([]string, bool) {
+	var out []string
+	for _, f := range strings.Split(s, " ") {
+		if f == "" {
+			continue
+		}
+		for i := 0; i < len(f); i++ {
+			// scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+			if c := f[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+				return nil, false
+			}
+		}
+		if !scopeSubset([]string{f}, out) {
+			out = append(out, f)
+		}
+	}
+	return out, len(out) > 0
+}
+
+// validVerifier checks RFC 7636 §4.1: 43 to 128 characters of
+// ALPHA / DIGIT / "-" / "." / "_" / "~".
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiEqualFold compares in ASCII case only (Unicode folding would make
+// "ſ" equal "s").
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
