@@ -16,9 +16,9 @@ import (
 )
 
 // scopeForKind is the scope a PSU token for a consent of each kind must carry.
-var scopeForKind = map[openbanking.ConsentKind]string{
-	openbanking.KindPayment:       ScopePayments,
-	openbanking.KindAccountAccess: ScopeAccounts,
+var scopeForKind = map[string]string{
+	string(openbanking.KindPayment):       ScopePayments,
+	string(openbanking.KindAccountAccess): ScopeAccounts,
 }
 
 // codeAnswer is the JSON form of the authorization response.

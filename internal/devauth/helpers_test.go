@@ -61,7 +61,7 @@ func newFakeConsents() *fakeConsents {
 	}}
 }
 
-func (f *fakeConsents) ConsentClient(_ context.Context, id string) (string, openbanking.ConsentKind, error) {
+func (f *fakeConsents) ConsentClient(_ context.Context, id string) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -71,7 +71,7 @@ func (f *fakeConsents) ConsentClient(_ context.Context, id string) (string, open
 	if !ok {
 		return "", "", openbanking.ErrNotFound
 	}
-	return c.client, c.kind, nil
+	return c.client, string(c.kind), nil
 }
 
 func (f *fakeConsents) AuthoriseConsent(_ context.Context, id, psu, debtor string) error {

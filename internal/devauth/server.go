@@ -43,12 +43,17 @@ const (
 // POST /internal/v1/consents/{id}/authorise.
 type ConsentAuthoriser interface {
 	// ConsentClient returns the client that created the consent and its
-	// kind; openbanking.ErrNotFound when there is no such consent.
-	ConsentClient(ctx context.Context, consentID string) (clientID string, kind openbanking.ConsentKind, err error)
+	// kind, string(openbanking.KindPayment) or
+	// string(openbanking.KindAccountAccess); openbanking.ErrNotFound when
+	// there is no such consent.
+	ConsentClient(ctx context.Context, consentID string) (clientID, kind string, err error)
 	// AuthoriseConsent records that psu approved the consent, paying from
 	// debtorAccount (payment consents; "" for account access consents).
 	AuthoriseConsent(ctx context.Context, consentID, psu, debtorAccount string) error
 }
+
+// *openbanking.Service is the ConsentAuthoriser the service wires in.
+var _ ConsentAuthoriser = (*openbanking.Service)(nil)
 
 // Config configures a Server. The constructor copies it, fills defaults and
 // validates it.
