@@ -3,9 +3,13 @@ package security
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -331,4 +335,83 @@ func TestVerifyProofRFCVectors(t *testing.T) {
 	if e := errorOf(t, err); e.Reason != "iat_too_old" {
 		t.Errorf("VerifyProof(Fig.2 today) = %v, want iat_too_old", e)
 	}
+}
+
+// FuzzVerifyProof mutates valid token-request proofs: VerifyProof must never
+// panic, must answer with a *Error on failure, and must accept nothing but
+// the exact originals. The originals are the same in every fuzz worker
+// process: RFC 9449 Fig.2 and an Ed25519 proof from a fixed seed (Ed25519
+// signatures are deterministic), both checked at the RFC's point in time.
+func FuzzVerifyProof(f *testing.F) {
+	at := time.Unix(1562262620, 0)
+	seed := sha256.Sum256([]byte("devauth fuzz key"))
+	priv := ed25519.NewKeyFromSeed(seed[:])
+	x := base64.RawURLEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))
+	ed := &testKey{alg: "EdDSA", priv: priv, jwk: map[string]any{"kty": "OKP", "crv": "Ed25519", "x": x}}
+	validEd := ed.sign(f, ed.header(), map[string]any{
+		"jti": "fuzz-jti-1", "htm": "POST", "htu": "https://server.example.com/token", "iat": at.Unix(),
+	})
+	f.Add(rfcTokenProof)
+	f.Add(validEd)
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add(rfcTokenProof + "==")
+
+	f.Fuzz(func(t *testing.T, proof string) {
+		store, err := NewMemoryReplayStore(WithMaxEntries(1024), WithReplayClock(func() time.Time { return at }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := NewVerifier(Config{
+			PublicURL: "https://server.example.com", NonceSecret: testSecret, ReplayStore: store,
+			Introspector: &fakeIntrospector{}, Now: func() time.Time { return at },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := ProofRequest{Method: http.MethodPost, URL: "https://server.example.com/token", DPoP: []string{proof}}
+		_, err = v.VerifyProof(context.Background(), req)
+		if err == nil {
+			if proof != rfcTokenProof && proof != validEd {
+				t.Fatalf("accepted a mutated proof %q", proof)
+			}
+			return
+		}
+		if e := errorOf(t, err); e.Status != 400 && e.Status != 503 {
+			t.Fatalf("status %d for proof %q", e.Status, proof)
+		}
+	})
+}
+
+// ExampleVerifier_VerifyProof checks the token request proof of RFC 9449
+// Fig.2 at the RFC's point in time, as a token endpoint does, and prints the
+// thumbprint the issued token is bound to.
+func ExampleVerifier_VerifyProof() {
+	at := time.Unix(1562262620, 0)
+	store, err := NewMemoryReplayStore(WithReplayClock(func() time.Time { return at }))
+	if err != nil {
+		panic(err)
+	}
+	v, err := NewVerifier(Config{
+		PublicURL:    "https://server.example.com",
+		NonceSecret:  []byte("a secret of at least thirty-two bytes"),
+		ReplayStore:  store,
+		Introspector: &fakeIntrospector{},
+		Now:          func() time.Time { return at },
+	})
+	if err != nil {
+		panic(err)
+	}
+	req := ProofRequest{Method: "POST", URL: v.PublicURL() + "/token", DPoP: []string{rfcTokenProof}}
+	res, err := v.VerifyProof(context.Background(), req)
+	fmt.Println(res.JKT, err)
+
+	_, err = v.VerifyProof(context.Background(), req)
+	var e *Error
+	if errors.As(err, &e) {
+		fmt.Println(e.Status, e.Code)
+	}
+	// Output:
+	// 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I <nil>
+	// 400 invalid_dpop_proof
 }
