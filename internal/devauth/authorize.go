@@ -105,9 +105,13 @@ func (s *Server) approve(ctx context.Context, cl *client, q url.Values) (string,
 	if !secretEqual(owner, cl.id) {
 		return "", badRequest(errInvalidRequest, "Unknown consent", "consent_other_client")
 	}
-	if need, known := scopeForKind[kind]; !known || !scopeSubset([]string{need}, scopes) {
+	need, known := scopeForKind[kind]
+	if !known || !scopeSubset([]string{need}, scopes) {
 		return "", badRequest(errInvalidScope, "Scope does not cover the consent", "scope_not_for_consent")
 	}
+	// A PSU token serves one consent, so it gets that consent's scope only
+	// (RFC 6749 §3.3 lets the server narrow the request; the token answer
+	// names the scope granted).
 	if err := s.consents.AuthoriseConsent(ctx, consentID, psu, debtor); err != nil {
 		return "", s.consentError(ctx, err)
 	}
@@ -117,7 +121,7 @@ func (s *Server) approve(ctx context.Context, cl *client, q url.Values) (string,
 		redirectURI: q.Get("redirect_uri"),
 		challenge:   challenge,
 		dpopJKT:     dpopJKT,
-		scope:       joinScopes(scopes),
+		scope:       need,
 		consentID:   consentID,
 		psu:         psu,
 		expires:     s.now().Add(codeLifetime),

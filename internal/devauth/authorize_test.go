@@ -28,8 +28,8 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			q.Set("scope", "accounts")
 			q.Del("debtor_account")
 		}, wantCall: authoriseCall{"acc-1", "alice", ""}, wantScope: "accounts", wantConsent: "acc-1"},
-		{name: "both scopes for a payment consent", query: func(q url.Values) { q.Set("scope", "accounts payments") },
-			wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "accounts payments", wantConsent: "pay-1"},
+		{name: "both scopes for a payment consent grant payments only", query: func(q url.Values) { q.Set("scope", "accounts payments") },
+			wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "payments", wantConsent: "pay-1"},
 		{name: "redirect on localhost without port", query: func(q url.Values) { q.Set("redirect_uri", "http://localhost/cb?x=1") },
 			wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "payments", wantConsent: "pay-1"},
 		{name: "bound to the DPoP key with dpop_jkt", query: func(q url.Values) { q.Set("dpop_jkt", testKey(t, sdk.ES256).Thumbprint()) },
@@ -314,11 +314,9 @@ func TestRefresh(t *testing.T) {
 		}
 		f.mustToken(grant(second.RefreshToken))
 	})
-	t.Run("narrower scope", func(t *testing.T) {
+	t.Run("same scope named explicitly", func(t *testing.T) {
 		f := newFixture(t)
-		q := authorizeQuery()
-		q.Set("scope", "accounts payments")
-		first := f.mustToken(exchangeForm(f.code(q)))
+		first := f.mustToken(exchangeForm(f.code(authorizeQuery())))
 		form := grant(first.RefreshToken)
 		form.Set("scope", "payments")
 		if got := f.mustToken(form); got.Scope != "payments" {
