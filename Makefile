@@ -37,6 +37,7 @@ test:
 ## fuzz: a short run of each fuzz target over untrusted input
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/security
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyProof$$' -fuzztime $(FUZZTIME) ./internal/security
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAmount$$' -fuzztime $(FUZZTIME) ./internal/models
 
 ## bench: every benchmark (DPoP verification, ledger) with allocations

@@ -186,3 +186,10 @@ func contains(haystack string, needles ...string) []string {
 	}
 	return found
 }
+
+// redisURLForTest returns the Redis the tests share (TEST_REDIS_URL, or a
+// container), failing when there is none.
+func redisURLForTest(t *testing.T) string {
+	t.Helper()
+	return testdb.RedisURL(t)
+}

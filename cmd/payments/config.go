@@ -178,6 +178,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if c.IntrospectionURL != "" && (c.IntrospectionClientID == "" || c.IntrospectionSecret == "") {
 			errs = append(errs, errors.New("PAYMENTS_INTROSPECTION_CLIENT_ID and PAYMENTS_INTROSPECTION_CLIENT_SECRET: required with PAYMENTS_INTROSPECTION_URL"))
 		}
+		if c.DevAuth && c.IntrospectionURL == "" && c.Audience != "" {
+			errs = append(errs, errors.New("PAYMENTS_AUDIENCE: the sandbox authorization server issues tokens without aud; unset it or introspect against a real authorization server"))
+		}
 		if c.DBMaxIdleConns > c.DBMaxOpenConns {
 			errs = append(errs, errors.New("PAYMENTS_DB_MAX_IDLE_CONNS: must not exceed PAYMENTS_DB_MAX_OPEN_CONNS"))
 		}

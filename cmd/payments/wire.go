@@ -11,6 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/obpay/payments/internal/devauth"
+	"github.com/obpay/payments/internal/handlers"
+	"github.com/obpay/payments/internal/ledger"
+	"github.com/obpay/payments/internal/openbanking"
 	"github.com/obpay/payments/internal/security"
 )
 
@@ -30,6 +34,18 @@ func (a *application) close() {
 // from the configuration.
 func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer, log *slog.Logger) (*application, error) {
 	app := &application{}
+	l, err := ledger.New(db)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: l})
+	if err != nil {
+		return nil, err
+	}
+	h, err := handlers.NewHandler(handlers.HandlerConfig{Service: svc, Logger: log, PublicURL: c.PublicURL})
+	if err != nil {
+		return nil, err
+	}
 	replay, closeReplay, err := security.OpenReplayStore(c.ReplayStore)
 	if err != nil {
 		return nil, fmt.Errorf("PAYMENTS_REPLAY_STORE: %w", err)
@@ -51,6 +67,15 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		}
 		app.closers = append(app.closers, func() error { hi.Close(); return nil })
 		intro = hi
+	}
+	var sandboxTokens *devauth.Tokens
+	if c.DevAuth {
+		// The sandbox authorization server answers introspection in-process
+		// from the same token store its token endpoint writes.
+		sandboxTokens = devauth.NewTokens(time.Now)
+		if intro == nil {
+			intro = sandboxTokens
+		}
 	}
 	if intro == nil {
 		app.close()
@@ -80,8 +105,20 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		app.close()
 		return nil, err
 	}
-	_ = dpop
-	app.routes = func(*echo.Echo) error { return nil }
+	var sandbox *devauth.Server
+	if c.DevAuth {
+		sandbox, err = devauth.New(devauth.Config{Verifier: verifier, Consents: svc, Tokens: sandboxTokens, Logger: log})
+		if err != nil {
+			app.close()
+			return nil, err
+		}
+	}
+	app.routes = func(e *echo.Echo) error {
+		if sandbox != nil {
+			sandbox.Register(e)
+		}
+		return handlers.RegisterRoutes(e, h, dpop)
+	}
 	return app, nil
 }
 
