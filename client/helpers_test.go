@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/obpay/payments/internal/security"
@@ -117,26 +116,6 @@ func (tt *tokenTable) Introspect(_ context.Context, token string) (security.Intr
 	return tt.tokens[token], nil // unknown tokens are inactive
 }
 
-// newVerifier returns the service's own DPoP verifier for a fake resource server at publicURL,
-// with nonces required and the given nonce window.
-func newVerifier(t *testing.T, publicURL string, window time.Duration, tokens *tokenTable) *security.Verifier {
-	t.Helper()
-	store, err := security.NewMemoryReplayStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := security.NewVerifier(security.Config{
-		PublicURL:    publicURL,
-		NonceMode:    security.NonceRequired,
-		NonceWindow:  window,
-		ReplayStore:  store,
-		Introspector: tokens,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
 
 // writeSecurityError answers a rejected request the way the service's error handler does.
 func writeSecurityError(w http.ResponseWriter, err error) {

@@ -29,7 +29,7 @@ type bodyValidator struct {
 }
 
 func newBodyValidator() (*bodyValidator, error) {
-	doc, err := obapi.GetSwagger()
+	doc, err := obapi.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("handlers: load embedded spec: %w", err)
 	}

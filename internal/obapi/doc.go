@@ -2,7 +2,7 @@
 // contract, api/openapi.yaml: one ServerInterface method per operation, a ServerInterfaceWrapper
 // that binds path, query and header parameters, RegisterHandlers* to attach the routes (with
 // per-operation middleware through RegisterHandlersOptions.OperationMiddlewares, keyed by
-// operationId), and GetSwagger, the embedded spec for request validation.
+// operationId), and GetSpec, the embedded spec for request validation.
 //
 // obapi.gen.go is generated; never edit it. Change the spec and run `make generate` (which runs
 // go generate on this package); a test in api/ fails when the committed file is stale.
