@@ -116,7 +116,6 @@ func (tt *tokenTable) Introspect(_ context.Context, token string) (security.Intr
 	return tt.tokens[token], nil // unknown tokens are inactive
 }
 
-
 // writeSecurityError answers a rejected request the way the service's error handler does.
 func writeSecurityError(w http.ResponseWriter, err error) {
 	var se *security.Error
