@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -49,6 +50,8 @@ type config struct {
 
 	LogLevel  slog.Level
 	LogFormat string
+
+	DebugPprofAddr string
 }
 
 // setting is one environment variable: its default, its meaning, and how it
@@ -151,6 +154,8 @@ var settings = []setting{
 			}
 			return nil
 		}},
+	{name: "PAYMENTS_DEBUG_PPROF_ADDR", def: "", help: "serve Go's pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off; for profiling only)",
+		parse: func(c *config, v string) error { c.DebugPprofAddr = v; return checkLoopbackAddr(v) }},
 }
 
 // loadConfig reads every setting through getenv, applies defaults and
@@ -276,6 +281,26 @@ func optionalURL(v string) error {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+// checkLoopbackAddr accepts "" (off) or a host:port whose host is a loopback
+// IP or localhost: profiles reveal internals and must never be reachable from
+// the network.
+func checkLoopbackAddr(v string) error {
+	if v == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("must be host:port, e.g. 127.0.0.1:6060")
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return errors.New("must be a loopback address (127.0.0.1, ::1 or localhost)")
 	}
 	return nil
 }

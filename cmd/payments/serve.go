@@ -63,6 +63,14 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	defer app.close()
 
+	if c.DebugPprofAddr != "" {
+		stopPprof, err := startDebugPprof(ctx, c.DebugPprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	e, err := handlers.New(handlers.Config{
 		Logger:    log,
 		Registry:  reg,

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Load names in the report.
+const (
+	loadFloor    = "signature floor (ES256 verify)"
+	loadReads    = "DPoP balance reads"
+	loadPayments = "payments, pre-authorised"
+)
+
+// openingBalance funds each account: far more than the run can spend.
+const openingBalance = "1000000.00"
+
+// runService starts the payments service and the signature floor, prepares
+// the fixture, drives every window and checks the ledger.
+func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, stderr io.Writer) error {
+	const name = "e2e_bench_payments"
+	dsn, drop, err := scratchDB(ctx, admin, cfg.server, name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := drop(); err != nil {
+			fmt.Fprintln(stderr, "loadgen: drop", name+":", err)
+		}
+	}()
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	base := "http://" + addr
+	env := []string{
+		"DATABASE_URL=" + dsn,
+		"PAYMENTS_ADDR=" + addr,
+		"PAYMENTS_PUBLIC_URL=" + base,
+		"PAYMENTS_DEV_AUTH=true",
+		"PAYMENTS_DPOP_NONCE=required",
+		"PAYMENTS_DB_MAX_OPEN_CONNS=" + strconv.Itoa(cfg.dbConns),
+		"PAYMENTS_DB_MAX_IDLE_CONNS=" + strconv.Itoa(cfg.dbConns),
+		"PAYMENTS_LOG_LEVEL=" + cfg.serverLog,
+		"PAYMENTS_SHUTDOWN_GRACE=5s",
+	}
+	var prof *profiler
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return err
+		}
+		pa, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		env = append(env, "PAYMENTS_DEBUG_PPROF_ADDR="+pa)
+		prof = &profiler{addr: pa, dir: cfg.profileDir}
+	}
+	fmt.Fprintf(stderr, "starting %s on %s ...\n", cfg.binary, base)
+	svc, err := startChild(ctx, "payments", cfg.binary, []string{"serve"}, env, base+"/healthz")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := svc.stop(); err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+		}
+	}()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	floorAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	floorBase := "http://" + floorAddr
+	floor, err := startChild(ctx, "signature floor", self, []string{"-serve-floor", floorAddr}, nil, floorBase+"/healthz")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := floor.stop(); err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+		}
+	}()
+
+	f, err := newFixture(base)
+	if err != nil {
+		return err
+	}
+	f.progress = stderr
+	fmt.Fprintf(stderr, "opening %d funded accounts through the back office ...\n", cfg.accounts)
+	if err := f.openAccounts(ctx, cfg.accounts, openingBalance); err != nil {
+		return err
+	}
+	readers := min(cfg.accounts, 32)
+	fmt.Fprintf(stderr, "authorising %d account-access consents ...\n", readers)
+	tokens, err := f.readTokens(ctx, readers)
+	if err != nil {
+		return err
+	}
+
+	// Reads and the floor, adjacent in time at each concurrency, so that
+	// both see the same machine.
+	for _, c := range cfg.readConc {
+		hc := newHTTPClient(c)
+		o, err := f.readWindow(ctx, cfg, hc, tokens, c, floorBase, nil)
+		if err != nil {
+			return err
+		}
+		rep.rows = append(rep.rows, row{load: loadFloor, conc: c, o: o})
+		if o, err = f.readWindow(ctx, cfg, hc, tokens, c, "", nil); err != nil {
+			return err
+		}
+		rep.rows = append(rep.rows, row{load: loadReads, conc: c, o: o})
+		hc.CloseIdleConnections()
+	}
+
+	ids, err := f.paymentWindows(ctx, cfg, rep, prof, stderr)
+	if err != nil {
+		return err
+	}
+
+	if prof != nil {
+		c := cfg.readConc[0]
+		fmt.Fprintf(stderr, "profiling reads at %d for %s ...\n", c, cfg.profileTime)
+		hc := newHTTPClient(c)
+		if _, err := f.readWindow(ctx, cfg, hc, tokens, c, "", prof); err != nil {
+			return err
+		}
+		hc.CloseIdleConnections()
+	}
+
+	// Checks: the ledger reconciles through the API, and every 201 is booked
+	// once in the service's database.
+	if r, err := f.checkReconcile(ctx); err != nil {
+		rep.failures = append(rep.failures, err.Error())
+		rep.reconcile = "FAILED: " + err.Error()
+	} else {
+		rep.reconcile = fmt.Sprintf("balanced, drift 0 over %d accounts", r.AccountsChecked)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if lc, err := checkLedger(ctx, db, ids, cfg.accounts); err != nil {
+		rep.failures = append(rep.failures, err.Error())
+		rep.ledger = "FAILED: " + err.Error()
+	} else {
+		rep.ledger = fmt.Sprintf("every 201 payment booked exactly once (%d payments, %d payment transfers, no other transfer)", lc.Payments, lc.Transfers)
+	}
+	return nil
+}
+
+// readWindow runs a warm-up window of balance reads to learn the rate, then
+// a measured window with a batch sized for it. With floorBase set the
+// requests go to the signature floor instead (same headers, same sizes).
+// With prof set the measured window lasts cfg.profileTime and is profiled.
+func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, tokens []string, c int, floorBase string, prof *profiler) (outcome, error) {
+	target := "reads"
+	if floorBase != "" {
+		target = "floor"
+	}
+	d := cfg.duration
+	if prof != nil {
+		d = cfg.profileTime
+	}
+	batch := func(n int) ([]request, error) {
+		nonce, err := f.currentNonce(ctx, tokens[0])
+		if err != nil {
+			return nil, err
+		}
+		reqs, err := f.balanceReads(n, tokens, nonce)
+		if err != nil {
+			return nil, err
+		}
+		if floorBase != "" {
+			for i := range reqs {
+				reqs[i].url = floorBase + strings.TrimPrefix(reqs[i].url, f.base)
+			}
+		}
+		return reqs, nil
+	}
+	warm, err := batch(min(cfg.maxRequests, 4000))
+	if err != nil {
+		return outcome{}, err
+	}
+	w := drive(ctx, hc, warm, c, cfg.calibrate, nil)
+	n := sizeBatch(w.RPS(), d, cfg.maxRequests)
+	fmt.Fprintf(f.progress, "%s at %d: warm-up %.0f req/s, signing %d proofs for %s ...\n", target, c, w.RPS(), n, d)
+	reqs, err := batch(n)
+	if err != nil {
+		return outcome{}, err
+	}
+	var wait func() error
+	if prof != nil {
+		wait = prof.during(ctx, "reads", d)
+	}
+	o := drive(ctx, hc, reqs, c, d, nil)
+	if wait != nil {
+		if err := wait(); err != nil {
+			return outcome{}, err
+		}
+	}
+	return o, nil
+}
+
+// paymentWindows runs the payment load: a warm-up batch to learn the rate,
+// then a measured window (and a profiled one with prof), each with consents
+// authorised and tokens issued beforehand and proofs signed just before it.
+// It returns the ids of every payment answered 201.
+func (f *fixture) paymentWindows(ctx context.Context, cfg config, rep *report, prof *profiler, stderr io.Writer) ([]string, error) {
+	c := cfg.payConc
+	hc := newHTTPClient(c)
+	defer hc.CloseIdleConnections()
+	var (
+		ids  []string
+		next int
+	)
+	window := func(n int, d time.Duration, profile bool) (outcome, error) {
+		start := time.Now()
+		ts, err := f.paymentTickets(ctx, next, n, cfg.setupWorkers)
+		if err != nil {
+			return outcome{}, err
+		}
+		next += n
+		fmt.Fprintf(stderr, "payments: %d consents authorised and tokens issued in %.1fs\n", n, time.Since(start).Seconds())
+		nonce, err := f.currentNonce(ctx, ts[0].token)
+		if err != nil {
+			return outcome{}, err
+		}
+		reqs, err := f.paymentRequests(ts, nonce)
+		if err != nil {
+			return outcome{}, err
+		}
+		var wait func() error
+		if profile {
+			wait = prof.during(ctx, "payments", d)
+		}
+		o := drive(ctx, hc, reqs, c, d, func(code int) bool { return code == http.StatusCreated })
+		if wait != nil {
+			if err := wait(); err != nil {
+				return outcome{}, err
+			}
+		}
+		got, err := paymentIDs(o.Kept)
+		if err != nil {
+			return outcome{}, err
+		}
+		ids = append(ids, got...)
+		return o, nil
+	}
+	warm, err := window(max(c*25, 100), cfg.calibrate*3, false)
+	if err != nil {
+		return nil, err
+	}
+	n := sizeBatch(warm.RPS(), cfg.duration, cfg.maxRequests)
+	fmt.Fprintf(stderr, "payments at %d: warm-up %.0f/s, preparing %d for %s ...\n", c, warm.RPS(), n, cfg.duration)
+	o, err := window(n, cfg.duration, false)
+	if err != nil {
+		return nil, err
+	}
+	rep.rows = append(rep.rows, row{load: loadPayments, conc: c, o: o})
+	if prof != nil {
+		n := sizeBatch(warm.RPS(), cfg.profileTime, cfg.maxRequests)
+		fmt.Fprintf(stderr, "profiling payments at %d for %s ...\n", c, cfg.profileTime)
+		if _, err := window(n, cfg.profileTime, true); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// sizeBatch returns how many requests to prepare for a window of d at a
+// warm-up rate of rps: 40% more than the warm-up rate needs, so that the
+// window is normally ended by time, not by an exhausted batch (the report
+// shows the seconds each window really lasted).
+func sizeBatch(rps float64, d time.Duration, limit int) int {
+	n := int(math.Ceil(rps*d.Seconds()*1.4)) + 100
+	return max(100, min(n, limit))
+}
