@@ -1,0 +1,666 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/obpay/payments/client"
+	"github.com/obpay/payments/client/obapi"
+)
+
+// The tests of this file drive issue 5 (the Open Banking layer) end to end:
+// the real binary, real Postgres, the SDK with real DPoP proofs. Each error of
+// the issue is checked for its status, ErrorCode, Path and interaction id, and
+// for moving no money.
+
+const (
+	pathConsents = "/open-banking/v3.1/pisp/domestic-payment-consents"
+	pathPayments = "/open-banking/v3.1/pisp/domestic-payments"
+	unknownID    = "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a"
+)
+
+// outcome is what the assertions need from any response: the status, the raw
+// body and the headers.
+type outcome struct {
+	status int
+	body   []byte
+	header http.Header
+}
+
+// outcomeOf reads the status, body and headers of a generated *XResponse
+// (every one has the fields HTTPResponse and Body).
+func outcomeOf(t *testing.T, res any, err error) outcome {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := reflect.ValueOf(res).Elem()
+	hr := v.FieldByName("HTTPResponse").Interface().(*http.Response)
+	return outcome{status: hr.StatusCode, body: v.FieldByName("Body").Bytes(), header: hr.Header}
+}
+
+// obError decodes an OBErrorResponse1 body, failing the test when it is not
+// one.
+func obError(t *testing.T, o outcome) obapi.OBErrorResponse1 {
+	t.Helper()
+	var e obapi.OBErrorResponse1
+	if err := json.Unmarshal(o.body, &e); err != nil || e.Code == "" || len(e.Errors) == 0 {
+		t.Fatalf("not an OBErrorResponse1 (%v): %d %s", err, o.status, o.body)
+	}
+	return e
+}
+
+// withInteractionID sends id as the request's x-fapi-interaction-id.
+func withInteractionID(id string) obapi.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("x-fapi-interaction-id", id)
+		return nil
+	}
+}
+
+// withContentType overrides the request's Content-Type.
+func withContentType(ct string) obapi.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Content-Type", ct)
+		return nil
+	}
+}
+
+// psuToken is psuClient returning its error, for use off the test goroutine.
+func (sb *sandbox) psuToken(consentID, psu, debtor, scope string) (*client.Client, error) {
+	pkce, err := client.NewPKCE()
+	if err != nil {
+		return nil, err
+	}
+	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/callback", Scope: scope, PKCE: pkce,
+		ConsentID: consentID, PSU: psu, DebtorAccount: debtor}
+	code, err := sb.tpp.SandboxAuthorize(sb.ctx, auth)
+	if err != nil {
+		return nil, fmt.Errorf("authorize %s: %w", consentID, err)
+	}
+	tok, err := sb.tpp.Exchange(sb.ctx, code, auth.RedirectURI, pkce)
+	if err != nil {
+		return nil, fmt.Errorf("exchange code for %s: %w", consentID, err)
+	}
+	return client.New(sb.s.URL, sb.tppKey, sb.tpp.RefreshingSource(tok))
+}
+
+// consentFor creates a payment consent as the first aggregator, returning its
+// error, for use off the test goroutine.
+func (sb *sandbox) consentFor(init obapi.OBWriteDomestic2DataInitiation) (string, error) {
+	res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithResponse(sb.ctx,
+		&obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+		obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}})
+	if err != nil {
+		return "", err
+	}
+	if res.JSON201 == nil {
+		return "", fmt.Errorf("create consent = %d %s", res.StatusCode(), res.Body)
+	}
+	return res.JSON201.Data.ConsentId, nil
+}
+
+// payer is a PSU ready to pay: a consent the PSU authorised and the
+// aggregator's client holding the PSU token for it.
+type payer struct {
+	consentID string
+	init      obapi.OBWriteDomestic2DataInitiation
+	api       *client.Client
+}
+
+// authorisedPayers prepares n payments of amount from debtor (an account of
+// psu) to creditor, each with its own authorised consent and PSU token, with
+// a few requests in flight at once.
+func (sb *sandbox) authorisedPayers(t *testing.T, n int, psu string, debtor, creditor obapi.LedgerAccount, amount, ref string) []payer {
+	t.Helper()
+	out := make([]payer, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			init := initiation(creditor, amount, fmt.Sprintf("%s-%d", ref, i))
+			id, err := sb.consentFor(init)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			api, err := sb.psuToken(id, psu, debtor.AccountId, "payments")
+			out[i], errs[i] = payer{consentID: id, init: init, api: api}, err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// submit sends the payer's payment with key.
+func (p payer) submit(ctx context.Context, key string) (*obapi.CreateDomesticPaymentsResponse, error) {
+	return p.api.CreateDomesticPaymentsWithResponse(ctx, &obapi.CreateDomesticPaymentsParams{XIdempotencyKey: key},
+		obapi.OBWriteDomestic2{Data: obapi.OBWriteDomestic2Data{ConsentId: p.consentID, Initiation: p.init}})
+}
+
+// accountReader returns a client holding a PSU token of psu for an
+// authorised account access consent with every permission.
+func (sb *sandbox) accountReader(t *testing.T, psu string) *client.Client {
+	t.Helper()
+	perms := []obapi.OBExternalPermissions1Code{"ReadAccountsBasic", "ReadAccountsDetail", "ReadBalances",
+		"ReadTransactionsBasic", "ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"}
+	id := sb.accessConsent(t, perms, nil)
+	return sb.psuClient(t, id, psu, "", "accounts")
+}
+
+// accessConsent creates an account access consent as the first aggregator.
+func (sb *sandbox) accessConsent(t *testing.T, perms []obapi.OBExternalPermissions1Code, expires *time.Time) string {
+	t.Helper()
+	res, err := sb.tppAPI.CreateAccountAccessConsentsWithResponse(sb.ctx, &obapi.CreateAccountAccessConsentsParams{},
+		obapi.OBReadConsent1{Data: obapi.OBReadConsent1Data{Permissions: perms, ExpirationDateTime: expires}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON201 == nil {
+		t.Fatalf("account access consent = %d %s", res.StatusCode(), res.Body)
+	}
+	return res.JSON201.Data.ConsentId
+}
+
+// balance reads an account's InterimBooked balance through the AISP API.
+func (sb *sandbox) balance(t *testing.T, reader *client.Client, accountID string) string {
+	t.Helper()
+	res, err := reader.GetAccountsAccountIdBalancesWithResponse(sb.ctx, accountID, &obapi.GetAccountsAccountIdBalancesParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil {
+		t.Fatalf("balances of %s = %d %s", accountID, res.StatusCode(), res.Body)
+	}
+	for _, b := range res.JSON200.Data.Balance {
+		if b.Type == "InterimBooked" {
+			return b.Amount.Amount
+		}
+	}
+	t.Fatalf("no InterimBooked balance: %s", res.Body)
+	return ""
+}
+
+// consentStatus reads a payment consent's status as the first aggregator.
+func (sb *sandbox) consentStatus(t *testing.T, consentID string) string {
+	t.Helper()
+	res, err := sb.tppAPI.GetDomesticPaymentConsentsConsentIdWithResponse(sb.ctx, consentID, &obapi.GetDomesticPaymentConsentsConsentIdParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil {
+		t.Fatalf("get consent = %d %s", res.StatusCode(), res.Body)
+	}
+	return string(res.JSON200.Data.Status)
+}
+
+// authorise calls the back office's consent authorisation as the admin.
+func (sb *sandbox) authorise(t *testing.T, consentID, psu, debtor string) outcome {
+	t.Helper()
+	body := obapi.AuthoriseConsentRequest{Psu: psu}
+	if debtor != "" {
+		body.DebtorAccount = &debtor
+	}
+	res, err := sb.admin.AuthoriseConsentWithResponse(sb.ctx, consentID, &obapi.AuthoriseConsentParams{}, body)
+	return outcomeOf(t, res, err)
+}
+
+// emptyValues lists the JSON paths of doc holding "", null, [] or {} (other
+// than the always-present Meta object and Risk, which may be empty by
+// contract): optional fields must be omitted, never sent empty.
+func emptyValues(doc any, path string) []string {
+	var out []string
+	switch v := doc.(type) {
+	case nil:
+		out = append(out, path+"=null")
+	case string:
+		if v == "" {
+			out = append(out, path+`=""`)
+		}
+	case []any:
+		if len(v) == 0 {
+			out = append(out, path+"=[]")
+		}
+		for i, e := range v {
+			out = append(out, emptyValues(e, fmt.Sprintf("%s.%d", path, i))...)
+		}
+	case map[string]any:
+		if len(v) == 0 && path != "Meta" && path != "Risk" {
+			out = append(out, path+"={}")
+		}
+		for k, e := range v {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			out = append(out, emptyValues(e, p)...)
+		}
+	}
+	return out
+}
+
+// TestOpenBankingErrorsEndToEnd drives each error of issue 5 items 1 to 7
+// through the SDK against the real server: status, OB ErrorCode and Path,
+// the interaction id echoed in the header and the body, and no money moved.
+func TestOpenBankingErrorsEndToEnd(t *testing.T) {
+	s := startServer(t, "PAYMENTS_BODY_LIMIT=65536")
+	sb := newSandbox(t, s)
+	ctx := sb.ctx
+	alice := sb.openAccount(t, "alice", "100.00")
+	bob := sb.openAccount(t, "bob", "10.00")
+	carol := sb.openAccount(t, "carol", "")
+	aliceEUR := func() obapi.LedgerAccount {
+		res, err := sb.admin.CreateLedgerAccountWithResponse(ctx, &obapi.CreateLedgerAccountParams{},
+			obapi.CreateLedgerAccountRequest{Owner: "alice", Currency: "EUR", Nickname: "alice euros"})
+		if err != nil || res.JSON201 == nil {
+			t.Fatalf("open EUR account: %v %s", err, res.Body)
+		}
+		return *res.JSON201
+	}()
+	aliceReader := sb.accountReader(t, "alice")
+
+	init := initiation(carol, "10.00", "err-1")
+	waiting := sb.createConsent(t, init)
+	rejected := sb.createConsent(t, init)
+	if o := sb.authorise(t, rejected, "alice", ""); o.status != http.StatusBadRequest {
+		t.Fatalf("authorise a payment consent without DebtorAccount = %d %s, want 400", o.status, o.body)
+	}
+	if res, err := sb.admin.RejectConsentWithResponse(ctx, rejected, &obapi.RejectConsentParams{}); err != nil || res.JSON200 == nil {
+		t.Fatalf("reject: %v %s", err, res.Body)
+	}
+	ready := sb.createConsent(t, init)
+	readyPSU := sb.psuClient(t, ready, "alice", alice.AccountId, "payments")
+	used := sb.createConsent(t, init)
+	usedPSU := sb.psuClient(t, used, "alice", alice.AccountId, "payments")
+	paid := sb.pay(t, usedPSU, used, init, client.NewIdempotencyKey())
+	if paid.JSON201 == nil {
+		t.Fatalf("payment = %d %s", paid.StatusCode(), paid.Body)
+	}
+	paymentID := paid.JSON201.Data.DomesticPaymentId
+	// A client with the accounts scope only, and a PSU token for the accounts.
+	accountsOnly := sb.clientFor(t, "sandbox-tpp", "sandbox-secret", "accounts")
+	basicOnly := sb.psuClient(t, sb.accessConsent(t, []obapi.OBExternalPermissions1Code{"ReadAccountsBasic"}, nil), "alice", "", "accounts")
+	revokedID := sb.accessConsent(t, []obapi.OBExternalPermissions1Code{"ReadAccountsBasic", "ReadBalances"}, nil)
+	revoked := sb.psuClient(t, revokedID, "alice", "", "accounts")
+	if res, err := sb.tppAPI.DeleteAccountAccessConsentsConsentIdWithResponse(ctx, revokedID, &obapi.DeleteAccountAccessConsentsConsentIdParams{}); err != nil || res.StatusCode() != http.StatusNoContent {
+		t.Fatalf("revoke: %v %s", err, res.Body)
+	}
+	soon := time.Now().Add(2 * time.Second)
+	expired := sb.psuClient(t, sb.accessConsent(t, []obapi.OBExternalPermissions1Code{"ReadAccountsBasic", "ReadBalances"}, &soon), "alice", "", "accounts")
+	time.Sleep(time.Until(soon) + 100*time.Millisecond)
+	past := time.Now().Add(-time.Hour)
+	bodyOf := func(v any) []byte {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	consentBody := bodyOf(obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}})
+	noCreditor := bytes.Replace(consentBody, []byte(`"CreditorAccount"`), []byte(`"DebtorAccount"`), 1)
+	consentKey := func() *obapi.CreateDomesticPaymentConsentsParams {
+		return &obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: client.NewIdempotencyKey()}
+	}
+	paymentKey := func() *obapi.CreateDomesticPaymentsParams {
+		return &obapi.CreateDomesticPaymentsParams{XIdempotencyKey: client.NewIdempotencyKey()}
+	}
+	paymentOn := func(consentID string, in obapi.OBWriteDomestic2DataInitiation, risk obapi.OBRisk1) obapi.OBWriteDomestic2 {
+		return obapi.OBWriteDomestic2{Data: obapi.OBWriteDomestic2Data{ConsentId: consentID, Initiation: in}, Risk: risk}
+	}
+	changedAmount := initiation(carol, "10.01", "err-1")
+	party := obapi.OBRisk1PaymentContextCode("PartyToParty")
+	cursor := "not-a-cursor"
+
+	type call func(t *testing.T, ed obapi.RequestEditorFn) outcome
+	tests := []struct {
+		name   string
+		call   call
+		status int
+		code   string
+		path   string
+	}{
+		// 1. Payment consents.
+		{"consent without x-idempotency-key", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithResponse(ctx, &obapi.CreateDomesticPaymentConsentsParams{},
+				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Header.Missing", "x-idempotency-key"},
+		{"consent with a PSU token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.CreateDomesticPaymentConsentsWithResponse(ctx, consentKey(),
+				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"consent without the payments scope", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := accountsOnly.CreateDomesticPaymentConsentsWithResponse(ctx, consentKey(),
+				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"consent with three decimals in GBP", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithResponse(ctx, consentKey(),
+				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: initiation(carol, "1.001", "x")}}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Invalid", "Data.Initiation.InstructedAmount.Amount"},
+		{"funds confirmation with a client-credentials token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, ready,
+				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"funds confirmation with a token for another consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := usedPSU.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, ready,
+				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"funds confirmation on a consumed consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := usedPSU.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, used,
+				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.InvalidConsentStatus", ""},
+		{"authorise a rejected consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, rejected, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "alice", DebtorAccount: &alice.AccountId}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.InvalidConsentStatus", ""},
+		{"reject a consumed consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.RejectConsentWithResponse(ctx, used, &obapi.RejectConsentParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.InvalidConsentStatus", ""},
+		{"authorise an authorised consent again", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, ready, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "bob", DebtorAccount: &bob.AccountId}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.InvalidConsentStatus", ""},
+
+		// 2. Consent authorisation.
+		{"authorise with another PSU's account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "bob", DebtorAccount: &alice.AccountId}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Invalid", "DebtorAccount"},
+		{"authorise with an account in another currency", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "alice", DebtorAccount: &aliceEUR.AccountId}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Invalid", "DebtorAccount"},
+		{"authorise a payment consent without a debtor account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "alice"}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Missing", "DebtorAccount"},
+		{"authorise an unknown consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, unknownID, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "alice", DebtorAccount: &alice.AccountId}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.NotFound", ""},
+		{"authorise without consents:admin", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "alice", DebtorAccount: &alice.AccountId}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+
+		// 3. Domestic payments.
+		{"payment with a changed amount", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, changedAmount, obapi.OBRisk1{}), ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.ConsentMismatch", "Data.Initiation"},
+		{"payment with a changed Risk", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, init, obapi.OBRisk1{PaymentContextCode: &party}), ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.ConsentMismatch", "Data.Initiation"},
+		{"second payment on a consumed consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := usedPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(used, init, obapi.OBRisk1{}), ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.InvalidConsentStatus", ""},
+		{"payment with a client-credentials token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, init, obapi.OBRisk1{}), ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"payment with a PSU token for another consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := usedPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, init, obapi.OBRisk1{}), ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"payment without x-idempotency-key", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.CreateDomesticPaymentsWithResponse(ctx, &obapi.CreateDomesticPaymentsParams{}, paymentOn(ready, init, obapi.OBRisk1{}), ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Header.Missing", "x-idempotency-key"},
+		{"payment on an unknown consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(unknownID, init, obapi.OBRisk1{}), ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"unknown payment", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.GetDomesticPaymentsDomesticPaymentIdWithResponse(ctx, unknownID, &obapi.GetDomesticPaymentsDomesticPaymentIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.NotFound", ""},
+
+		// 4. Account information.
+		{"accounts with a client-credentials token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"accounts with a payments PSU token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"balances without ReadBalances", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := basicOnly.GetAccountsAccountIdBalancesWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"transactions without a transactions permission", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := basicOnly.GetAccountsAccountIdTransactionsWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdTransactionsParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"another PSU's account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := aliceReader.GetAccountsAccountIdWithResponse(ctx, bob.AccountId, &obapi.GetAccountsAccountIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"another PSU's transactions", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := aliceReader.GetAccountsAccountIdTransactionsWithResponse(ctx, bob.AccountId, &obapi.GetAccountsAccountIdTransactionsParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"unknown account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := aliceReader.GetAccountsAccountIdBalancesWithResponse(ctx, unknownID, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.NotFound", ""},
+		{"balances on a revoked consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := revoked.GetAccountsAccountIdBalancesWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"balances on an expired consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := expired.GetAccountsAccountIdBalancesWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"transactions from after to", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			from, to := time.Now(), time.Now().Add(-time.Hour)
+			res, err := aliceReader.GetAccountsAccountIdTransactionsWithResponse(ctx, alice.AccountId,
+				&obapi.GetAccountsAccountIdTransactionsParams{FromBookingDateTime: &from, ToBookingDateTime: &to}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Invalid", "fromBookingDateTime"},
+		{"transactions with a forged cursor", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := aliceReader.GetAccountsAccountIdTransactionsWithResponse(ctx, alice.AccountId,
+				&obapi.GetAccountsAccountIdTransactionsParams{Cursor: &cursor}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Invalid", "cursor"},
+		{"access consent without permissions", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateAccountAccessConsentsWithResponse(ctx, &obapi.CreateAccountAccessConsentsParams{},
+				obapi.OBReadConsent1{Data: obapi.OBReadConsent1Data{Permissions: []obapi.OBExternalPermissions1Code{}}}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Invalid", "Data.Permissions"},
+		{"access consent expiring in the past", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateAccountAccessConsentsWithResponse(ctx, &obapi.CreateAccountAccessConsentsParams{},
+				obapi.OBReadConsent1{Data: obapi.OBReadConsent1Data{Permissions: []obapi.OBExternalPermissions1Code{"ReadBalances"}, ExpirationDateTime: &past}}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Invalid", "Data.ExpirationDateTime"},
+
+		// 5. Idempotency (the replays are in TestOpenBankingIdempotencyEndToEnd).
+		{"consent with a 41-character key", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithResponse(ctx,
+				&obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: strings.Repeat("k", 41)},
+				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Header.Invalid", "x-idempotency-key"},
+
+		// 6. Errors and headers.
+		{"unknown consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.GetDomesticPaymentConsentsConsentIdWithResponse(ctx, unknownID, &obapi.GetDomesticPaymentConsentsConsentIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.NotFound", ""},
+		{"malformed consent id", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.GetDomesticPaymentConsentsConsentIdWithResponse(ctx, "not-a-consent", &obapi.GetDomesticPaymentConsentsConsentIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.NotFound", ""},
+		{"another aggregator's payment consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tpp2.GetDomesticPaymentConsentsConsentIdWithResponse(ctx, ready, &obapi.GetDomesticPaymentConsentsConsentIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"another aggregator's payment", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tpp2.GetDomesticPaymentsDomesticPaymentIdWithResponse(ctx, paymentID, &obapi.GetDomesticPaymentsDomesticPaymentIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"another aggregator's access consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tpp2.GetAccountAccessConsentsConsentIdWithResponse(ctx, revokedID, &obapi.GetAccountAccessConsentsConsentIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"another aggregator deletes an access consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tpp2.DeleteAccountAccessConsentsConsentIdWithResponse(ctx, revokedID, &obapi.DeleteAccountAccessConsentsConsentIdParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"consent body that is not JSON", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithBodyWithResponse(ctx, consentKey(), "application/json", strings.NewReader(`{"Data":`), ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.InvalidFormat", ""},
+		{"consent without CreditorAccount", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithBodyWithResponse(ctx, consentKey(), "application/json", bytes.NewReader(noCreditor), ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Missing", "Data.Initiation.CreditorAccount"},
+		{"payment without ConsentId", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.CreateDomesticPaymentsWithBodyWithResponse(ctx, paymentKey(), "application/json", bytes.NewReader(consentBody), ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Field.Missing", "Data.ConsentId"},
+		{"consent as text/plain", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithBodyWithResponse(ctx, consentKey(), "text/plain", bytes.NewReader(consentBody), ed)
+			return outcomeOf(t, res, err)
+		}, 415, "UK.OBIE.Unsupported.MediaType", ""},
+		{"payment as form data", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := readyPSU.CreateDomesticPaymentsWithBodyWithResponse(ctx, paymentKey(), "application/json", bytes.NewReader(bodyOf(paymentOn(ready, init, obapi.OBRisk1{}))),
+				ed, withContentType("application/x-www-form-urlencoded"))
+			return outcomeOf(t, res, err)
+		}, 415, "UK.OBIE.Unsupported.MediaType", ""},
+		{"consent body over the limit", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			big := `{"Data":"` + strings.Repeat("x", 70<<10) + `"}`
+			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithBodyWithResponse(ctx, consentKey(), "application/json", strings.NewReader(big), ed)
+			return outcomeOf(t, res, err)
+		}, 413, "UK.OBIE.Resource.TooLarge", ""},
+		{"unknown route", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/open-banking/v3.1/pisp/nothing-here", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ed(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			res, err := sb.tppAPI.HTTPClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(res.Body)
+			return outcome{status: res.StatusCode, body: b.Bytes(), header: res.Header}
+		}, 404, "UK.OBIE.Resource.NotFound", ""},
+		{"method not allowed", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.URL+pathConsents+"/"+ready, strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if err := ed(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			res, err := sb.tppAPI.HTTPClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(res.Body)
+			return outcome{status: res.StatusCode, body: b.Bytes(), header: res.Header}
+		}, 405, "UK.OBIE.Unsupported.Method", ""},
+
+		// 7. Back office.
+		{"reconcile without ledger:admin", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.ReconcileLedgerWithResponse(ctx, &obapi.ReconcileLedgerParams{}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"open an account without ledger:admin", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.tppAPI.CreateLedgerAccountWithResponse(ctx, &obapi.CreateLedgerAccountParams{},
+				obapi.CreateLedgerAccountRequest{Owner: "mallory", Currency: "GBP", Nickname: "free money"}, ed)
+			return outcomeOf(t, res, err)
+		}, 403, "UK.OBIE.Forbidden", ""},
+		{"open an account in an unknown currency", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			res, err := sb.admin.CreateLedgerAccountWithResponse(ctx, &obapi.CreateLedgerAccountParams{},
+				obapi.CreateLedgerAccountRequest{Owner: "dave", Currency: "XXX", Nickname: "dave"}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Unsupported.Currency", "Currency"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := sb.balance(t, aliceReader, alice.AccountId)
+			id := uuid.NewString()
+			o := tc.call(t, withInteractionID(id))
+			if o.status != tc.status {
+				t.Fatalf("status = %d, want %d; body %s", o.status, tc.status, o.body)
+			}
+			e := obError(t, o)
+			if got := e.Errors[0]; got.ErrorCode != tc.code || deref(got.Path) != tc.path {
+				t.Errorf("error = %s at %q, want %s at %q; body %s", got.ErrorCode, deref(got.Path), tc.code, tc.path, o.body)
+			}
+			if got := o.header.Get("x-fapi-interaction-id"); got != id || deref(e.Id) != id {
+				t.Errorf("x-fapi-interaction-id = %q, body Id = %q, want %q echoed", got, deref(e.Id), id)
+			}
+			if after := sb.balance(t, aliceReader, alice.AccountId); after != before {
+				t.Errorf("alice's balance went from %s to %s: money moved", before, after)
+			}
+		})
+	}
+
+	// Nothing of the refusals above changed a consent: the ready one still
+	// pays, and the final states stay final.
+	for id, want := range map[string]string{waiting: "AwaitingAuthorisation", rejected: "Rejected", used: "Consumed", ready: "Authorised"} {
+		if got := sb.consentStatus(t, id); got != want {
+			t.Errorf("consent status = %s, want %s", got, want)
+		}
+	}
+	if res := sb.pay(t, readyPSU, ready, init, client.NewIdempotencyKey()); res.JSON201 == nil {
+		t.Errorf("payment on the consent the refusals left alone = %d %s", res.StatusCode(), res.Body)
+	}
+	if got := sb.balance(t, aliceReader, alice.AccountId); got != "80.00" {
+		t.Errorf("alice = %s, want 80.00 after exactly two payments of 10.00", got)
+	}
+	assertBalanced(t, sb)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
