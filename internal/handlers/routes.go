@@ -2,6 +2,9 @@ package handlers
 
 import (
 	"errors"
+	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -43,5 +46,52 @@ func RegisterRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error {
 	office.GET("/ledger/reconcile", w.ReconcileLedger, ledgerAdmin)
 	office.POST("/consents/:ConsentId/authorise", w.AuthoriseConsent, consentsAdmin)
 	office.POST("/consents/:ConsentId/reject", w.RejectConsent, consentsAdmin)
+
+	refuseOtherMethods(e, pisp, "/open-banking/v3.1/pisp")
+	refuseOtherMethods(e, aisp, "/open-banking/v3.1/aisp")
+	refuseOtherMethods(e, office, "/internal/v1")
 	return nil
+}
+
+// routedMethods are the methods a route of the API may be declared with.
+var routedMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions,
+}
+
+// refuseOtherMethods answers 405 with an Allow header (RFC 9110 §15.5.6) for
+// the methods a declared path of g does not serve. Without it echo answers
+// 404: the catch-all route a group with middleware registers hides the path
+// match from the router. The group's middleware still runs first, so an
+// unauthenticated request learns nothing about the paths.
+func refuseOtherMethods(e *echo.Echo, g *echo.Group, prefix string) {
+	allowed := map[string][]string{}
+	for _, r := range e.Routes() {
+		if path, ok := strings.CutPrefix(r.Path, prefix); ok && path != "" && path != "/*" && slices.Contains(routedMethods, r.Method) {
+			allowed[path] = append(allowed[path], r.Method)
+		}
+	}
+	paths := make([]string, 0, len(allowed))
+	for p := range allowed {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		methods := allowed[p]
+		slices.Sort(methods)
+		var others []string
+		for _, m := range routedMethods {
+			if !slices.Contains(methods, m) {
+				others = append(others, m)
+			}
+		}
+		g.Match(others, p, methodNotAllowed(strings.Join(methods, ", ")))
+	}
+}
+
+func methodNotAllowed(allow string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderAllow, allow)
+		return echo.NewHTTPError(http.StatusMethodNotAllowed)
+	}
 }
