@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -223,17 +222,6 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (Principal, Result, 
 	return p, res, nil
 }
 
-// proofClaims are the typed claims of RFC 9449 §4.2.
-type proofClaims struct {
-	JTI             string
-	Method          string
-	URL             string
-	IssuedAt        float64
-	AccessTokenHash string
-	Nonce           string
-	hasNonce        bool
-}
-
 // verify returns the partial principal with a failure so that the log line
 // can name the key and the client once they are known.
 func (v *Verifier) verify(ctx context.Context, req Request) (Principal, Result, *Error) {
@@ -350,7 +338,7 @@ func (v *Verifier) checkProofHeader(values []string) (compactProof, *Error) {
 		return compactProof{}, v.proofError("proof_too_large")
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(isAlnum(c) || c == '-' || c == '_' || c == '.') {
+		if !compactChars[s[i]] {
 			return compactProof{}, v.proofError("proof_not_compact")
 		}
 	}
@@ -361,6 +349,15 @@ func (v *Verifier) checkProofHeader(values []string) (compactProof, *Error) {
 	}
 	return compactProof{header: h, payload: pl, signature: sig, signingInput: s[:len(h)+1+len(pl)]}, nil
 }
+
+// compactChars are the bytes of a JWS compact serialization: the base64url
+// alphabet (RFC 7515 §2, no padding) and the segment separator.
+var compactChars = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = isAlnum(byte(c)) || c == '-' || c == '_' || c == '.'
+	}
+	return t
+}()
 
 // checkProtectedHeader performs P9-P13 on the protected header, or returns
 // the cached verdict for the same header bytes.
@@ -420,64 +417,24 @@ func (v *Verifier) checkProtectedHeader(segment string) (*proofKey, *Error) {
 // checkSignature performs P14, RFC 9449 §4.3 (6): the signature verifies with
 // the embedded key under the allow-listed algorithm.
 func (v *Verifier) checkSignature(k *proofKey, proof compactProof) *Error {
-	sig, err := b64.DecodeString(proof.signature)
-	if err != nil || !k.verify(proof.signingInput, sig) {
+	// The largest signature of an allowed key is 1024 bytes (RSA 8192 bits);
+	// anything longer cannot verify.
+	var buf [maxRSABits / 8]byte
+	if b64.DecodedLen(len(proof.signature)) > len(buf) {
+		return v.proofError("signature")
+	}
+	n, err := b64.Decode(buf[:], []byte(proof.signature))
+	if err != nil || !k.verify(proof.signingInput, buf[:n]) {
 		return v.proofError("signature")
 	}
 	return nil
 }
 
-// checkClaims performs P15, RFC 9449 §4.2 and §4.3 (3): the claims are a JSON
-// object with jti (1..256 characters), htm, htu, ath strings, a numeric iat,
-// a string nonce if present, and valid exp/nbf if present. Member names are
-// matched exactly (not with encoding/json's case folding); unknown claims
-// are accepted.
+// checkClaims performs P15, RFC 9449 §4.2 and §4.3 (3), for a proof sent
+// with an access token: typed jti, htm, htu, iat and ath, a string nonce if
+// present, valid exp/nbf if present (decodeClaims).
 func (v *Verifier) checkClaims(segment string, now time.Time) (proofClaims, *Error) {
-	var c proofClaims
-	raw, err := b64.DecodeString(segment)
-	if err != nil {
-		return c, v.proofError("payload_encoding")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return c, v.proofError("payload_not_object")
-	}
-	var ok bool
-	if c.JTI, ok = jsonString(m, "jti"); !ok || c.JTI == "" || len(c.JTI) > maxJTILen {
-		return c, v.proofError("claim_jti")
-	}
-	if c.Method, ok = jsonString(m, "htm"); !ok {
-		return c, v.proofError("claim_htm")
-	}
-	if c.URL, ok = jsonString(m, "htu"); !ok {
-		return c, v.proofError("claim_htu")
-	}
-	if c.IssuedAt, ok = jsonNumber(m, "iat"); !ok {
-		return c, v.proofError("claim_iat")
-	}
-	if c.AccessTokenHash, ok = jsonString(m, "ath"); !ok {
-		return c, v.proofError("claim_ath")
-	}
-	if _, present := m["nonce"]; present {
-		if c.Nonce, ok = jsonString(m, "nonce"); !ok {
-			return c, v.proofError("claim_nonce")
-		}
-		c.hasNonce = true
-	}
-	// RFC 7519 §4.1.4 and §4.1.5 with the same skew as iat (DPOP-RULES 1.4.6).
-	if _, present := m["exp"]; present {
-		exp, ok := jsonNumber(m, "exp")
-		if !ok || !afterSeconds(exp, now.Add(-v.skew)) {
-			return c, v.proofError("claim_exp")
-		}
-	}
-	if _, present := m["nbf"]; present {
-		nbf, ok := jsonNumber(m, "nbf")
-		if !ok || afterSeconds(nbf, now.Add(v.skew)) {
-			return c, v.proofError("claim_nbf")
-		}
-	}
-	return c, nil
+	return v.decodeClaims(segment, now, true)
 }
 
 // checkMethod performs P16, RFC 9449 §4.3 (8): htm equals the method, byte for
@@ -495,6 +452,9 @@ func (v *Verifier) checkTarget(c proofClaims, target string) *Error {
 	want, err := normalizeHTU(target)
 	if err != nil {
 		return v.proofError("target_url_invalid")
+	}
+	if c.URL == target {
+		return nil // the same string has the same normal form
 	}
 	got, err := normalizeHTU(c.URL)
 	if err != nil || got != want {
@@ -604,28 +564,14 @@ func (v *Verifier) checkReplay(ctx context.Context, k *proofKey, c proofClaims) 
 // replayKey is hex(SHA-256(jkt || 0x00 || jti)): fixed length, no request
 // bytes stored, and no ambiguity between the two parts.
 func replayKey(jkt, jti string) string {
-	h := sha256.New()
-	h.Write([]byte(jkt))
-	h.Write([]byte{0})
-	h.Write([]byte(jti))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
-}
-
-// jsonNumber returns a finite JSON number member (integer or fraction); a
-// string, null or any other type is refused.
-func jsonNumber(m map[string]json.RawMessage, name string) (float64, bool) {
-	raw, ok := m[name]
-	if !ok || len(raw) == 0 || !(raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9') {
-		return 0, false
-	}
-	// raw is a JSON number token (it came out of a successful parse and starts
-	// with a digit or '-'), which strconv reads exactly; out of range fails.
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
+	var in [64 + 1 + maxJTILen]byte
+	b := append(in[:0], jkt...)
+	b = append(b, 0)
+	b = append(b, jti...)
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // afterSeconds reports whether the Unix time s (seconds) is after t.

@@ -58,6 +58,9 @@ func normalizeHTU(raw string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if raw[:sep] == scheme && sameAuthority(authority, host, port) && normPath == path {
+		return raw, nil // already in normal form: no copy
+	}
 	var b strings.Builder
 	b.Grow(len(raw))
 	b.WriteString(scheme)
@@ -69,6 +72,15 @@ func normalizeHTU(raw string) (string, error) {
 	}
 	b.WriteString(normPath)
 	return b.String(), nil
+}
+
+// sameAuthority reports whether authority is spelled exactly host[:port].
+func sameAuthority(authority, host, port string) bool {
+	if port == "" {
+		return authority == host
+	}
+	return len(authority) == len(host)+1+len(port) && authority[:len(host)] == host &&
+		authority[len(host)] == ':' && authority[len(host)+1:] == port
 }
 
 // splitAuthority validates an authority without userinfo and returns the
@@ -136,36 +148,47 @@ func normalizePath(p string) (string, error) {
 	if p == "" {
 		return "/", nil
 	}
-	var b strings.Builder
-	b.Grow(len(p))
+	plain := true // no percent-encoding: p is its own normal form so far
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
-				return "", errBadURL
-			}
-			d := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if isUnreserved(d) {
-				b.WriteByte(d)
-			} else {
-				b.WriteByte('%')
-				b.WriteByte(asciiUpperByte(p[i+1]))
-				b.WriteByte(asciiUpperByte(p[i+2]))
-			}
-			i += 2
+			plain = false
 		case isUnreserved(c) || isSubDelim(c) || c == ':' || c == '@' || c == '/':
-			b.WriteByte(c)
 		default:
 			return "", errBadURL
 		}
+	}
+	if plain {
+		return removeDotSegments(p), nil
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			return "", errBadURL
+		}
+		d := unhex(p[i+1])<<4 | unhex(p[i+2])
+		if isUnreserved(d) {
+			b.WriteByte(d)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(asciiUpperByte(p[i+1]))
+			b.WriteByte(asciiUpperByte(p[i+2]))
+		}
+		i += 2
 	}
 	return removeDotSegments(b.String()), nil
 }
 
 // removeDotSegments implements RFC 3986 §5.2.4 for an absolute path.
 func removeDotSegments(in string) string {
-	if !strings.Contains(in, ".") {
+	if !hasDotSegment(in) {
 		return in
 	}
 	var out []string
@@ -189,6 +212,24 @@ func removeDotSegments(in string) string {
 		}
 	}
 	return "/" + strings.Join(out, "/")
+}
+
+// hasDotSegment reports whether the absolute path p has a "." or ".."
+// segment.
+func hasDotSegment(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		seg := p[i+1:]
+		if j := strings.IndexByte(seg, '/'); j >= 0 {
+			seg = seg[:j]
+		}
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func isAlnum(c byte) bool {

@@ -55,10 +55,12 @@ func (k *proofKey) verify(signingInput string, sig []byte) bool {
 		if len(sig) != 64 {
 			return false
 		}
+		der, ok := ecdsaDER(sig)
+		if !ok {
+			return false
+		}
 		digest := sha256.Sum256([]byte(signingInput))
-		r := new(big.Int).SetBytes(sig[:32])
-		s := new(big.Int).SetBytes(sig[32:])
-		return ecdsa.Verify(k.ec, digest[:], r, s)
+		return ecdsa.VerifyASN1(k.ec, digest[:], der)
 	case algEdDSA, algEd25519:
 		if len(sig) != ed25519.SignatureSize {
 			return false
@@ -74,6 +76,34 @@ func (k *proofKey) verify(signingInput string, sig []byte) bool {
 		return rsa.VerifyPSS(k.rsa, crypto.SHA256, digest[:], sig, opts) == nil
 	}
 	return false
+}
+
+// ecdsaDER turns a JWS ECDSA signature R || S (RFC 7518 §3.4) into the
+// ASN.1 DER form crypto/ecdsa verifies, without big.Int round trips. It
+// refuses R or S equal to zero, as ecdsa.Verify does.
+func ecdsaDER(sig []byte) ([]byte, bool) {
+	half := len(sig) / 2
+	var buf [2 + 2*(2+1+32)]byte
+	out := append(buf[:0], 0x30, 0)
+	for _, v := range [][]byte{sig[:half], sig[half:]} {
+		for len(v) > 0 && v[0] == 0 {
+			v = v[1:]
+		}
+		if len(v) == 0 {
+			return nil, false
+		}
+		n := len(v)
+		if v[0]&0x80 != 0 {
+			n++ // a leading zero keeps the INTEGER positive
+		}
+		out = append(out, 0x02, byte(n))
+		if n > len(v) {
+			out = append(out, 0)
+		}
+		out = append(out, v...)
+	}
+	out[1] = byte(len(out) - 2)
+	return out, true
 }
 
 // privateMembers are the JWK members that only private or symmetric keys carry

@@ -2,7 +2,6 @@ package security
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
@@ -93,52 +92,8 @@ func (v *Verifier) verifyProof(ctx context.Context, req ProofRequest) (ProofResu
 }
 
 // checkTokenRequestClaims performs P15 for a proof sent without an access
-// token, RFC 9449 §4.2 and §4.3 (3): the claims are a JSON object with jti
-// (1..256 characters), htm and htu strings, a numeric iat, a string nonce if
-// present, and valid exp/nbf if present. Unlike checkClaims, ath is not
-// required and not read. Member names are matched exactly; unknown claims
-// are accepted.
+// token, RFC 9449 §4.2 and §4.3 (3): like checkClaims, but ath is not
+// required and not read (decodeClaims).
 func (v *Verifier) checkTokenRequestClaims(segment string, now time.Time) (proofClaims, *Error) {
-	var c proofClaims
-	raw, err := b64.DecodeString(segment)
-	if err != nil {
-		return c, v.proofError("payload_encoding")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return c, v.proofError("payload_not_object")
-	}
-	var ok bool
-	if c.JTI, ok = jsonString(m, "jti"); !ok || c.JTI == "" || len(c.JTI) > maxJTILen {
-		return c, v.proofError("claim_jti")
-	}
-	if c.Method, ok = jsonString(m, "htm"); !ok {
-		return c, v.proofError("claim_htm")
-	}
-	if c.URL, ok = jsonString(m, "htu"); !ok {
-		return c, v.proofError("claim_htu")
-	}
-	if c.IssuedAt, ok = jsonNumber(m, "iat"); !ok {
-		return c, v.proofError("claim_iat")
-	}
-	if _, present := m["nonce"]; present {
-		if c.Nonce, ok = jsonString(m, "nonce"); !ok {
-			return c, v.proofError("claim_nonce")
-		}
-		c.hasNonce = true
-	}
-	// RFC 7519 §4.1.4 and §4.1.5 with the same skew as iat (DPOP-RULES 1.4.6).
-	if _, present := m["exp"]; present {
-		exp, ok := jsonNumber(m, "exp")
-		if !ok || !afterSeconds(exp, now.Add(-v.skew)) {
-			return c, v.proofError("claim_exp")
-		}
-	}
-	if _, present := m["nbf"]; present {
-		nbf, ok := jsonNumber(m, "nbf")
-		if !ok || afterSeconds(nbf, now.Add(v.skew)) {
-			return c, v.proofError("claim_nbf")
-		}
-	}
-	return c, nil
+	return v.decodeClaims(segment, now, false)
 }
