@@ -664,3 +664,459 @@ func deref(p *string) string {
 	}
 	return *p
 }
+
+// TestOpenBankingIdempotencyEndToEnd checks the OB idempotency rules of issue
+// 5 item 5 through the SDK: a replay returns the current resource with no new
+// effect, another body under the same key is refused and writes nothing,
+// refused requests are not recorded, and keys are scoped to the client and
+// the operation.
+func TestOpenBankingIdempotencyEndToEnd(t *testing.T) {
+	s := startServer(t)
+	sb := newSandbox(t, s)
+	ctx := sb.ctx
+	alice := sb.openAccount(t, "alice", "100.00")
+	bob := sb.openAccount(t, "bob", "")
+	reader := sb.accountReader(t, "alice")
+	init := initiation(bob, "10.00", "idem-1")
+	consentBody := obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}}
+	createConsent := func(api *client.Client, key string, body obapi.OBWriteDomesticConsent4) *obapi.CreateDomesticPaymentConsentsResponse {
+		t.Helper()
+		res, err := api.CreateDomesticPaymentConsentsWithResponse(ctx, &obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: key}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	wantError := func(t *testing.T, o outcome, status int, code, path string) {
+		t.Helper()
+		if o.status != status {
+			t.Fatalf("status = %d, want %d; body %s", o.status, status, o.body)
+		}
+		if got := obError(t, o).Errors[0]; got.ErrorCode != code || deref(got.Path) != path {
+			t.Fatalf("error = %s at %q, want %s at %q", got.ErrorCode, deref(got.Path), code, path)
+		}
+	}
+
+	// Consents: the replay answers 201 with the consent in its current status.
+	key := client.NewIdempotencyKey()
+	first := createConsent(sb.tppAPI, key, consentBody)
+	if first.JSON201 == nil {
+		t.Fatalf("create consent = %d %s", first.StatusCode(), first.Body)
+	}
+	consentID := first.JSON201.Data.ConsentId
+	psu := sb.psuClient(t, consentID, "alice", alice.AccountId, "payments") // authorises the consent
+	replay := createConsent(sb.tppAPI, key, consentBody)
+	if replay.JSON201 == nil || replay.JSON201.Data.ConsentId != consentID || replay.JSON201.Data.Status != "Authorised" {
+		t.Fatalf("consent replay = %d %s, want 201 with consent %s now Authorised", replay.StatusCode(), replay.Body, consentID)
+	}
+	other := consentBody
+	other.Data.Initiation = initiation(bob, "10.01", "idem-1")
+	wantError(t, outcomeOf(t, createConsent(sb.tppAPI, key, other), nil), 400, "UK.OBIE.Field.Invalid", "x-idempotency-key")
+	// The same key belongs to another aggregator independently.
+	if res := createConsent(sb.tpp2, key, consentBody); res.JSON201 == nil || res.JSON201.Data.ConsentId == consentID {
+		t.Fatalf("another aggregator's consent with the same key = %d %s, want a new consent", res.StatusCode(), res.Body)
+	}
+	// A refused request leaves no record: the key is still free afterwards.
+	refusedKey := client.NewIdempotencyKey()
+	zero := consentBody
+	zero.Data.Initiation = initiation(bob, "0.00", "idem-2")
+	wantError(t, outcomeOf(t, createConsent(sb.tppAPI, refusedKey, zero), nil), 400, "UK.OBIE.Field.Invalid", "Data.Initiation.InstructedAmount.Amount")
+	if res := createConsent(sb.tppAPI, refusedKey, other); res.JSON201 == nil {
+		t.Fatalf("valid consent under the key of a refused one = %d %s, want 201", res.StatusCode(), res.Body)
+	}
+
+	// Payments.
+	payKey := client.NewIdempotencyKey()
+	mismatch := sb.pay(t, psu, consentID, initiation(bob, "10.01", "idem-1"), payKey)
+	wantError(t, outcomeOf(t, mismatch, nil), 400, "UK.OBIE.Resource.ConsentMismatch", "Data.Initiation")
+	paid := sb.pay(t, psu, consentID, init, payKey)
+	if paid.JSON201 == nil {
+		t.Fatalf("payment under the key of a refused one = %d %s, want 201", paid.StatusCode(), paid.Body)
+	}
+	again := sb.pay(t, psu, consentID, init, payKey)
+	if again.JSON201 == nil || again.JSON201.Data.DomesticPaymentId != paid.JSON201.Data.DomesticPaymentId ||
+		again.JSON201.Data.Status != paid.JSON201.Data.Status {
+		t.Fatalf("payment replay = %d %s, want 201 with payment %s", again.StatusCode(), again.Body, paid.JSON201.Data.DomesticPaymentId)
+	}
+	wantError(t, outcomeOf(t, sb.pay(t, psu, consentID, initiation(bob, "99.00", "idem-1"), payKey), nil),
+		400, "UK.OBIE.Field.Invalid", "x-idempotency-key")
+	if got := sb.balance(t, reader, alice.AccountId); got != "90.00" {
+		t.Errorf("alice = %s after one payment of 10.00 and three replays, want 90.00", got)
+	}
+	// Keys are scoped to the operation: the consent's key also serves a payment.
+	init3 := initiation(bob, "5.00", "idem-3")
+	key3 := client.NewIdempotencyKey()
+	c3 := createConsent(sb.tppAPI, key3, obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init3}})
+	if c3.JSON201 == nil {
+		t.Fatalf("create consent = %d %s", c3.StatusCode(), c3.Body)
+	}
+	psu3 := sb.psuClient(t, c3.JSON201.Data.ConsentId, "alice", alice.AccountId, "payments")
+	if res := sb.pay(t, psu3, c3.JSON201.Data.ConsentId, init3, key3); res.JSON201 == nil {
+		t.Fatalf("payment with the key of its consent = %d %s, want 201", res.StatusCode(), res.Body)
+	}
+	if got := sb.balance(t, reader, alice.AccountId); got != "85.00" {
+		t.Errorf("alice = %s, want 85.00", got)
+	}
+	assertBalanced(t, sb)
+}
+
+// TestOpenBankingPaymentOutcomes checks the payment outcomes of issue 5 item
+// 3 and the consent lifecycle around them, and that responses omit optional
+// fields rather than send them empty (item 6).
+func TestOpenBankingPaymentOutcomes(t *testing.T) {
+	s := startServer(t)
+	sb := newSandbox(t, s)
+	ctx := sb.ctx
+	alice := sb.openAccount(t, "alice", "50.00")
+	bob := sb.openAccount(t, "bob", "")
+	reader := sb.accountReader(t, "alice")
+	external := obapi.LedgerAccount{Account: []obapi.LedgerAccountIdentification{{
+		SchemeName: "UK.OBIE.SortCodeAccountNumber", Identification: "40400412345678"}}}
+	tests := []struct {
+		name        string
+		creditor    obapi.LedgerAccount
+		amount      string
+		wantStatus  string
+		wantBalance string
+		fundsOK     bool
+	}{
+		{"internal creditor", bob, "20.00", "AcceptedCreditSettlementCompleted", "30.00", true},
+		{"external creditor through the settlement account", external, "5.00", "AcceptedSettlementCompleted", "25.00", true},
+		{"insufficient funds", bob, "25.01", "Rejected", "25.00", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			init := initiation(tc.creditor, tc.amount, "out-"+tc.amount)
+			consentID := sb.createConsent(t, init)
+			psu := sb.psuClient(t, consentID, "alice", alice.AccountId, "payments")
+			funds, err := psu.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, consentID,
+				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{})
+			if err != nil || funds.JSON200 == nil || funds.JSON200.Data.FundsAvailableResult == nil {
+				t.Fatalf("funds confirmation = %v %s", err, funds.Body)
+			}
+			if got := funds.JSON200.Data.FundsAvailableResult.FundsAvailable; got != tc.fundsOK {
+				t.Errorf("FundsAvailable = %v, want %v", got, tc.fundsOK)
+			}
+			res := sb.pay(t, psu, consentID, init, client.NewIdempotencyKey())
+			if res.JSON201 == nil {
+				t.Fatalf("payment = %d %s, want 201", res.StatusCode(), res.Body)
+			}
+			if got := string(res.JSON201.Data.Status); got != tc.wantStatus {
+				t.Errorf("payment status = %s, want %s", got, tc.wantStatus)
+			}
+			if got := sb.consentStatus(t, consentID); got != "Consumed" {
+				t.Errorf("consent status = %s, want Consumed", got)
+			}
+			if got := sb.balance(t, reader, alice.AccountId); got != tc.wantBalance {
+				t.Errorf("alice = %s, want %s", got, tc.wantBalance)
+			}
+			get, err := psu.GetDomesticPaymentsDomesticPaymentIdWithResponse(ctx, res.JSON201.Data.DomesticPaymentId,
+				&obapi.GetDomesticPaymentsDomesticPaymentIdParams{})
+			if err != nil || get.JSON200 == nil || get.JSON200.Data.Status != res.JSON201.Data.Status {
+				t.Fatalf("payment read back by the PSU token = %v %s", err, get.Body)
+			}
+		})
+	}
+	// The rejected payment posted nothing: alice's transactions are the
+	// opening credit and the two settled debits.
+	txs, err := reader.GetAccountsAccountIdTransactionsWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdTransactionsParams{})
+	if err != nil || txs.JSON200 == nil {
+		t.Fatalf("transactions = %v %s", err, txs.Body)
+	}
+	var got []string
+	for _, tx := range txs.JSON200.Data.Transaction {
+		got = append(got, string(tx.CreditDebitIndicator)+" "+tx.Amount.Amount)
+	}
+	if want := "Credit 50.00,Debit 20.00,Debit 5.00"; strings.Join(got, ",") != want {
+		t.Errorf("transactions = %s, want %s", strings.Join(got, ","), want)
+	}
+
+	// Optional fields are omitted, never sent empty.
+	awaiting, err := sb.tppAPI.CreateDomesticPaymentConsentsWithResponse(ctx,
+		&obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+		obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: initiation(bob, "1.00", "opt")}})
+	if err != nil || awaiting.JSON201 == nil {
+		t.Fatalf("create consent = %v %s", err, awaiting.Body)
+	}
+	access, err := sb.tppAPI.CreateAccountAccessConsentsWithResponse(ctx, &obapi.CreateAccountAccessConsentsParams{},
+		obapi.OBReadConsent1{Data: obapi.OBReadConsent1Data{Permissions: []obapi.OBExternalPermissions1Code{"ReadAccountsBasic"}}})
+	if err != nil || access.JSON201 == nil {
+		t.Fatalf("create access consent = %v %s", err, access.Body)
+	}
+	accounts, err := reader.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{})
+	if err != nil || accounts.JSON200 == nil {
+		t.Fatalf("accounts = %v %s", err, accounts.Body)
+	}
+	for name, body := range map[string][]byte{
+		"payment consent awaiting authorisation": awaiting.Body,
+		"account access consent":                 access.Body,
+		"accounts":                               accounts.Body,
+		"transactions":                           txs.Body,
+	} {
+		var doc any
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if empty := emptyValues(doc, ""); len(empty) > 0 {
+			t.Errorf("%s sends empty optional fields %v: %s", name, empty, body)
+		}
+	}
+	if strings.Contains(string(awaiting.Body), `"Debtor"`) {
+		t.Errorf("a consent awaiting authorisation names a debtor: %s", awaiting.Body)
+	}
+	assertBalanced(t, sb)
+}
+
+// TestOpenBankingConcurrentPayments runs the concurrency acceptance of issue
+// 5 against the real server: duplicates of one request, a double spend of one
+// consent, and more payments than the debtor can fund.
+func TestOpenBankingConcurrentPayments(t *testing.T) {
+	s := startServer(t)
+	sb := newSandbox(t, s)
+	ctx := sb.ctx
+	bob := sb.openAccount(t, "bob", "")
+
+	t.Run("50 identical requests make one payment", func(t *testing.T) {
+		alice := sb.openAccount(t, "alice-dup", "100.00")
+		reader := sb.accountReader(t, "alice-dup")
+		p := sb.authorisedPayers(t, 1, "alice-dup", alice, bob, "30.00", "dup")[0]
+		key := client.NewIdempotencyKey()
+		const n = 50
+		ids := make([]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := p.submit(ctx, key)
+				switch {
+				case err != nil:
+					errs[i] = err
+				case res.JSON201 == nil:
+					errs[i] = fmt.Errorf("request %d = %d %s", i, res.StatusCode(), res.Body)
+				default:
+					ids[i] = res.JSON201.Data.DomesticPaymentId
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, id := range ids {
+			if id != ids[0] {
+				t.Fatalf("request %d got payment %s, request 0 got %s: want one payment", i, id, ids[0])
+			}
+		}
+		if got := sb.balance(t, reader, alice.AccountId); got != "70.00" {
+			t.Errorf("alice = %s, want 70.00 (one debit of 30.00)", got)
+		}
+		if debits := countDebits(t, sb, reader, alice.AccountId); debits != 1 {
+			t.Errorf("alice's transactions show %d debits, want 1", debits)
+		}
+	})
+
+	t.Run("two payments on one consent with different keys", func(t *testing.T) {
+		alice := sb.openAccount(t, "alice-twice", "100.00")
+		reader := sb.accountReader(t, "alice-twice")
+		p := sb.authorisedPayers(t, 1, "alice-twice", alice, bob, "10.00", "twice")[0]
+		results := make([]outcome, 2)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := p.submit(ctx, client.NewIdempotencyKey())
+				if err != nil {
+					results[i] = outcome{body: []byte(err.Error())}
+					return
+				}
+				results[i] = outcome{status: res.StatusCode(), body: res.Body}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var created, refused int
+		for _, o := range results {
+			switch {
+			case o.status == http.StatusCreated:
+				created++
+			case o.status == http.StatusBadRequest && obError(t, o).Errors[0].ErrorCode == "UK.OBIE.Resource.InvalidConsentStatus":
+				refused++
+			default:
+				t.Errorf("unexpected answer %d %s", o.status, o.body)
+			}
+		}
+		if created != 1 || refused != 1 {
+			t.Errorf("%d created and %d refused with InvalidConsentStatus, want 1 and 1", created, refused)
+		}
+		if got := sb.balance(t, reader, alice.AccountId); got != "90.00" {
+			t.Errorf("alice = %s, want 90.00 (one debit of 10.00)", got)
+		}
+	})
+
+	t.Run("40 payments of 30.00 from 100.00", func(t *testing.T) {
+		alice := sb.openAccount(t, "alice-many", "100.00")
+		reader := sb.accountReader(t, "alice-many")
+		payers := sb.authorisedPayers(t, 40, "alice-many", alice, bob, "30.00", "many")
+		statuses := make([]string, len(payers))
+		errs := make([]error, len(payers))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, p := range payers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := p.submit(ctx, client.NewIdempotencyKey())
+				switch {
+				case err != nil:
+					errs[i] = err
+				case res.JSON201 == nil:
+					errs[i] = fmt.Errorf("payment %d = %d %s", i, res.StatusCode(), res.Body)
+				default:
+					statuses[i] = string(res.JSON201.Data.Status)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		count := map[string]int{}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[statuses[i]]++
+		}
+		if count["AcceptedCreditSettlementCompleted"] != 3 || count["Rejected"] != 37 {
+			t.Errorf("outcomes = %v, want 3 settled and 37 Rejected", count)
+		}
+		if got := sb.balance(t, reader, alice.AccountId); got != "10.00" {
+			t.Errorf("alice = %s, want 10.00", got)
+		}
+		for _, p := range payers {
+			if got := sb.consentStatus(t, p.consentID); got != "Consumed" {
+				t.Errorf("consent %s = %s, want Consumed (settled or rejected)", p.consentID, got)
+			}
+		}
+	})
+	assertBalanced(t, sb)
+}
+
+// countDebits counts the debits on an account's first page of transactions.
+func countDebits(t *testing.T, sb *sandbox, reader *client.Client, accountID string) int {
+	t.Helper()
+	res, err := reader.GetAccountsAccountIdTransactionsWithResponse(sb.ctx, accountID, &obapi.GetAccountsAccountIdTransactionsParams{})
+	if err != nil || res.JSON200 == nil {
+		t.Fatalf("transactions = %v %s", err, res.Body)
+	}
+	var n int
+	for _, tx := range res.JSON200.Data.Transaction {
+		if tx.CreditDebitIndicator == "Debit" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestOpenBankingIsolation checks that one aggregator cannot read or use
+// another's consents and payments, and that a PSU token reads only its own
+// PSU's accounts.
+func TestOpenBankingIsolation(t *testing.T) {
+	s := startServer(t)
+	sb := newSandbox(t, s)
+	ctx := sb.ctx
+	alice := sb.openAccount(t, "alice", "100.00")
+	bob := sb.openAccount(t, "bob", "20.00")
+	init := initiation(bob, "10.00", "iso")
+	consentID := sb.createConsent(t, init)
+	psu := sb.psuClient(t, consentID, "alice", alice.AccountId, "payments")
+	paid := sb.pay(t, psu, consentID, init, client.NewIdempotencyKey())
+	if paid.JSON201 == nil {
+		t.Fatalf("payment = %d %s", paid.StatusCode(), paid.Body)
+	}
+	open := sb.createConsent(t, initiation(bob, "1.00", "iso-2"))
+	accessID := sb.accessConsent(t, []obapi.OBExternalPermissions1Code{"ReadAccountsBasic", "ReadBalances"}, nil)
+	reader := sb.psuClient(t, accessID, "alice", "", "accounts")
+
+	tpp2Key := mustKey(t, client.ES256)
+	tpp2Tokens := mustTokenClient(t, s.URL, "sandbox-tpp-2", "sandbox-secret-2", tpp2Key)
+	pkce, err := client.NewPKCE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tpp2Tokens.SandboxAuthorize(ctx, client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/cb", Scope: "payments",
+		PKCE: pkce, ConsentID: open, PSU: "alice", DebtorAccount: alice.AccountId}); err == nil {
+		t.Errorf("the second aggregator got an authorization code for the first one's consent")
+	}
+
+	tests := []struct {
+		name string
+		call func() (any, error)
+	}{
+		{"read the consent", func() (any, error) {
+			return sb.tpp2.GetDomesticPaymentConsentsConsentIdWithResponse(ctx, consentID, &obapi.GetDomesticPaymentConsentsConsentIdParams{})
+		}},
+		{"confirm the consent's funds", func() (any, error) {
+			return sb.tpp2.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, open, &obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{})
+		}},
+		{"read the payment", func() (any, error) {
+			return sb.tpp2.GetDomesticPaymentsDomesticPaymentIdWithResponse(ctx, paid.JSON201.Data.DomesticPaymentId, &obapi.GetDomesticPaymentsDomesticPaymentIdParams{})
+		}},
+		{"pay on the consent", func() (any, error) {
+			return sb.tpp2.CreateDomesticPaymentsWithResponse(ctx, &obapi.CreateDomesticPaymentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+				obapi.OBWriteDomestic2{Data: obapi.OBWriteDomestic2Data{ConsentId: open, Initiation: initiation(bob, "1.00", "iso-2")}})
+		}},
+		{"read the access consent", func() (any, error) {
+			return sb.tpp2.GetAccountAccessConsentsConsentIdWithResponse(ctx, accessID, &obapi.GetAccountAccessConsentsConsentIdParams{})
+		}},
+		{"revoke the access consent", func() (any, error) {
+			return sb.tpp2.DeleteAccountAccessConsentsConsentIdWithResponse(ctx, accessID, &obapi.DeleteAccountAccessConsentsConsentIdParams{})
+		}},
+		{"read the PSU's accounts without a consent", func() (any, error) {
+			return sb.tpp2.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{})
+		}},
+		{"read another PSU's account", func() (any, error) {
+			return reader.GetAccountsAccountIdWithResponse(ctx, bob.AccountId, &obapi.GetAccountsAccountIdParams{})
+		}},
+		{"read another PSU's balances", func() (any, error) {
+			return reader.GetAccountsAccountIdBalancesWithResponse(ctx, bob.AccountId, &obapi.GetAccountsAccountIdBalancesParams{})
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := tc.call()
+			o := outcomeOf(t, res, err)
+			if o.status != http.StatusForbidden {
+				t.Fatalf("= %d %s, want 403", o.status, o.body)
+			}
+			if code := obError(t, o).Errors[0].ErrorCode; code != "UK.OBIE.Forbidden" {
+				t.Errorf("ErrorCode = %s, want UK.OBIE.Forbidden", code)
+			}
+		})
+	}
+	// The PSU token lists only its PSU's accounts, and the refusals changed
+	// nothing.
+	list, err := reader.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{})
+	if err != nil || list.JSON200 == nil {
+		t.Fatalf("accounts = %v %s", err, list.Body)
+	}
+	if got := list.JSON200.Data.Account; len(got) != 1 || got[0].AccountId != alice.AccountId {
+		t.Errorf("alice's token lists %s, want only %s", list.Body, alice.AccountId)
+	}
+	if got := sb.consentStatus(t, open); got != "AwaitingAuthorisation" {
+		t.Errorf("the first aggregator's open consent = %s, want AwaitingAuthorisation", got)
+	}
+	if got := sb.balance(t, reader, alice.AccountId); got != "90.00" {
+		t.Errorf("alice = %s, want 90.00", got)
+	}
+	assertBalanced(t, sb)
+}
