@@ -7,7 +7,7 @@ E2E_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=di
 # Length of each measured window, pgbench -T, and where profiles go.
 E2E_DURATION         ?= 10s
 E2E_PGBENCH_DURATION ?= 20s
-E2E_PROFILE_DIR      ?= profiles
+E2E_PROFILE_DIR      ?= bin/profiles
 E2E_FLAGS            ?=
 
 .PHONY: bench-e2e profile-e2e
@@ -22,7 +22,7 @@ bench-e2e: build
 	@$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchtime 2000x -count 3 ./internal/security > bench-security-e2e.out
 	@awk -f mk/bench-ratio.awk bench-security-e2e.out
 
-## profile-e2e: bench-e2e's loads once more with CPU and allocation profiles of the server in $(E2E_PROFILE_DIR)/ (go tool pprof -top bin/payments profiles/payments.cpu.pprof)
+## profile-e2e: bench-e2e's loads once more with CPU and allocation profiles of the server in $(E2E_PROFILE_DIR)/ (go tool pprof -top bin/payments bin/profiles/payments.cpu.pprof)
 profile-e2e: build
 	$(GO) build -o bin/loadgen ./cmd/loadgen
 	bin/loadgen -server '$(E2E_BENCH_DATABASE_URL)' -payments $(BIN) -pgbench '' -concurrency 8 \

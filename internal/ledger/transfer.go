@@ -140,15 +140,12 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (m
 		return models.Transfer{}, ErrOverflow
 	}
 
-	booked, err := l.nextBookingTime(ctx, tx, from, to)
-	if err != nil {
-		return models.Transfer{}, err
-	}
 	id := uuid.NewString()
-	debitAfter, creditAfter, err := moveBalances(ctx, tx, from, to, amount)
+	debitAfter, creditAfter, latest, err := moveBalances(ctx, tx, from, to, amount)
 	if err != nil {
 		return models.Transfer{}, err
 	}
+	booked := l.nextBookingTime(latest)
 	if l.afterDebit != nil {
 		if err := l.afterDebit(ctx, tx); err != nil {
 			return models.Transfer{}, translate(ctx, err)
@@ -180,17 +177,24 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (m
 
 // moveBalances debits from and credits to by amount in one UPDATE that adds
 // to the balances in place (never writing back a value read earlier), and
-// returns both new balances.
-func moveBalances(ctx context.Context, tx *gorm.DB, from, to string, amount int64) (debitAfter, creditAfter int64, err error) {
+// returns both new balances and the latest booking time of either account's
+// entries (invalid when neither has any). Reading that time in the same
+// statement saves a round trip while the rows are locked; it is exact because
+// the caller already holds both rows' locks, so every entry of these accounts
+// was committed before this statement's snapshot was taken.
+func moveBalances(ctx context.Context, tx *gorm.DB, from, to string, amount int64) (debitAfter, creditAfter int64, latest sql.NullTime, err error) {
 	var rows []struct {
 		ID      string
 		Balance int64
+		Latest  sql.NullTime
 	}
 	res := tx.Raw(`UPDATE accounts
 		SET balance = balance + CASE WHEN id = ?::uuid THEN -?::bigint ELSE ?::bigint END, version = version + 1
-		WHERE id IN (?, ?) RETURNING id::text AS id, balance`, from, amount, amount, from, to).Scan(&rows)
+		WHERE id IN (?, ?)
+		RETURNING id::text AS id, balance, (SELECT max(e.created_at) FROM entries e WHERE e.account_id = accounts.id) AS latest`,
+		from, amount, amount, from, to).Scan(&rows)
 	if res.Error != nil {
-		return 0, 0, translate(ctx, res.Error)
+		return 0, 0, sql.NullTime{}, translate(ctx, res.Error)
 	}
 	var seen int
 	for _, r := range rows {
@@ -200,30 +204,28 @@ func moveBalances(ctx context.Context, tx *gorm.DB, from, to string, amount int6
 		case to:
 			creditAfter, seen = r.Balance, seen|2
 		}
+		if r.Latest.Valid && (!latest.Valid || r.Latest.Time.After(latest.Time)) {
+			latest = r.Latest
+		}
 	}
 	if seen != 3 {
-		return 0, 0, fmt.Errorf("%w: balance update touched %d rows", ErrStorage, len(rows))
+		return 0, 0, sql.NullTime{}, fmt.Errorf("%w: balance update touched %d rows", ErrStorage, len(rows))
 	}
-	return debitAfter, creditAfter, nil
+	return debitAfter, creditAfter, latest, nil
 }
 
-// nextBookingTime returns the clock's time, or the latest booking time of
-// either account if that is later (a clock stepped back, or another node's
-// clock ahead of ours). Booking times thus never decrease for an account, and
-// with entry IDs increasing under the row lock, (booking time, id) grows in
-// booking order: keyset pages stay stable while new entries are booked.
-func (l *Ledger) nextBookingTime(ctx context.Context, tx *gorm.DB, a, b string) (time.Time, error) {
+// nextBookingTime returns the clock's time, or latest, the latest booking
+// time of either account, if that is later (a clock stepped back, or another
+// node's clock ahead of ours). Booking times thus never decrease for an
+// account, and with entry IDs increasing under the row lock, (booking time,
+// id) grows in booking order: keyset pages stay stable while new entries are
+// booked.
+func (l *Ledger) nextBookingTime(latest sql.NullTime) time.Time {
 	now := l.bookingTime()
-	var latest sql.NullTime
-	if err := tx.Raw(`SELECT greatest(
-			(SELECT max(created_at) FROM entries WHERE account_id = ?),
-			(SELECT max(created_at) FROM entries WHERE account_id = ?))`, a, b).Row().Scan(&latest); err != nil {
-		return time.Time{}, translate(ctx, err)
-	}
 	if latest.Valid && latest.Time.After(now) {
-		return latest.Time.UTC(), nil
+		return latest.Time.UTC()
 	}
-	return now, nil
+	return now
 }
 
 // canonicalID returns the lower-case form of a UUID string, or false when s is

@@ -225,6 +225,11 @@ func (s *Service) accessGrant(ctx context.Context, c Caller, perms ...Permission
 	case err != nil:
 		return grant{}, err
 	}
+	return s.grantOf(c, r, perms)
+}
+
+// grantOf checks the consent r read for c: see accessGrant.
+func (s *Service) grantOf(c Caller, r consentRow, perms []Permission) (grant, error) {
 	ac := r.accessConsent()
 	switch {
 	case ConsentKind(r.Kind) != KindAccountAccess, r.ClientID != c.ClientID, deref(r.PSU) != c.PSU,
@@ -238,6 +243,95 @@ func (s *Service) accessGrant(ctx context.Context, c Caller, perms ...Permission
 		}
 	}
 	return grant{}, ErrForbidden
+}
+
+// consentAccountRow is a consent and, when it exists, the account asked for,
+// read in one statement: the columns of consentSelect plus the account's
+// (the same columns as the ledger's account reads), all NULL when there is
+// no such account.
+type consentAccountRow struct {
+	Consent           consentRow `gorm:"embedded"`
+	AccID             *string
+	AccOwner          *string
+	AccCurrency       *string
+	AccKind           *string
+	AccScheme         *string
+	AccIdentification *string
+	AccName           *string
+	AccBalance        *int64
+	AccVersion        *int64
+	AccCreatedAt      *time.Time
+}
+
+// consentAccountSelect reads a consent (first parameter: the account id,
+// second: the consent id) and the account asked for in one round trip. The
+// ledger's balances are never cached: this reads the committed balance, like
+// ledger.Account.
+const consentAccountSelect = `SELECT c.id::text AS id, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
+	c.currency, c.amount, c.initiation, c.authorisation, c.risk, c.reference,
+	c.creditor_account_id::text AS creditor_account_id, c.creditor_internal, c.debtor_account_id::text AS debtor_account_id,
+	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
+	a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name,
+	b.id::text AS acc_id, b.owner AS acc_owner, b.currency AS acc_currency, b.kind AS acc_kind,
+	b.scheme_name AS acc_scheme, b.identification AS acc_identification, b.name AS acc_name,
+	b.balance AS acc_balance, b.version AS acc_version, b.created_at AS acc_created_at
+	FROM consents c LEFT JOIN accounts a ON a.id = c.debtor_account_id
+	LEFT JOIN accounts b ON b.id = ?
+	WHERE c.id = ?`
+
+// accessAndAccount is accessGrant followed by ownAccount in one database
+// round trip (the hot path of AISP reads): the grant's errors first, then
+// ErrNotFound for an unknown account and ErrForbidden for one that is not a
+// customer account of the PSU.
+func (s *Service) accessAndAccount(ctx context.Context, c Caller, accountID string, perms ...Permission) (grant, models.Account, error) {
+	if c.ClientID == "" || c.PSU == "" || c.ConsentID == "" {
+		return grant{}, models.Account{}, ErrForbidden
+	}
+	aid, okA := canonicalID(accountID)
+	cid, okC := canonicalID(c.ConsentID)
+	if !okA || !okC {
+		// Not a UUID: no such account (or consent); the grant's answer
+		// comes first, as in the two-step path.
+		g, err := s.accessGrant(ctx, c, perms...)
+		if err != nil {
+			return grant{}, models.Account{}, err
+		}
+		_, err = s.ownAccount(ctx, g, accountID)
+		return grant{}, models.Account{}, err
+	}
+	var rows []consentAccountRow
+	if err := s.db.WithContext(ctx).Raw(consentAccountSelect, aid, cid).Scan(&rows).Error; err != nil {
+		return grant{}, models.Account{}, dbError(ctx, err)
+	}
+	if len(rows) != 1 {
+		return grant{}, models.Account{}, ErrForbidden
+	}
+	r := rows[0]
+	g, err := s.grantOf(c, r.Consent, perms)
+	if err != nil {
+		return grant{}, models.Account{}, err
+	}
+	if r.AccID == nil {
+		return grant{}, models.Account{}, ErrNotFound
+	}
+	a := models.Account{
+		ID:             models.AccountID(*r.AccID),
+		Owner:          deref(r.AccOwner),
+		Currency:       deref(r.AccCurrency),
+		Kind:           models.AccountKind(deref(r.AccKind)),
+		SchemeName:     deref(r.AccScheme),
+		Identification: deref(r.AccIdentification),
+		Name:           deref(r.AccName),
+		Balance:        models.Amount{Minor: deref(r.AccBalance), Currency: deref(r.AccCurrency)},
+		Version:        deref(r.AccVersion),
+	}
+	if r.AccCreatedAt != nil {
+		a.CreatedAt = r.AccCreatedAt.UTC()
+	}
+	if a.Kind != models.KindCustomer || a.Owner != g.psu {
+		return grant{}, models.Account{}, ErrForbidden
+	}
+	return g, a, nil
 }
 
 // ownAccount returns the account id if it is a customer account of g's PSU.
@@ -277,12 +371,11 @@ func (s *Service) Accounts(ctx context.Context, c Caller) ([]models.Account, Gra
 // Errors: ErrForbidden (no grant, or another PSU's account), ErrNotFound,
 // ErrStorage, ledger errors, or a context error.
 func (s *Service) Account(ctx context.Context, c Caller, accountID string) (models.Account, Grant, error) {
-	g, err := s.accessGrant(ctx, c, ReadAccountsBasic, ReadAccountsDetail)
+	g, a, err := s.accessAndAccount(ctx, c, accountID, ReadAccountsBasic, ReadAccountsDetail)
 	if err != nil {
 		return models.Account{}, Grant{}, err
 	}
-	a, err := s.ownAccount(ctx, g, accountID)
-	return a, Grant{Permissions: g.perms}, err
+	return a, Grant{Permissions: g.perms}, nil
 }
 
 // Balance returns one of the PSU's accounts with its booked balance; it needs
@@ -290,12 +383,11 @@ func (s *Service) Account(ctx context.Context, c Caller, accountID string) (mode
 //
 // Errors: those of Account.
 func (s *Service) Balance(ctx context.Context, c Caller, accountID string) (models.Account, time.Time, error) {
-	g, err := s.accessGrant(ctx, c, ReadBalances)
+	_, a, err := s.accessAndAccount(ctx, c, accountID, ReadBalances)
 	if err != nil {
 		return models.Account{}, time.Time{}, err
 	}
-	a, err := s.ownAccount(ctx, g, accountID)
-	return a, s.clock(), err
+	return a, s.clock(), nil
 }
 
 // TransactionsQuery selects a page of an account's transactions. From and To

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/obpay/payments/internal/models"
 	"github.com/obpay/payments/internal/openbanking"
 )
@@ -64,6 +66,13 @@ func TestAccountAccessPermissions(t *testing.T) {
 		{"accounts without an accounts permission", func() error { _, _, err := f.svc.Accounts(ctx, expiring); return err }, openbanking.ErrForbidden},
 		{"another PSU's account", func() error { return balance(all, bob.ID) }, openbanking.ErrForbidden},
 		{"unknown account", func() error { return balance(all, "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a") }, openbanking.ErrNotFound},
+		{"account id that is not a UUID", func() error { return balance(all, "not-an-account") }, openbanking.ErrNotFound},
+		{"unknown account without ReadBalances", func() error { return balance(basic, "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a") }, openbanking.ErrForbidden},
+		{"account with a consent id that is not a UUID", func() error {
+			c := all
+			c.ConsentID = "not-a-consent"
+			return balance(c, alice.ID)
+		}, openbanking.ErrForbidden},
 		{"token of another client", func() error { return balance(otherClient, alice.ID) }, openbanking.ErrForbidden},
 		{"token naming another PSU", func() error { return balance(otherPSU, alice.ID) }, openbanking.ErrForbidden},
 		{"client-credentials token", func() error { return balance(openbanking.Caller{ClientID: clientA}, alice.ID) }, openbanking.ErrForbidden},
@@ -78,6 +87,17 @@ func TestAccountAccessPermissions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			wantErr(t, tc.name, tc.call(), tc.want)
 		})
+	}
+	got, _, err := f.svc.Balance(ctx, all, string(alice.ID))
+	if err != nil {
+		t.Fatalf("Balance = %v", err)
+	}
+	want, err := f.l.Account(ctx, alice.ID)
+	if err != nil {
+		t.Fatalf("ledger Account = %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Balance account differs from the ledger's (-ledger +Balance):\n%s", diff)
 	}
 	accts, g, err := f.svc.Accounts(ctx, all)
 	if err != nil || len(accts) != 1 || accts[0].ID != alice.ID || !g.Has(openbanking.ReadAccountsDetail) {
