@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -151,6 +152,9 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "Bearer scheme with a DPoP-bound token", build: func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath, []string{"Bearer " + f.token}, []string{f.proof()})
 		}, status: 401, code: "", reason: "scheme_not_dpop"},
+		{name: "Basic scheme", build: func(f *fixture) *http.Request {
+			return httpReq(http.MethodPost, testPath, []string{"Basic dHBwOnNlY3JldA=="}, []string{f.proof()})
+		}, status: 401, code: "", reason: "scheme_not_dpop"},
 		{name: "DPoP scheme without token", build: func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath, []string{"DPoP"}, []string{f.proof()})
 		}, status: 401, code: CodeInvalidToken, reason: "token_malformed"},
@@ -196,6 +200,10 @@ func TestMiddlewareRejects(t *testing.T) {
 			status: 401, code: CodeInvalidProof, reason: "proof_not_compact"},
 		{name: "padded signature", build: func(f *fixture) *http.Request { return f.post(f.proof() + "==") },
 			status: 401, code: CodeInvalidProof, reason: "proof_not_compact"},
+		{name: "standard base64 characters", build: func(f *fixture) *http.Request {
+			h, p, sig := cutHeaderPayload(f.proof())
+			return f.post(h + "." + p + "." + strings.NewReplacer("-", "+", "_", "/").Replace(sig) + "+/")
+		}, status: 401, code: CodeInvalidProof, reason: "proof_not_compact"},
 		{name: "header not base64url", build: func(f *fixture) *http.Request {
 			_, p, s := cutHeaderPayload(f.proof())
 			return f.post("e" + "." + p + "." + s)
@@ -262,6 +270,38 @@ func TestMiddlewareRejects(t *testing.T) {
 			weak := sharedKey(t, "weak-rsa", "RS1024")
 			return f.post(weak.sign(t, weak.header(), f.claims(http.MethodPost, testURL)))
 		}, status: 401, code: CodeInvalidProof, reason: "jwk_rsa_size"},
+		{name: "RSA key over 8192 bits", alg: "PS256", build: func(f *fixture) *http.Request {
+			n := append([]byte{0x01}, make([]byte, 1024)...) // 8193 bits
+			n[len(n)-1] = 1
+			jwk := map[string]any{"kty": "RSA", "n": base64.RawURLEncoding.EncodeToString(n), "e": "AQAB"}
+			return f.post(unsignedProof(t, map[string]any{"typ": "dpop+jwt", "alg": "PS256", "jwk": jwk}, f.claims(http.MethodPost, testURL)))
+		}, status: 401, code: CodeInvalidProof, reason: "jwk_rsa_size"},
+		{name: "RSA even modulus", alg: "PS256", build: func(f *fixture) *http.Request {
+			n, _ := base64.RawURLEncoding.DecodeString(f.key.jwk["n"].(string))
+			n[len(n)-1] &^= 1
+			jwk := map[string]any{"kty": "RSA", "n": base64.RawURLEncoding.EncodeToString(n), "e": "AQAB"}
+			return f.post(f.signed(set("jwk", jwk), nil))
+		}, status: 401, code: CodeInvalidProof, reason: "jwk_rsa_size"},
+		{name: "RSA exponent 1", alg: "PS256", build: func(f *fixture) *http.Request {
+			jwk := map[string]any{"kty": "RSA", "n": f.key.jwk["n"], "e": "AQ"}
+			return f.post(f.signed(set("jwk", jwk), nil))
+		}, status: 401, code: CodeInvalidProof, reason: "jwk_rsa_exponent"},
+		{name: "private RSA key in jwk", alg: "PS256", build: func(f *fixture) *http.Request {
+			jwk := map[string]any{"kty": "RSA", "n": f.key.jwk["n"], "e": f.key.jwk["e"], "p": "AQAB"}
+			return f.post(f.signed(set("jwk", jwk), nil))
+		}, status: 401, code: CodeInvalidProof, reason: "jwk_private"},
+		{name: "private OKP key in jwk", alg: "EdDSA", build: func(f *fixture) *http.Request {
+			jwk := map[string]any{"kty": "OKP", "crv": "Ed25519", "x": f.key.jwk["x"], "d": base64.RawURLEncoding.EncodeToString(make([]byte, 32))}
+			return f.post(f.signed(set("jwk", jwk), nil))
+		}, status: 401, code: CodeInvalidProof, reason: "jwk_private"},
+		{name: "Ed25519 key of 31 bytes", alg: "Ed25519", build: func(f *fixture) *http.Request {
+			jwk := map[string]any{"kty": "OKP", "crv": "Ed25519", "x": base64.RawURLEncoding.EncodeToString(make([]byte, 31))}
+			return f.post(f.signed(set("jwk", jwk), nil))
+		}, status: 401, code: CodeInvalidProof, reason: "jwk_coordinates"},
+		{name: "PS256 with an EC key", alg: "PS256", build: func(f *fixture) *http.Request {
+			ec := sharedKey(t, "client-ES256", "ES256")
+			return f.post(f.signed(set("jwk", ec.jwk), nil))
+		}, status: 401, code: CodeInvalidProof, reason: "alg_key_mismatch"},
 		{name: "EC coordinate of 31 bytes", build: func(f *fixture) *http.Request {
 			jwk := map[string]any{"kty": "EC", "crv": "P-256", "x": base64.RawURLEncoding.EncodeToString(make([]byte, 31)), "y": f.key.jwk["y"]}
 			return f.post(f.signed(set("jwk", jwk), nil))
@@ -351,7 +391,15 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "iat 11 s ahead", build: bad(nil, set("iat", testNow.Unix()+11)), status: 401, code: CodeInvalidProof, reason: "iat_in_future"},
 		{name: "iat 61 s old", build: bad(nil, set("iat", testNow.Unix()-61)), status: 401, code: CodeInvalidProof, reason: "iat_too_old"},
 		{name: "iat in milliseconds", build: bad(nil, set("iat", testNow.UnixMilli())), status: 401, code: CodeInvalidProof, reason: "iat_in_future"},
+		{name: "iat older than the configured max age", cfg: func(c *Config) { c.MaxAge = 30 * time.Second },
+			build: bad(nil, set("iat", testNow.Unix()-31)), status: 401, code: CodeInvalidProof, reason: "iat_too_old"},
+		{name: "iat further ahead than the configured skew", cfg: func(c *Config) { c.Skew = 5 * time.Second },
+			build: bad(nil, set("iat", testNow.Unix()+6)), status: 401, code: CodeInvalidProof, reason: "iat_in_future"},
 		// P20
+		{name: "ath in standard base64", build: bad(nil, func(c map[string]any) {
+			sum := sha256.Sum256([]byte(testToken))
+			c["ath"] = base64.StdEncoding.EncodeToString(sum[:])
+		}), status: 401, code: CodeInvalidProof, reason: "ath_mismatch"},
 		{name: "ath of another token", build: bad(nil, set("ath", athOf("other-token"))), status: 401, code: CodeInvalidProof, reason: "ath_mismatch"},
 		{name: "ath over scheme and token", build: bad(nil, set("ath", athOf("DPoP "+testToken))), status: 401, code: CodeInvalidProof, reason: "ath_mismatch"},
 		// P21
@@ -388,6 +436,22 @@ func TestMiddlewareRejects(t *testing.T) {
 				}
 			}},
 		// P23
+		{name: "proof used twice", build: func(f *fixture) *http.Request {
+			proof := f.proof()
+			if _, _, err := f.v.Verify(context.Background(), f.request(proof)); err != nil {
+				f.t.Fatalf("first use of the proof: %v", err)
+			}
+			return f.post(proof)
+		}, status: 401, code: CodeInvalidProof, reason: "replay", remote: true},
+		{name: "same jti and key in a new proof", build: func(f *fixture) *http.Request {
+			c := f.claims(http.MethodPost, testURL)
+			first := f.key.sign(f.t, f.key.header(), c)
+			if _, _, err := f.v.Verify(context.Background(), f.request(first)); err != nil {
+				f.t.Fatalf("first use of the jti: %v", err)
+			}
+			c["iat"] = testNow.Unix() - 1 // another proof, same (jkt, jti)
+			return f.post(f.key.sign(f.t, f.key.header(), c))
+		}, status: 401, code: CodeInvalidProof, reason: "replay", remote: true},
 		{name: "replay store down", cfg: func(c *Config) { c.ReplayStore = failingStore{} },
 			build: bad(nil, nil), status: 503, code: "", reason: "replay_store_unavailable", remote: true},
 		// P24
@@ -452,56 +516,83 @@ func TestMiddlewareAccepts(t *testing.T) {
 		name  string
 		alg   string
 		build func(*fixture) *http.Request
+		cfg   func(*Config)
+		setup func(*fixture)
 	}{
-		{"plain ES256", "ES256", func(f *fixture) *http.Request { return f.post(f.proof()) }},
-		{"EdDSA header name", "EdDSA", func(f *fixture) *http.Request { return f.post(f.proof()) }},
-		{"Ed25519 header name", "Ed25519", func(f *fixture) *http.Request { return f.post(f.proof()) }},
-		{"PS256", "PS256", func(f *fixture) *http.Request { return f.post(f.proof()) }},
+		{"plain ES256", "ES256", func(f *fixture) *http.Request { return f.post(f.proof()) }, nil, nil},
+		{"EdDSA header name", "EdDSA", func(f *fixture) *http.Request { return f.post(f.proof()) }, nil, nil},
+		{"Ed25519 header name", "Ed25519", func(f *fixture) *http.Request { return f.post(f.proof()) }, nil, nil},
+		{"PS256", "PS256", func(f *fixture) *http.Request { return f.post(f.proof()) }, nil, nil},
 		{"scheme dpOp", "ES256", func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath, []string{"dpOp " + f.token}, []string{f.proof()})
-		}},
+		}, nil, nil},
 		{"several spaces after the scheme", "ES256", func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath, []string{"DPoP   " + f.token}, []string{f.proof()})
-		}},
+		}, nil, nil},
 		{"header name DPOP", "ES256", func(f *fixture) *http.Request {
 			r := httptest.NewRequest(http.MethodPost, testPath, nil)
 			r.Header["Authorization"] = []string{"DPoP " + f.token}
 			r.Header["DPOP"] = []string{f.proof()} // as a raw, non-canonical key
 			r.Header = cloneCanonical(r.Header)
 			return r
-		}},
+		}, nil, nil},
 		{"htu with query and fragment", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(nil, set("htu", testURL+"?allthedoorsonthisspaceshiphavebeen#programmedtohaveacheeryandsunnydisposition")))
-		}},
+		}, nil, nil},
 		{"request with a query", "ES256", func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath+"?page=2", []string{"DPoP " + f.token}, []string{f.proof()})
-		}},
+		}, nil, nil},
 		{"upper-case scheme and host", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(nil, set("htu", "HTTPS://API.BANK.EXAMPLE"+testPath)))
-		}},
+		}, nil, nil},
 		{"explicit port 443", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(nil, set("htu", "https://api.bank.example:443"+testPath)))
-		}},
+		}, nil, nil},
 		{"percent-encoded unreserved characters", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(nil, set("htu", testPublicURL+"/open-banking/v3%2E1/pisp/domestic%2Dpayments")))
-		}},
-		{"iat 8 s ahead", "ES256", func(f *fixture) *http.Request { return f.post(f.signed(nil, set("iat", testNow.Unix()+8))) }},
-		{"iat 10 s old", "ES256", func(f *fixture) *http.Request { return f.post(f.signed(nil, set("iat", testNow.Unix()-10))) }},
-		{"fractional iat", "ES256", func(f *fixture) *http.Request { return f.post(f.signed(nil, set("iat", float64(testNow.Unix())-0.5))) }},
+		}, nil, nil},
+		{"iat 8 s ahead", "ES256", func(f *fixture) *http.Request { return f.post(f.signed(nil, set("iat", testNow.Unix()+8))) }, nil, nil},
+		{"iat 10 s old", "ES256", func(f *fixture) *http.Request { return f.post(f.signed(nil, set("iat", testNow.Unix()-10))) }, nil, nil},
+		{"fractional iat", "ES256", func(f *fixture) *http.Request { return f.post(f.signed(nil, set("iat", float64(testNow.Unix())-0.5))) }, nil, nil},
 		{"extra claims and header members", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(func(h map[string]any) { h["kid"] = "k1"; h["tx_id"] = "x"; h["x5c"] = []string{"MIIB"} },
 				func(c map[string]any) { c["tx"] = map[string]any{"a": 1}; c["client_id"] = "tpp-1" }))
-		}},
+		}, nil, nil},
 		{"nbf and exp within the window", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(nil, func(c map[string]any) { c["nbf"] = testNow.Unix(); c["exp"] = testNow.Unix() + 300 }))
-		}},
+		}, nil, nil},
 		{"typ with media type prefix", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(set("typ", "application/DPoP+JWT"), nil))
-		}},
+		}, nil, nil},
+		{"Ed25519 key with the EdDSA name", "Ed25519", func(f *fixture) *http.Request {
+			return f.post(f.signed(set("alg", "EdDSA"), nil))
+		}, nil, nil},
+		{"Ed25519 key with the Ed25519 name", "EdDSA", func(f *fixture) *http.Request {
+			return f.post(f.signed(set("alg", "Ed25519"), nil))
+		}, nil, nil},
+		{"explicit port 80 on an http public URL", "ES256", func(f *fixture) *http.Request {
+			return f.post(f.signed(nil, set("htu", "HTTP://API.BANK.EXAMPLE:80"+testPath)))
+		}, func(c *Config) { c.PublicURL = "http://api.bank.example" }, nil},
+		{"public URL with a path prefix", "ES256", func(f *fixture) *http.Request {
+			return f.post(f.signed(nil, set("htu", "https://api.bank.example/gw/"+testPath[1:])))
+		}, func(c *Config) { c.PublicURL = "https://api.bank.example/gw/" }, nil},
+		{"nonces off and no nonce claim", "ES256", func(f *fixture) *http.Request {
+			return f.post(f.signed(nil, func(c map[string]any) { delete(c, "nonce") }))
+		}, func(c *Config) { c.NonceMode = NonceOff }, nil},
+		{"token_type in lower case", "ES256", func(f *fixture) *http.Request { return f.post(f.proof()) },
+			nil, func(f *fixture) { f.intro.res.TokenType = "dpop" }},
+		{"token_type absent and audience matching", "ES256", func(f *fixture) *http.Request { return f.post(f.proof()) },
+			func(c *Config) { c.Audience = "https://api.bank.example" }, func(f *fixture) {
+				f.intro.res.TokenType = ""
+				f.intro.res.Aud = []string{"https://other.example", "https://api.bank.example"}
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, tc.alg, nil)
+			f := newFixture(t, tc.alg, tc.cfg)
+			if tc.setup != nil {
+				tc.setup(f)
+			}
 			s := newServer(t, f)
 			w := s.do(tc.build(f))
 			if w.Code != http.StatusOK {
