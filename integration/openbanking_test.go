@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -1118,5 +1119,162 @@ func TestOpenBankingIsolation(t *testing.T) {
 	if got := sb.balance(t, reader, alice.AccountId); got != "90.00" {
 		t.Errorf("alice = %s, want 90.00", got)
 	}
+	assertBalanced(t, sb)
+}
+
+// submitAll pays every payer, a few at a time, and returns the first error.
+func submitAll(ctx context.Context, payers []payer) error {
+	errs := make(chan error, len(payers))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, p := range payers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res, err := p.submit(ctx, client.NewIdempotencyKey())
+			switch {
+			case err != nil:
+				errs <- err
+			case res.JSON201 == nil || res.JSON201.Data.Status == "Rejected":
+				errs <- fmt.Errorf("payment = %d %s, want a settled payment", res.StatusCode(), res.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// transactionPass reads every page of an account's transactions from the
+// first, following Links.Next as given, and returns the transactions in page
+// order and the number of pages.
+func transactionPass(ctx context.Context, reader *client.Client, accountID string, from time.Time) ([]obapi.OBTransaction6, int, error) {
+	res, err := reader.GetAccountsAccountIdTransactionsWithResponse(ctx, accountID,
+		&obapi.GetAccountsAccountIdTransactionsParams{FromBookingDateTime: &from})
+	if err != nil {
+		return nil, 0, err
+	}
+	if res.JSON200 == nil {
+		return nil, 0, fmt.Errorf("first page = %d %s", res.StatusCode(), res.Body)
+	}
+	page := *res.JSON200
+	var out []obapi.OBTransaction6
+	for pages := 1; ; pages++ {
+		out = append(out, page.Data.Transaction...)
+		if page.Links.Next == nil {
+			return out, pages, nil
+		}
+		next, err := url.Parse(*page.Links.Next)
+		if err != nil {
+			return nil, 0, err
+		}
+		if got := next.Query().Get("fromBookingDateTime"); got == "" {
+			return nil, 0, fmt.Errorf("Links.Next %s drops the fromBookingDateTime filter", next)
+		}
+		if page, err = getJSON[obapi.OBReadTransaction6](ctx, reader, next.String()); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+// getJSON GETs url with the client's DPoP transport and decodes a 200 answer.
+func getJSON[T any](ctx context.Context, c *client.Client, url string) (T, error) {
+	var v T
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return v, err
+	}
+	res, err := c.HTTPClient().Do(req)
+	if err != nil {
+		return v, err
+	}
+	defer res.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(res.Body); err != nil {
+		return v, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return v, fmt.Errorf("GET %s = %d %s", url, res.StatusCode, b.Bytes())
+	}
+	return v, json.Unmarshal(b.Bytes(), &v)
+}
+
+// TestOpenBankingPaginationWhileBooking pages through an account's
+// transactions over and over while new payments are booked: every pass
+// returns each transaction at most once, in booking order, with every
+// transaction an earlier pass saw, and the filter carried by Links.Next
+// holds on every page; the pass after the booking sees each exactly once.
+func TestOpenBankingPaginationWhileBooking(t *testing.T) {
+	s := startServer(t)
+	sb := newSandbox(t, s)
+	ctx := sb.ctx
+	alice := sb.openAccount(t, "alice", "1000.00")
+	bob := sb.openAccount(t, "bob", "")
+	reader := sb.accountReader(t, "alice")
+	// The filter starts after the opening credit: no page may show it.
+	time.Sleep(20 * time.Millisecond)
+	from := time.Now()
+	time.Sleep(20 * time.Millisecond)
+
+	const before, during = 110, 40 // the server's pages hold 100 transactions
+	payers := sb.authorisedPayers(t, before+during, "alice", alice, bob, "1.00", "page")
+	if err := submitAll(ctx, payers[:before]); err != nil {
+		t.Fatal(err)
+	}
+
+	booked := make(chan error, 1)
+	go func() { booked <- submitAll(ctx, payers[before:]) }()
+	var (
+		prev          map[string]bool
+		passes, multi int
+		bookingErr    error
+	)
+	for done := false; !done; {
+		select {
+		case bookingErr = <-booked:
+			done = true // one more pass below, after the last booking
+		default:
+		}
+		txs, pages, err := transactionPass(ctx, reader, alice.AccountId, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		passes++
+		if pages > 1 {
+			multi++
+		}
+		seen := map[string]bool{}
+		for i, tx := range txs {
+			if seen[tx.TransactionId] {
+				t.Fatalf("pass %d: transaction %s appears twice", passes, tx.TransactionId)
+			}
+			seen[tx.TransactionId] = true
+			if tx.CreditDebitIndicator != "Debit" || tx.BookingDateTime.Before(from) {
+				t.Fatalf("pass %d: %s %s booked %s is outside the filter from %s", passes, tx.CreditDebitIndicator,
+					tx.Amount.Amount, tx.BookingDateTime, from)
+			}
+			if i > 0 && tx.BookingDateTime.Before(txs[i-1].BookingDateTime) {
+				t.Fatalf("pass %d: transactions out of booking order at %d", passes, i)
+			}
+		}
+		for id := range prev {
+			if !seen[id] {
+				t.Fatalf("pass %d skipped transaction %s that pass %d returned", passes, id, passes-1)
+			}
+		}
+		prev = seen
+	}
+	if bookingErr != nil {
+		t.Fatal(bookingErr)
+	}
+	if len(prev) != before+during {
+		t.Errorf("the last pass returned %d transactions, want %d", len(prev), before+during)
+	}
+	if passes < 2 || multi < 2 {
+		t.Errorf("%d passes, %d of them over several pages: the paging did not overlap the booking", passes, multi)
+	}
+	t.Logf("%d passes over the pages while %d payments were booked", passes, during)
 	assertBalanced(t, sb)
 }
