@@ -55,6 +55,22 @@ func (o outcome) Percentile(p float64) time.Duration {
 	return o.Latencies[rank]
 }
 
+// add returns the sum of two windows' outcomes, as one window as long as
+// both together.
+func (o outcome) add(p outcome) outcome {
+	status := map[int]int{}
+	for c, n := range o.Status {
+		status[c] += n
+	}
+	for c, n := range p.Status {
+		status[c] += n
+	}
+	lat := append(append(make([]time.Duration, 0, len(o.Latencies)+len(p.Latencies)), o.Latencies...), p.Latencies...)
+	slices.Sort(lat)
+	return outcome{Requests: o.Requests + p.Requests, Elapsed: o.Elapsed + p.Elapsed, Latencies: lat, Status: status,
+		Errors: o.Errors + p.Errors, Kept: append(append([][]byte(nil), o.Kept...), p.Kept...)}
+}
+
 // Count5xx returns the number of 5xx answers.
 func (o outcome) Count5xx() int {
 	var n int

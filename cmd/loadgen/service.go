@@ -25,7 +25,7 @@ const openingBalance = "1000000.00"
 
 // runService starts the payments service and the signature floor, prepares
 // the fixture, drives every window and checks the ledger.
-func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, stderr io.Writer) error {
+func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgSegment func() (float64, error), stderr io.Writer) error {
 	const name = "e2e_bench_payments"
 	dsn, drop, err := scratchDB(ctx, admin, cfg.server, name)
 	if err != nil {
@@ -114,21 +114,43 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, std
 	// both see the same machine.
 	for _, c := range cfg.readConc {
 		hc := newHTTPClient(c)
-		o, err := f.readWindow(ctx, cfg, hc, tokens, c, floorBase, nil)
-		if err != nil {
-			return err
+		var floorSum, readSum outcome
+		for r := 0; r < cfg.rounds; r++ {
+			o, err := f.readWindow(ctx, cfg, hc, tokens, c, floorBase, nil)
+			if err != nil {
+				return err
+			}
+			floorSum = floorSum.add(o)
+			if o, err = f.readWindow(ctx, cfg, hc, tokens, c, "", nil); err != nil {
+				return err
+			}
+			readSum = readSum.add(o)
 		}
-		rep.rows = append(rep.rows, row{load: loadFloor, conc: c, o: o})
-		if o, err = f.readWindow(ctx, cfg, hc, tokens, c, "", nil); err != nil {
-			return err
-		}
-		rep.rows = append(rep.rows, row{load: loadReads, conc: c, o: o})
+		rep.rows = append(rep.rows, row{load: loadFloor, conc: c, o: floorSum}, row{load: loadReads, conc: c, o: readSum})
 		hc.CloseIdleConnections()
 	}
 
-	ids, err := f.paymentWindows(ctx, cfg, rep, prof, stderr)
+	var tps []float64
+	if pgSegment != nil {
+		t, err := pgSegment()
+		if err != nil {
+			return err
+		}
+		tps = append(tps, t)
+	}
+	ids, err := f.paymentWindows(ctx, cfg, rep, prof, pgSegment, &tps, stderr)
 	if err != nil {
 		return err
+	}
+	if len(tps) > 0 {
+		var sum float64
+		parts := make([]string, len(tps))
+		for i, t := range tps {
+			sum += t
+			parts[i] = strconv.FormatFloat(t, 'f', 0, 64)
+		}
+		rep.pgbenchTPS = sum / float64(len(tps))
+		rep.pgbenchRuns = "runs: " + strings.Join(parts, ", ")
 	}
 
 	if prof != nil {
@@ -220,7 +242,7 @@ func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, t
 // then a measured window (and a profiled one with prof), each with consents
 // authorised and tokens issued beforehand and proofs signed just before it.
 // It returns the ids of every payment answered 201.
-func (f *fixture) paymentWindows(ctx context.Context, cfg config, rep *report, prof *profiler, stderr io.Writer) ([]string, error) {
+func (f *fixture) paymentWindows(ctx context.Context, cfg config, rep *report, prof *profiler, pgSegment func() (float64, error), tps *[]float64, stderr io.Writer) ([]string, error) {
 	c := cfg.payConc
 	hc := newHTTPClient(c)
 	defer hc.CloseIdleConnections()
@@ -272,6 +294,13 @@ func (f *fixture) paymentWindows(ctx context.Context, cfg config, rep *report, p
 		return nil, err
 	}
 	rep.rows = append(rep.rows, row{load: loadPayments, conc: c, o: o})
+	if pgSegment != nil {
+		t, err := pgSegment()
+		if err != nil {
+			return nil, err
+		}
+		*tps = append(*tps, t)
+	}
 	if prof != nil {
 		n := sizeBatch(warm.RPS(), cfg.profileTime, cfg.maxRequests)
 		fmt.Fprintf(stderr, "profiling payments at %d for %s ...\n", c, cfg.profileTime)
