@@ -16,7 +16,7 @@
 //
 // # Checks, in the order Verifier.Verify runs them
 //
-// Numbers refer to DPOP-RULES (P2-P24) and to RFC 9449 §4.3 steps.
+// Numbers refer to DPOP-RULES (P2-P24) and to the RFC 9449 §4.3 steps.
 //
 //	P2-P6   checkAuthorization   one Authorization header, "DPoP" scheme (ASCII
 //	                             case-insensitive), token68 of at most 4 KiB, no
@@ -32,6 +32,7 @@
 //	P14     checkSignature       signature under the allow-listed alg (§4.3 (6))
 //	P15     checkClaims          typed jti, htm, htu, iat, ath, nonce, exp, nbf
 //	                             (§4.2, §4.3 (3)); member names matched exactly
+//	                             (decodeClaims)
 //	P16     checkMethod          htm equals the method, case-sensitive (§4.3 (8))
 //	P17     checkTarget          normalizeHTU(htu) equals normalizeHTU(URL)
 //	                             (§4.3 (9); RFC 3986 §6.2.2, §6.2.3)
@@ -47,8 +48,43 @@
 //	                             (§11.1), last, so only valid proofs use the store
 //	P24     CheckScope           the route's scope (RequireScope; RFC 6750 §3.1)
 //
+// Verifier.VerifyProof, for a token endpoint (RFC 9449 §5), runs the same
+// functions without the access token: checkProofHeader, checkProtectedHeader,
+// checkSignature, checkTokenRequestClaims (decodeClaims without ath),
+// checkMethod, checkTarget, checkIssuedAt, checkReplay. It checks no nonce
+// (the token endpoint issues none; a nonce claim is accepted) and no ath.
+//
+// # RFC 9449 §4.3, step by step
+//
+//	(1)  one DPoP header                      checkProofHeader
+//	(2)  a single well-formed JWT             checkProofHeader
+//	(3)  the §4.2 claims present              checkClaims / checkTokenRequestClaims
+//	(4)  typ "dpop+jwt"                       checkProtectedHeader
+//	(5)  alg asymmetric and acceptable        checkProtectedHeader
+//	(6)  signature verifies with jwk          checkSignature
+//	(7)  jwk holds no private key             checkProtectedHeader (parseJWK)
+//	(8)  htm matches the method               checkMethod
+//	(9)  htu matches the URI, no query/frag   checkTarget
+//	(10) nonce matches the server's           checkNonce
+//	(11) iat within the window                checkIssuedAt
+//	(12) ath matches the token, and the       checkTokenHash, then (after
+//	     token is bound to the proof key      introspect) checkBinding
+//
+// The code runs them in the order of the first table (cheap syntax and key
+// checks, then the signature, then the claims), which is also P3-P24.
+//
 // Local checks (P2-P20) run before introspection, so a request with an invalid
 // proof never causes an outbound call.
+//
+// # Hot path
+//
+// A client reuses one key for many requests, so the verdict on a protected
+// header (algorithm, parsed key, thumbprint) is cached by the header segment;
+// the nonce tags of the current and previous window are cached; the claims
+// are read by one pass over a validated JSON text; the ES256 signature is
+// handed to crypto/ecdsa in DER without big.Int round trips. None of this
+// skips a check: BenchmarkVerify compares the whole check with the bare
+// signature verification.
 //
 // # Invariants
 //
@@ -63,4 +99,6 @@
 //     authorization server cannot answer, the request fails closed with 503.
 //   - Inactive or failed introspection answers are never cached; active ones
 //     at most CacheTTL and never past the token's exp.
+//   - Nothing logs a token, a proof, a key or a secret: rejections log the
+//     reason, status, code, jkt and client_id only.
 package security
