@@ -52,6 +52,8 @@ type config struct {
 	LogFormat string
 
 	DebugPprofAddr string
+
+	TransactionsPageSize int
 }
 
 // setting is one environment variable: its default, its meaning, and how it
@@ -153,6 +155,15 @@ var settings = []setting{
 				return errors.New(`must be "json" or "text"`)
 			}
 			return nil
+		}},
+	{name: "PAYMENTS_TRANSACTIONS_PAGE_SIZE", def: "100", help: "AISP transactions per page (25 to 1000); Links.Next leads to the next page",
+		parse: func(c *config, v string) error {
+			n, err := positiveInt(v)
+			if err == nil && (n < 25 || n > 1000) {
+				err = errors.New("must be between 25 and 1000")
+			}
+			c.TransactionsPageSize = n
+			return err
 		}},
 	{name: "PAYMENTS_DEBUG_PPROF_ADDR", def: "", help: "serve Go's pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off; for profiling only)",
 		parse: func(c *config, v string) error { c.DebugPprofAddr = v; return checkLoopbackAddr(v) }},

@@ -88,6 +88,8 @@ func TestInvalidConfigurationNamesTheVariable(t *testing.T) {
 		{"replay store", map[string]string{"PAYMENTS_DEV_AUTH": "true", "PAYMENTS_REPLAY_STORE": "mysql://x"}, "PAYMENTS_REPLAY_STORE"},
 		{"skew above 60s", map[string]string{"PAYMENTS_DEV_AUTH": "true", "PAYMENTS_DPOP_SKEW": "2m"}, "PAYMENTS_DPOP_SKEW"},
 		{"log level", map[string]string{"PAYMENTS_DEV_AUTH": "true", "PAYMENTS_LOG_LEVEL": "loud"}, "PAYMENTS_LOG_LEVEL"},
+		{"page size below 25", map[string]string{"PAYMENTS_DEV_AUTH": "true", "PAYMENTS_TRANSACTIONS_PAGE_SIZE": "10"}, "PAYMENTS_TRANSACTIONS_PAGE_SIZE"},
+		{"audience with the sandbox", map[string]string{"PAYMENTS_DEV_AUTH": "true", "PAYMENTS_AUDIENCE": "https://api.bank.example"}, "PAYMENTS_AUDIENCE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

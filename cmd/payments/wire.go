@@ -38,7 +38,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	if err != nil {
 		return nil, err
 	}
-	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: l})
+	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: l, TransactionsPageSize: c.TransactionsPageSize})
 	if err != nil {
 		return nil, err
 	}
