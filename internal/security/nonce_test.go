@@ -1,6 +1,7 @@
 package security
 
 import (
+	"sync"
 	"testing"
 	"time"
 )
@@ -88,4 +89,47 @@ func TestNewVerifierRejectsBadConfig(t *testing.T) {
 	if _, err := NewVerifier(base()); err != nil {
 		t.Errorf("NewVerifier(defaults) = %v", err)
 	}
+}
+
+// TestNonceTagCache checks that the cached window tags equal a fresh HMAC
+// for every window, whatever order windows are asked for in, and that the
+// cache never serves one window's tag for another, also under concurrent
+// use while the clock moves on.
+func TestNonceTagCache(t *testing.T) {
+	window := 5 * time.Minute
+	cached := nonceIssuer{secret: testSecret, window: window}
+	start := time.Unix(1_800_000_000, 0)
+	for _, step := range []int{0, 1, 1, 0, 2, 5, 3, 4, 4, 6, 0, 7} {
+		at := start.Add(time.Duration(step) * window)
+		fresh := nonceIssuer{secret: testSecret, window: window} // empty cache
+		if got, want := cached.issue(at), fresh.issue(at); got != want {
+			t.Fatalf("window +%d: cached issuer gave %q, fresh one %q", step, got, want)
+		}
+	}
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				at := start.Add(time.Duration(i/10) * window)
+				cur := cached.issue(at)
+				prev := cached.issue(at.Add(-window))
+				if ok, p := cached.check(cur, at); !ok || p {
+					t.Errorf("goroutine %d: current nonce = %v, %v", g, ok, p)
+					return
+				}
+				if ok, p := cached.check(prev, at); !ok || !p {
+					t.Errorf("goroutine %d: previous nonce = %v, %v", g, ok, p)
+					return
+				}
+				if ok, _ := cached.check(cached.issue(at.Add(-2*window)), at); ok {
+					t.Errorf("goroutine %d: nonce two windows old accepted", g)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
