@@ -81,9 +81,9 @@ func TestES256VerifyMatchesBigIntVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		variants := map[string][2]*big.Int{
-			"signature":      {r, s},
-			"high-S twin":    {r, new(big.Int).Sub(n, s)},
-			"S plus one":     {r, new(big.Int).Add(s, big.NewInt(1))},
+			"signature":       {r, s},
+			"high-S twin":     {r, new(big.Int).Sub(n, s)},
+			"S plus one":      {r, new(big.Int).Add(s, big.NewInt(1))},
 			"R and S swapped": {s, r},
 		}
 		for name, v := range variants {
