@@ -34,8 +34,8 @@ type claimMembers struct {
 // names are matched exactly (not with encoding/json's case folding); unknown
 // members are accepted.
 //
-// The payload is validated with json.Valid and then walked once without
-// building a map, because this runs on every request.
+// The payload is parsed in one pass without building a map (scanClaims),
+// because this runs on every request.
 func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (proofClaims, *Error) {
 	var c proofClaims
 	raw, err := b64.DecodeString(segment)
@@ -43,7 +43,7 @@ func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (pr
 		return c, v.proofError("payload_encoding")
 	}
 	var m claimMembers
-	if !json.Valid(raw) || !scanClaims(raw, &m) {
+	if !scanClaims(raw, &m) {
 		return c, v.proofError("payload_not_object")
 	}
 	var ok bool
@@ -86,33 +86,21 @@ func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (pr
 	return c, nil
 }
 
-// scanClaims walks the top level of raw, which json.Valid accepted, and
-// records the value of each member decodeClaims reads. It reports false when
-// raw is not an object.
+// scanClaims parses raw as one JSON text (RFC 8259) and records the value of
+// each top-level member decodeClaims reads. It reports false when raw is not
+// valid JSON or not an object. It accepts exactly what encoding/json accepts
+// (any bytes from 0x20 up inside strings, nesting up to 10000 levels), so the
+// verdict is the one json.Unmarshal would give, in one pass and without
+// allocating.
 func scanClaims(raw []byte, m *claimMembers) bool {
-	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
+	p := jsonParser{b: raw}
+	p.space()
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return false
 	}
-	i = skipSpace(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		return true
-	}
-	for i < len(raw) {
-		// raw is valid JSON, so a member is: string, ':', value, then ',' or '}'.
-		keyEnd := skipString(raw, i)
-		key := raw[i:keyEnd]
-		i = skipSpace(raw, keyEnd)
-		i = skipSpace(raw, i+1) // past ':'
-		valEnd := skipValue(raw, i)
-		m.set(key, raw[i:valEnd])
-		i = skipSpace(raw, valEnd)
-		if i >= len(raw) || raw[i] == '}' {
-			return true
-		}
-		i = skipSpace(raw, i+1) // past ','
-	}
-	return true
+	p.object(m)
+	p.space()
+	return p.ok() && p.i == len(p.b)
 }
 
 // set records value under the member named by the JSON string key (quotes
@@ -147,59 +135,230 @@ func (m *claimMembers) set(key, value []byte) {
 	}
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
+// maxJSONDepth is encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+// jsonParser is a small validating JSON reader; bad is set at the first
+// syntax error and every method then does nothing.
+type jsonParser struct {
+	b     []byte
+	i     int
+	depth int
+	bad   bool
 }
 
-// skipString returns the index just past the JSON string starting at b[i].
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+func (p *jsonParser) ok() bool { return !p.bad }
+
+func (p *jsonParser) fail() { p.bad, p.i = true, len(p.b) }
+
+func (p *jsonParser) space() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+		p.i++
+	}
+}
+
+func (p *jsonParser) expect(c byte) {
+	p.space()
+	if p.i >= len(p.b) || p.b[p.i] != c {
+		p.fail()
+		return
+	}
+	p.i++
+}
+
+// value reads any JSON value and returns its raw bytes.
+func (p *jsonParser) value() []byte {
+	p.space()
+	if p.i >= len(p.b) {
+		p.fail()
+		return nil
+	}
+	start := p.i
+	switch c := p.b[p.i]; {
+	case c == '"':
+		p.str()
+	case c == '{':
+		p.object(nil)
+	case c == '[':
+		p.array()
+	case c == '-' || '0' <= c && c <= '9':
+		p.number()
+	case c == 't':
+		p.literal("true")
+	case c == 'f':
+		p.literal("false")
+	case c == 'n':
+		p.literal("null")
+	default:
+		p.fail()
+	}
+	if p.bad {
+		return nil
+	}
+	return p.b[start:p.i]
+}
+
+// object reads an object at p.b[p.i] == '{'; with m set, it records the
+// claim members (the last of a repeated member wins, as in encoding/json).
+func (p *jsonParser) object(m *claimMembers) {
+	if p.depth++; p.depth > maxJSONDepth {
+		p.fail()
+		return
+	}
+	p.i++ // '{'
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		p.depth--
+		return
+	}
+	for !p.bad {
+		p.space()
+		if p.i >= len(p.b) || p.b[p.i] != '"' {
+			p.fail()
+			return
+		}
+		start := p.i
+		p.str()
+		key := p.b[start:p.i]
+		p.expect(':')
+		val := p.value()
+		if p.bad {
+			return
+		}
+		if m != nil {
+			m.set(key, val)
+		}
+		p.space()
+		if p.i >= len(p.b) {
+			p.fail()
+			return
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			p.depth--
+			return
+		default:
+			p.fail()
 		}
 	}
-	return len(b)
 }
 
-// skipValue returns the index just past the JSON value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
+func (p *jsonParser) array() {
+	if p.depth++; p.depth > maxJSONDepth {
+		p.fail()
+		return
 	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
+	p.i++ // '['
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		p.depth--
+		return
+	}
+	for !p.bad {
+		p.value()
+		p.space()
+		if p.i >= len(p.b) {
+			p.fail()
+			return
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			p.depth--
+			return
+		default:
+			p.fail()
+		}
+	}
+}
+
+// str reads a string at p.b[p.i] == '"': no control characters, only the
+// escapes RFC 8259 §7 defines.
+func (p *jsonParser) str() {
+	for p.i++; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			p.i++
+			return
+		case c < 0x20:
+			p.fail()
+			return
+		case c == '\\':
+			p.i++
+			if p.i >= len(p.b) {
+				p.fail()
+				return
 			}
-			i++
+			switch p.b[p.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if p.i+4 >= len(p.b) || !isHex(p.b[p.i+1]) || !isHex(p.b[p.i+2]) || !isHex(p.b[p.i+3]) || !isHex(p.b[p.i+4]) {
+					p.fail()
+					return
+				}
+				p.i += 4
+			default:
+				p.fail()
+				return
+			}
 		}
-		return i
-	default: // number, true, false, null
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' &&
-			b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-			i++
-		}
-		return i
 	}
+	p.fail() // unterminated
+}
+
+// number reads -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?.
+func (p *jsonParser) number() {
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	switch {
+	case p.i < len(p.b) && p.b[p.i] == '0':
+		p.i++
+	case p.i < len(p.b) && '1' <= p.b[p.i] && p.b[p.i] <= '9':
+		p.digits()
+	default:
+		p.fail()
+		return
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if !p.digits() {
+			p.fail()
+			return
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if !p.digits() {
+			p.fail()
+		}
+	}
+}
+
+func (p *jsonParser) digits() bool {
+	start := p.i
+	for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
+		p.i++
+	}
+	return p.i > start
+}
+
+func (p *jsonParser) literal(word string) {
+	if len(p.b)-p.i < len(word) || string(p.b[p.i:p.i+len(word)]) != word {
+		p.fail()
+		return
+	}
+	p.i += len(word)
 }
 
 // rawString returns a raw JSON value as a string; ok is false when it is

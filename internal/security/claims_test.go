@@ -3,6 +3,7 @@ package security
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -116,6 +117,27 @@ var claimPayloads = []string{
 	`{"jti":"a"`,
 	`{"jti":"a"}x`,
 	`{"jti" "a"}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":01,"ath":"h"}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1.,"ath":"h"}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":-,"ath":"h"}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1e,"ath":"h"}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":+1,"ath":"h"}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":-0.5e+3,"ath":"h"}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h","x":tru}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h","x":[1,]}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h","x":[1 2]}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h","x":{"a" 1}}`,
+	`{"jti":"\x","htm":"POST","htu":"u","iat":1800000000,"ath":"h"}`,
+	`{"jti":"\u12G4","htm":"POST","htu":"u","iat":1800000000,"ath":"h"}`,
+	`{"jti":"\ud800","htm":"POST","htu":"u","iat":1800000000,"ath":"h"}`,
+	"{\"jti\":\"a\tb\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\"}",
+	`{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h","x":[[[[{"y":[null,true,false]}]]]]}`,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h"} `,
+	`{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h"}{}`,
+	`{"jti":"a" , }`,
+	`{,"jti":"a"}`,
+	``,
+	` `,
 	"{\"jti\":\"a\xff\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\"}",
 }
 
@@ -125,8 +147,13 @@ var claimPayloads = []string{
 // and malformed JSON.
 func TestDecodeClaimsMatchesReference(t *testing.T) {
 	f := newFixture(t, "ES256", nil)
-	for _, p := range claimPayloads {
-		t.Run(p, func(t *testing.T) {
+	deep := func(n int) string {
+		return `{"jti":"a","htm":"POST","htu":"u","iat":1800000000,"ath":"h","x":` +
+			strings.Repeat("[", n) + strings.Repeat("]", n) + `}`
+	}
+	payloads := append([]string{deep(9999), deep(10000)}, claimPayloads...)
+	for _, p := range payloads {
+		t.Run(fmt.Sprintf("%.80s", p), func(t *testing.T) {
 			compareWithReference(t, f.v, []byte(p))
 		})
 	}
