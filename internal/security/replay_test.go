@@ -218,6 +218,13 @@ func TestTwoNodes(t *testing.T) {
 		t.Errorf("node a on a proof used at node b = %v, want replay", e)
 	}
 
+	// And the other way round: a nonce issued by node b, sent to node a.
+	claims = b.claims(http.MethodPost, testURL)
+	claims["nonce"] = b.v.nonces.issue(testNow)
+	if _, _, err := a.v.Verify(context.Background(), a.request(a.key.sign(t, a.key.header(), claims))); err != nil {
+		t.Fatalf("node a rejected node b's nonce: %v", err)
+	}
+
 	// A third node with another secret refuses the nonce.
 	c := newFixture(t, "ES256", func(c *Config) {
 		c.ReplayStore = shared
