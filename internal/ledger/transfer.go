@@ -54,8 +54,12 @@ func (l *Ledger) Transfer(ctx context.Context, p TransferParams) (models.Transfe
 // db.Transaction or RunInTx), so the caller can commit its own rows together
 // with the postings. It does not retry: when it returns an error matching
 // ErrTxConflict the caller should run its whole transaction again, which
-// RunInTx does. After any error the caller must roll back: the transaction
-// may already hold part of the transfer. Errors are those of Transfer.
+// RunInTx does. After any other error the caller must roll back: the
+// transaction may already hold part of the transfer. ErrInsufficientFunds is
+// the exception: it is decided on the locked balance before anything is
+// written, so the transaction holds nothing of the transfer (only the two row
+// locks) and stays usable, e.g. to record a rejected payment without a
+// savepoint. Errors are those of Transfer.
 func (l *Ledger) TransferTx(ctx context.Context, tx *gorm.DB, p TransferParams) (models.Transfer, error) {
 	if tx == nil {
 		return models.Transfer{}, fmt.Errorf("%w: TransferTx needs a transaction", ErrStorage)
@@ -142,6 +146,13 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (m
 
 	id := uuid.NewString()
 	debitAfter, creditAfter, latest, err := moveBalances(ctx, tx, from, to, amount)
+	if errors.Is(err, ErrInsufficientFunds) {
+		// The schema's no-overdraft check fired although the locked balance
+		// allowed the debit: something changed under our lock. Ask for the
+		// whole transaction again (its first check then answers), so that
+		// ErrInsufficientFunds always means "decided before any write".
+		return models.Transfer{}, fmt.Errorf("%w: balance check failed under the row lock", ErrTxConflict)
+	}
 	if err != nil {
 		return models.Transfer{}, err
 	}

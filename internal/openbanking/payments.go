@@ -129,13 +129,11 @@ func checkPayable(c Caller, r consentRow, req PaymentRequest) error {
 }
 
 // settle books the consent's transfer inside tx. Insufficient funds is an
-// outcome, not an error: the transfer is undone to a savepoint (so the
-// transaction stays usable whatever TransferTx had done) and the payment is
-// Rejected.
+// outcome, not an error: the ledger decides it on the locked balance before
+// writing anything and leaves the transaction usable (see
+// ledger.TransferTx), so the payment is Rejected in the same transaction with
+// nothing posted and no savepoint round trip.
 func (s *Service) settle(ctx context.Context, tx *gorm.DB, r consentRow) (PaymentStatus, *string, error) {
-	if err := tx.Exec(`SAVEPOINT payment_transfer`).Error; err != nil {
-		return "", nil, dbError(ctx, err)
-	}
 	t, err := s.ledger.TransferTx(ctx, tx, ledger.TransferParams{
 		From:      models.AccountID(deref(r.DebtorAccountID)),
 		To:        models.AccountID(deref(r.CreditorAccountID)),
@@ -144,9 +142,6 @@ func (s *Service) settle(ctx context.Context, tx *gorm.DB, r consentRow) (Paymen
 	})
 	switch {
 	case errors.Is(err, ledger.ErrInsufficientFunds):
-		if err := tx.Exec(`ROLLBACK TO SAVEPOINT payment_transfer`).Error; err != nil {
-			return "", nil, dbError(ctx, err)
-		}
 		return PaymentRejected, nil, nil
 	case err != nil:
 		return "", nil, err
