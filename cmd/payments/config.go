@@ -77,7 +77,7 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
 	{name: "PAYMENTS_DB_MAX_OPEN_CONNS", def: "20", help: "database pool: most open connections",
 		parse: func(c *config, v string) (err error) { c.DBMaxOpenConns, err = positiveInt(v); return }},
-	{name: "PAYMENTS_DB_MAX_IDLE_CONNS", def: "10", help: "database pool: most idle connections",
+	{name: "PAYMENTS_DB_MAX_IDLE_CONNS", def: "20", help: "database pool: most idle connections",
 		parse: func(c *config, v string) (err error) { c.DBMaxIdleConns, err = positiveInt(v); return }},
 	{name: "PAYMENTS_DB_CONN_MAX_LIFETIME", def: "30m", help: "database pool: a connection is recycled after this long",
 		parse: func(c *config, v string) (err error) { c.DBConnMaxLife, err = positiveDuration(v); return }},
