@@ -87,6 +87,10 @@ func startServer(t *testing.T, env ...string) *server {
 		"PAYMENTS_DEV_AUTH=true",
 		"PAYMENTS_LOG_LEVEL=debug",
 		"PAYMENTS_SHUTDOWN_GRACE=5s",
+		// Test packages run in parallel against one Postgres: keep each
+		// server's pool small.
+		"PAYMENTS_DB_MAX_OPEN_CONNS=10",
+		"PAYMENTS_DB_MAX_IDLE_CONNS=10",
 	)
 	cmd.Env = append(cmd.Env, env...)
 	s := &server{URL: base, DSN: dsn, cmd: cmd, logs: &logBuffer{}, done: make(chan error, 1)}

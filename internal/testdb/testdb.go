@@ -130,7 +130,7 @@ func Open(t testing.TB) *gorm.DB {
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
-	sqlDB.SetMaxOpenConns(64)
+	sqlDB.SetMaxOpenConns(32) // several test packages share one server (max_connections is often 100)
 	t.Cleanup(func() { _ = sqlDB.Close() })
 	return db
 }
