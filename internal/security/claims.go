@@ -1,10 +1,10 @@
 package security
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,7 +23,8 @@ type proofClaims struct {
 // checked for; nil means absent. A repeated member keeps its last value, as
 // encoding/json does (RFC 7515 §4, RFC 7519 §4: reject or use the last).
 type claimMembers struct {
-	jti, htm, htu, iat, ath, nonce, exp, nbf []byte
+	jti, htm, htu, iat, ath, nonce, exp, nbf string
+	hasNonce, hasExp, hasNbf              bool
 }
 
 // decodeClaims performs P15, RFC 9449 §4.2 and §4.3 (3), for both kinds of
@@ -38,10 +39,12 @@ type claimMembers struct {
 // because this runs on every request.
 func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (proofClaims, *Error) {
 	var c proofClaims
-	raw, err := b64.DecodeString(segment)
+	decoded, err := b64.DecodeString(segment)
 	if err != nil {
 		return c, v.proofError("payload_encoding")
 	}
+	// One copy into a string; the claims are substrings of it.
+	raw := string(decoded)
 	var m claimMembers
 	if !scanClaims(raw, &m) {
 		return c, v.proofError("payload_not_object")
@@ -64,20 +67,20 @@ func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (pr
 			return c, v.proofError("claim_ath")
 		}
 	}
-	if m.nonce != nil {
+	if m.hasNonce {
 		if c.Nonce, ok = rawString(m.nonce); !ok {
 			return c, v.proofError("claim_nonce")
 		}
 		c.hasNonce = true
 	}
 	// RFC 7519 §4.1.4 and §4.1.5 with the same skew as iat (DPOP-RULES 1.4.6).
-	if m.exp != nil {
+	if m.hasExp {
 		exp, ok := rawNumber(m.exp)
 		if !ok || !afterSeconds(exp, now.Add(-v.skew)) {
 			return c, v.proofError("claim_exp")
 		}
 	}
-	if m.nbf != nil {
+	if m.hasNbf {
 		nbf, ok := rawNumber(m.nbf)
 		if !ok || afterSeconds(nbf, now.Add(v.skew)) {
 			return c, v.proofError("claim_nbf")
@@ -92,7 +95,7 @@ func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (pr
 // (any bytes from 0x20 up inside strings, nesting up to 10000 levels), so the
 // verdict is the one json.Unmarshal would give, in one pass and without
 // allocating.
-func scanClaims(raw []byte, m *claimMembers) bool {
+func scanClaims(raw string, m *claimMembers) bool {
 	p := jsonParser{b: raw}
 	p.space()
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
@@ -106,16 +109,14 @@ func scanClaims(raw []byte, m *claimMembers) bool {
 // set records value under the member named by the JSON string key (quotes
 // included). Escaped names are decoded first, so "\u006ati" is "jti", as
 // with encoding/json.
-func (m *claimMembers) set(key, value []byte) {
+func (m *claimMembers) set(key, value string) {
 	name := key[1 : len(key)-1]
-	if bytes.IndexByte(name, '\\') >= 0 {
-		var s string
-		if json.Unmarshal(key, &s) != nil {
+	if strings.IndexByte(name, '\\') >= 0 {
+		if json.Unmarshal([]byte(key), &name) != nil {
 			return
 		}
-		name = []byte(s)
 	}
-	switch string(name) {
+	switch name {
 	case "jti":
 		m.jti = value
 	case "htm":
@@ -127,11 +128,11 @@ func (m *claimMembers) set(key, value []byte) {
 	case "ath":
 		m.ath = value
 	case "nonce":
-		m.nonce = value
+		m.nonce, m.hasNonce = value, true
 	case "exp":
-		m.exp = value
+		m.exp, m.hasExp = value, true
 	case "nbf":
-		m.nbf = value
+		m.nbf, m.hasNbf = value, true
 	}
 }
 
@@ -141,7 +142,7 @@ const maxJSONDepth = 10000
 // jsonParser is a small validating JSON reader; bad is set at the first
 // syntax error and every method then does nothing.
 type jsonParser struct {
-	b     []byte
+	b     string
 	i     int
 	depth int
 	bad   bool
@@ -166,12 +167,12 @@ func (p *jsonParser) expect(c byte) {
 	p.i++
 }
 
-// value reads any JSON value and returns its raw bytes.
-func (p *jsonParser) value() []byte {
+// value reads any JSON value and returns its raw text.
+func (p *jsonParser) value() string {
 	p.space()
 	if p.i >= len(p.b) {
 		p.fail()
-		return nil
+		return ""
 	}
 	start := p.i
 	switch c := p.b[p.i]; {
@@ -193,7 +194,7 @@ func (p *jsonParser) value() []byte {
 		p.fail()
 	}
 	if p.bad {
-		return nil
+		return ""
 	}
 	return p.b[start:p.i]
 }
@@ -354,7 +355,7 @@ func (p *jsonParser) digits() bool {
 }
 
 func (p *jsonParser) literal(word string) {
-	if len(p.b)-p.i < len(word) || string(p.b[p.i:p.i+len(word)]) != word {
+	if len(p.b)-p.i < len(word) || p.b[p.i:p.i+len(word)] != word {
 		p.fail()
 		return
 	}
@@ -363,17 +364,17 @@ func (p *jsonParser) literal(word string) {
 
 // rawString returns a raw JSON value as a string; ok is false when it is
 // absent or not a JSON string.
-func rawString(raw []byte) (string, bool) {
+func rawString(raw string) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	// Fast path: the value came out of a validated JSON text, so a quoted
 	// run without backslashes is the string itself.
-	if simple := raw[1 : len(raw)-1]; bytes.IndexByte(simple, '\\') < 0 {
-		return string(simple), true
+	if simple := raw[1 : len(raw)-1]; strings.IndexByte(simple, '\\') < 0 {
+		return simple, true
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
 		return "", false
 	}
 	return s, true
@@ -381,14 +382,14 @@ func rawString(raw []byte) (string, bool) {
 
 // rawNumber returns a finite JSON number (integer or fraction); a string,
 // null, absence or any other type is refused.
-func rawNumber(raw []byte) (float64, bool) {
+func rawNumber(raw string) (float64, bool) {
 	if len(raw) == 0 || !(raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9') {
 		return 0, false
 	}
 	// raw is a JSON number token (it came out of a validated JSON text and
 	// starts with a digit or '-'), which strconv reads exactly; out of range
 	// fails.
-	f, err := strconv.ParseFloat(string(raw), 64)
+	f, err := strconv.ParseFloat(raw, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false
 	}

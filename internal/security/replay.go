@@ -95,7 +95,7 @@ type MemoryReplayStore struct {
 
 type replayShard struct {
 	mu      sync.Mutex
-	entries map[string]time.Time
+	entries map[string]int64 // key -> expiry, Unix nanoseconds
 }
 
 // NewMemoryReplayStore returns an empty memory store (options: WithMaxEntries,
@@ -110,7 +110,7 @@ func NewMemoryReplayStore(opts ...ReplayOption) (*MemoryReplayStore, error) {
 	}
 	s := &MemoryReplayStore{seed: maphash.MakeSeed(), perShard: o.maxEntries / replayShards, now: o.now}
 	for i := range s.shards {
-		s.shards[i].entries = make(map[string]time.Time)
+		s.shards[i].entries = make(map[string]int64)
 	}
 	return s, nil
 }
@@ -119,15 +119,15 @@ func NewMemoryReplayStore(opts ...ReplayOption) (*MemoryReplayStore, error) {
 // shard has no room.
 func (s *MemoryReplayStore) Seen(_ context.Context, key string, until time.Time) (bool, error) {
 	sh := &s.shards[maphash.String(s.seed, key)%replayShards]
-	now := s.now()
+	now := s.now().UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if exp, ok := sh.entries[key]; ok && now.Before(exp) {
+	if exp, ok := sh.entries[key]; ok && now < exp {
 		return true, nil
 	}
 	if len(sh.entries) >= s.perShard {
 		for k, exp := range sh.entries {
-			if !now.Before(exp) {
+			if now >= exp {
 				delete(sh.entries, k)
 			}
 		}
@@ -135,7 +135,7 @@ func (s *MemoryReplayStore) Seen(_ context.Context, key string, until time.Time)
 			return false, ErrReplayStoreFull
 		}
 	}
-	sh.entries[key] = until
+	sh.entries[key] = until.UnixNano()
 	return false, nil
 }
 
