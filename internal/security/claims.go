@@ -24,7 +24,7 @@ type proofClaims struct {
 // encoding/json does (RFC 7515 §4, RFC 7519 §4: reject or use the last).
 type claimMembers struct {
 	jti, htm, htu, iat, ath, nonce, exp, nbf string
-	hasNonce, hasExp, hasNbf              bool
+	hasNonce, hasExp, hasNbf                 bool
 }
 
 // decodeClaims performs P15, RFC 9449 §4.2 and §4.3 (3), for both kinds of
