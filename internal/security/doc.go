@@ -81,7 +81,7 @@
 // A client reuses one key for many requests, so the verdict on a protected
 // header (algorithm, parsed key, thumbprint) is cached by the header segment;
 // the nonce tags of the current and previous window are cached; the claims
-// are read by one pass over a validated JSON text; the ES256 signature is
+// are validated and read in one pass (scanClaims); the ES256 signature is
 // handed to crypto/ecdsa in DER without big.Int round trips. None of this
 // skips a check: BenchmarkVerify compares the whole check with the bare
 // signature verification.
