@@ -1,20 +1,29 @@
 # Reads `go test -bench` output with pairs Benchmark<Name>/<variant>/raw and
-# .../full and prints, per variant, the mean ns/op of each and their ratio.
+# .../full and prints, per variant, the median ns/op of each and their ratio.
+# The median, not the mean, so that one run disturbed by a shared machine does
+# not move the figure.
 $1 ~ /^Benchmark[A-Za-z]+\// {
 	n = split($1, p, "/")
 	kind = p[n]; sub(/-[0-9]+$/, "", kind)
 	variant = p[2]
 	for (i = 3; i < n; i++) variant = variant "/" p[i]
-	sum[variant, kind] += $3; cnt[variant, kind]++
+	k = variant SUBSEP kind
+	vals[k, ++cnt[k]] = $3 + 0
 	if (!(variant in seen)) { seen[variant] = 1; order[++nv] = variant }
+}
+function median(k,    i, j, m, t, a) {
+	m = cnt[k]
+	for (i = 1; i <= m; i++) a[i] = vals[k, i]
+	for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
 }
 END {
 	print ""
-	print "full check / raw signature verification (mean ns/op over the runs above, same run):"
+	print "full check / raw signature verification (median ns/op over the runs above, same run):"
 	for (i = 1; i <= nv; i++) {
 		v = order[i]
-		if (cnt[v, "raw"] && cnt[v, "full"]) {
-			raw = sum[v, "raw"] / cnt[v, "raw"]; full = sum[v, "full"] / cnt[v, "full"]
+		if (cnt[v SUBSEP "raw"] && cnt[v SUBSEP "full"]) {
+			raw = median(v SUBSEP "raw"); full = median(v SUBSEP "full")
 			printf "  %-8s raw %10.0f ns/op   full %10.0f ns/op   ratio %.2fx\n", v, raw, full, full / raw
 		}
 	}
