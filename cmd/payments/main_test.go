@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -250,5 +251,27 @@ func TestSIGTERMFinishesInFlightRequestAndExitsZero(t *testing.T) {
 	// New connections are refused after shutdown.
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("server still accepts requests after SIGTERM")
+	}
+}
+
+func TestShutdownIsNotHeldUpByAnUnusedConnection(t *testing.T) {
+	cmd, base, stderr := startChild(t)
+	// A connection that never sends a request: http.Server alone would count
+	// it as busy for five seconds.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("process exit = %v, want 0; stderr:\n%s", err, stderr.String())
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("shutdown took %s with one unused connection open", d)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,6 +97,8 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	})
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	conns := newConnTracker()
+	srv.ConnState = conns.track
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -113,9 +116,25 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	log.Info("shutting down", "grace", c.ShutdownGrace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	// Shutdown closes the listener and the idle connections, then waits for
+	// the busy ones; connections that never sent a request are closed here.
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Shutdown(sctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var shutdownErr error
+wait:
+	for {
+		conns.closeFresh()
+		select {
+		case shutdownErr = <-stopped:
+			break wait
+		case <-tick.C:
+		}
+	}
+	if shutdownErr != nil {
 		_ = srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", c.ShutdownGrace, err)
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", c.ShutdownGrace, shutdownErr)
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
