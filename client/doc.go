@@ -57,5 +57,6 @@
 // (NewIdempotencyKey makes one); the service answers a repeated key with the resource it already
 // created and never books a payment twice.
 //
-// The package depends on the generated client and jwx, nothing else of the service.
+// The package depends on the generated client (package obapi) and the Go standard library only:
+// keys, proofs and thumbprints are built with crypto/ecdsa, crypto/ed25519 and crypto/rsa.
 package client

@@ -86,6 +86,18 @@
 // skips a check: BenchmarkVerify compares the whole check with the bare
 // signature verification.
 //
+// # Why the standard library and not a JOSE library
+//
+// Proofs are parsed and verified with the standard library (encoding/base64,
+// crypto/ecdsa, crypto/ed25519, crypto/rsa) rather than through jwx. A DPoP
+// proof is one narrow shape of JWS, and the general library accepts more than
+// RFC 9449 allows unless every option is set just so: the JSON serialization
+// without WithCompact, ES256 with a P-384 key, RSA-1024, unknown crit members,
+// and it does not know the RFC 9864 name Ed25519. Parsing only the compact form
+// and checking each member ourselves makes each of those refusals a visible,
+// tested step, and it keeps the per-request cost within a few percent of the
+// one signature check that cannot be avoided (see BenchmarkVerify).
+//
 // # Invariants
 //
 //   - Only ES256 (P-256), PS256 (RSA 2048-8192 bits) and Ed25519 (as EdDSA or
