@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +33,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/obpay/payments/internal/pgbench"
 )
 
 func main() {
@@ -92,8 +93,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	server, err := url.Parse(cfg.server)
-	if err != nil {
+	if _, err := url.Parse(cfg.server); err != nil {
 		return fmt.Errorf("-server is not a URL: %v", err)
 	}
 
@@ -102,31 +102,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer admin.Close()
-	if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+cfg.scratch+" WITH (FORCE)"); err != nil {
+	if err := pgbench.DropDatabase(ctx, admin, cfg.scratch); err != nil {
 		return fmt.Errorf("drop old scratch database: %w", err)
 	}
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+cfg.scratch); err != nil {
+	if err := pgbench.CreateDatabase(ctx, admin, cfg.scratch); err != nil {
 		return fmt.Errorf("create scratch database: %w", err)
 	}
 	defer func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+cfg.scratch+" WITH (FORCE)"); err != nil {
+		if err := pgbench.DropDatabase(context.Background(), admin, cfg.scratch); err != nil {
 			fmt.Fprintln(stderr, "benchledger: drop scratch database:", err)
 		}
 	}()
 
 	fmt.Fprintf(stderr, "pgbench -i -s %d on %s ...\n", cfg.scale, cfg.scratch)
-	if _, err := pgbench(cfg, server, "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
+	if _, err := pgbench.Run(ctx, cfg.pgbench, cfg.server, cfg.scratch, "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
 		return err
 	}
 	pg := map[int]float64{}
 	for _, c := range cfg.clients {
 		fmt.Fprintf(stderr, "pgbench tpcb-like, %d clients, %s ...\n", c, cfg.duration)
-		out, err := pgbench(cfg, server, "-b", "tpcb-like", "-c", strconv.Itoa(c), "-j", strconv.Itoa(c),
+		out, err := pgbench.Run(ctx, cfg.pgbench, cfg.server, cfg.scratch, "-b", "tpcb-like", "-c", strconv.Itoa(c), "-j", strconv.Itoa(c),
 			"-T", strconv.Itoa(int(cfg.duration.Seconds())))
 		if err != nil {
 			return err
 		}
-		tps, err := parsePgbenchTPS(out)
+		tps, err := pgbench.ParseTPS(out)
 		if err != nil {
 			return err
 		}
@@ -157,40 +157,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.0f\t%.2f\t\n", c, pg[c], spread, spread/pg[c], hot, hot/pg[c])
 	}
 	return tw.Flush()
-}
-
-// pgbench runs pgbench against the scratch database with the server's host,
-// port and user, and returns its standard output.
-func pgbench(cfg config, server *url.URL, args ...string) (string, error) {
-	full := []string{"-h", server.Hostname(), "-U", server.User.Username()}
-	if p := server.Port(); p != "" {
-		full = append(full, "-p", p)
-	}
-	full = append(full, args...)
-	full = append(full, cfg.scratch)
-	cmd := exec.Command(cfg.pgbench, full...)
-	cmd.Env = os.Environ()
-	if pw, ok := server.User.Password(); ok {
-		cmd.Env = append(cmd.Env, "PGPASSWORD="+pw)
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("pgbench %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String(), nil
-}
-
-var tpsLine = regexp.MustCompile(`^tps = ([0-9.]+) \(without initial connection time\)`)
-
-func parsePgbenchTPS(out string) (float64, error) {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		if m := tpsLine.FindStringSubmatch(sc.Text()); m != nil {
-			return strconv.ParseFloat(m[1], 64)
-		}
-	}
-	return 0, errors.New("pgbench printed no tps line")
 }
 
 // benchLine matches e.g. "BenchmarkTransfer/hot/workers=8-2   626   2391856 ns/op   418.1 transfers/s".

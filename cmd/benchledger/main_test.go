@@ -17,23 +17,3 @@ PASS`
 		t.Errorf("parseGoBench mismatch (-want +got):\n%s", diff)
 	}
 }
-
-func TestParsePgbenchTPS(t *testing.T) {
-	tests := []struct {
-		name    string
-		out     string
-		want    float64
-		wantErr bool
-	}{
-		{"pgbench 15", "latency average = 1.2 ms\ninitial connection time = 3.1 ms\ntps = 812.345678 (without initial connection time)\n", 812.345678, false},
-		{"no tps line", "error\n", 0, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parsePgbenchTPS(tc.out)
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Fatalf("parsePgbenchTPS = %v, %v, want %v (error %v)", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}

@@ -34,7 +34,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -44,7 +43,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +50,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/obpay/payments/internal/pgbench"
 )
 
 func main() {
@@ -175,8 +175,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	server, err := url.Parse(cfg.server)
-	if err != nil {
+	if _, err := url.Parse(cfg.server); err != nil {
 		return fmt.Errorf("-server is not a URL: %v", err)
 	}
 	admin, err := sql.Open("pgx", cfg.server)
@@ -188,7 +187,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var rep report
 	var segment func() (float64, error)
 	if cfg.pgbench != "" {
-		seg, drop, err := preparePgbench(ctx, cfg, admin, server, stderr)
+		seg, drop, err := preparePgbench(ctx, cfg, admin, stderr)
 		if err != nil {
 			return err
 		}
@@ -214,14 +213,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 // a function that runs tpcb-like at the payment load's client count for half
 // of -pgbench-duration and returns its tps. The payment window runs between
 // two such halves, so that both see the same machine.
-func preparePgbench(ctx context.Context, cfg config, admin *sql.DB, server *url.URL, stderr io.Writer) (func() (float64, error), func() error, error) {
+func preparePgbench(ctx context.Context, cfg config, admin *sql.DB, stderr io.Writer) (func() (float64, error), func() error, error) {
 	const name = "e2e_bench_pgbench"
 	_, drop, err := scratchDB(ctx, admin, cfg.server, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	fmt.Fprintf(stderr, "pgbench -i -s %d ...\n", cfg.scale)
-	if _, err := pgbench(ctx, cfg.pgbench, server, name, "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
+	if _, err := pgbench.Run(ctx, cfg.pgbench, cfg.server, name, "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
 		_ = drop()
 		return nil, nil, err
 	}
@@ -229,27 +228,13 @@ func preparePgbench(ctx context.Context, cfg config, admin *sql.DB, server *url.
 	secs := strconv.Itoa(max(1, int(cfg.pgbenchTime.Seconds())/2))
 	segment := func() (float64, error) {
 		fmt.Fprintf(stderr, "pgbench -b tpcb-like -c %s -j %s -T %s ...\n", c, c, secs)
-		out, err := pgbench(ctx, cfg.pgbench, server, name, "-b", "tpcb-like", "-c", c, "-j", c, "-T", secs)
+		out, err := pgbench.Run(ctx, cfg.pgbench, cfg.server, name, "-b", "tpcb-like", "-c", c, "-j", c, "-T", secs)
 		if err != nil {
 			return 0, err
 		}
-		return parsePgbenchTPS(out)
+		return pgbench.ParseTPS(out)
 	}
 	return segment, drop, nil
-}
-
-var tpsLine = regexp.MustCompile(`^tps = ([0-9.]+) \(without initial connection time\)`)
-
-// parsePgbenchTPS reads pgbench's "tps = ... (without initial connection
-// time)" line.
-func parsePgbenchTPS(out string) (float64, error) {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		if m := tpsLine.FindStringSubmatch(sc.Text()); m != nil {
-			return strconv.ParseFloat(m[1], 64)
-		}
-	}
-	return 0, errors.New("pgbench printed no tps line")
 }
 
 func printReport(w io.Writer, cfg config, rep report) {

@@ -55,26 +55,6 @@ func TestOutcomeAdd(t *testing.T) {
 	}
 }
 
-func TestParsePgbenchTPS(t *testing.T) {
-	tests := []struct {
-		name    string
-		out     string
-		want    float64
-		wantErr bool
-	}{
-		{"pgbench 15 summary", "number of failed transactions: 0 (0.000%)\nlatency average = 4.5 ms\ninitial connection time = 12.3 ms\ntps = 1771.234567 (without initial connection time)\n", 1771.234567, false},
-		{"no tps line", "pgbench: error: connection refused\n", 0, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parsePgbenchTPS(tc.out)
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("parsePgbenchTPS = %v, %v, want %v (error %v)", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}
-
 func TestSizeBatch(t *testing.T) {
 	tests := []struct {
 		name  string

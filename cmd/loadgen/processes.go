@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -11,10 +10,11 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/obpay/payments/internal/pgbench"
 )
 
 // child is a server process the tool started: payments or the floor.
@@ -122,10 +122,10 @@ func freeAddr() (string, error) {
 // scratchDB creates the database name on the server of serverURL (dropping
 // a leftover one first) and returns its URL and a function that drops it.
 func scratchDB(ctx context.Context, admin *sql.DB, serverURL, name string) (string, func() error, error) {
-	if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+	if err := pgbench.DropDatabase(ctx, admin, name); err != nil {
 		return "", nil, fmt.Errorf("drop old scratch database %s: %w", name, err)
 	}
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+	if err := pgbench.CreateDatabase(ctx, admin, name); err != nil {
 		return "", nil, fmt.Errorf("create scratch database %s: %w", name, err)
 	}
 	u, err := url.Parse(serverURL)
@@ -134,30 +134,7 @@ func scratchDB(ctx context.Context, admin *sql.DB, serverURL, name string) (stri
 	}
 	u.Path = "/" + name
 	drop := func() error {
-		_, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		return err
+		return pgbench.DropDatabase(context.Background(), admin, name)
 	}
 	return u.String(), drop, nil
-}
-
-// pgbench runs pgbench against database db with the server's host, port and
-// user and returns its standard output.
-func pgbench(ctx context.Context, program string, server *url.URL, db string, args ...string) (string, error) {
-	full := []string{"-h", server.Hostname(), "-U", server.User.Username()}
-	if p := server.Port(); p != "" {
-		full = append(full, "-p", p)
-	}
-	full = append(full, args...)
-	full = append(full, db)
-	cmd := exec.CommandContext(ctx, program, full...)
-	cmd.Env = os.Environ()
-	if pw, ok := server.User.Password(); ok {
-		cmd.Env = append(cmd.Env, "PGPASSWORD="+pw)
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("pgbench %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String(), nil
 }
