@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,10 @@ type MemoryReplayStore struct {
 type replayShard struct {
 	mu      sync.Mutex
 	entries map[string]int64 // key -> expiry, Unix nanoseconds
+	// earliest is a lower bound of the entries' expiries: before it, a sweep
+	// cannot free anything, so a full shard answers at once instead of
+	// scanning every entry on every request.
+	earliest int64
 }
 
 // NewMemoryReplayStore returns an empty memory store (options: WithMaxEntries,
@@ -126,16 +131,27 @@ func (s *MemoryReplayStore) Seen(_ context.Context, key string, until time.Time)
 		return true, nil
 	}
 	if len(sh.entries) >= s.perShard {
+		if now < sh.earliest {
+			return false, ErrReplayStoreFull
+		}
+		earliest := int64(math.MaxInt64)
 		for k, exp := range sh.entries {
 			if now >= exp {
 				delete(sh.entries, k)
+			} else if exp < earliest {
+				earliest = exp
 			}
 		}
+		sh.earliest = earliest
 		if len(sh.entries) >= s.perShard {
 			return false, ErrReplayStoreFull
 		}
 	}
-	sh.entries[key] = until.UnixNano()
+	exp := until.UnixNano()
+	sh.entries[key] = exp
+	if len(sh.entries) == 1 || exp < sh.earliest {
+		sh.earliest = exp
+	}
 	return false, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash/maphash"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -234,5 +236,54 @@ func TestTwoNodes(t *testing.T) {
 	_, _, err = c.v.Verify(context.Background(), c.request(a.key.sign(t, a.key.header(), claims)))
 	if e := errorOf(t, err); e.Code != CodeUseNonce || e.Nonce == "" {
 		t.Errorf("node with another secret = %v, want use_dpop_nonce with a fresh nonce", e)
+	}
+}
+
+func TestMemoryReplayStoreFullShardSweepsOnlyWhenSomethingExpired(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	s, err := NewMemoryReplayStore(WithMaxEntries(2*replayShards), WithReplayClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three keys of one shard; the shard holds two.
+	var keys []string
+	shard := maphash.String(s.seed, "k0") % replayShards
+	for i := 0; len(keys) < 3; i++ {
+		k := fmt.Sprintf("k%d", i)
+		if maphash.String(s.seed, k)%replayShards == shard {
+			keys = append(keys, k)
+		}
+	}
+	ctx := context.Background()
+	seen := func(k string, until time.Time) error {
+		t.Helper()
+		dup, err := s.Seen(ctx, k, until)
+		if dup {
+			t.Fatalf("Seen(%s) reported a replay", k)
+		}
+		return err
+	}
+	if err := seen(keys[0], now.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Recorded after a longer-lived entry, but expires first.
+	if err := seen(keys[1], now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := seen(keys[2], now.Add(5*time.Minute)); !errors.Is(err, ErrReplayStoreFull) {
+		t.Fatalf("full shard: err = %v, want ErrReplayStoreFull", err)
+	}
+	// Still nothing expired: refused again (without freeing a live entry).
+	now = now.Add(30 * time.Second)
+	if err := seen(keys[2], now.Add(5*time.Minute)); !errors.Is(err, ErrReplayStoreFull) {
+		t.Fatalf("full shard, nothing expired: err = %v, want ErrReplayStoreFull", err)
+	}
+	// Once the short-lived entry has expired, the sweep makes room.
+	now = now.Add(time.Minute)
+	if err := seen(keys[2], now.Add(5*time.Minute)); err != nil {
+		t.Fatalf("after the earliest entry expired: err = %v, want room", err)
+	}
+	if dup, err := s.Seen(ctx, keys[0], now.Add(time.Minute)); err != nil || !dup {
+		t.Fatalf("live entry: Seen = %v, %v; want a replay", dup, err)
 	}
 }
