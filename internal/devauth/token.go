@@ -284,7 +284,9 @@ func (s *Server) authenticate(r *http.Request, form url.Values) (*client, *oauth
 	basic := false
 	if len(auth) == 1 {
 		scheme, rest, _ := strings.Cut(auth[0], " ")
-		if asciiEqualFold(scheme, "Basic") {
+		// Equal byte lengths keep the folding to ASCII: a non-ASCII rune that
+		// folds to a letter ("ſ" to "s") is longer than one byte.
+		if len(scheme) == len("Basic") && strings.EqualFold(scheme, "Basic") {
 			basic = true
 			var ok bool
 			if id, secret, ok = decodeBasic(strings.TrimSpace(rest)); !ok {
@@ -375,23 +377,3 @@ func validVerifier(v string) bool {
 	return true
 }
 
-// asciiEqualFold compares in ASCII case only (Unicode folding would make
-// "ſ" equal "s").
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
