@@ -376,4 +376,3 @@ func validVerifier(v string) bool {
 	}
 	return true
 }
-
