@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/obpay/payments/internal/openbanking"
@@ -88,6 +89,12 @@ func (s *Server) approve(ctx context.Context, cl *client, q url.Values) (string,
 		return "", badRequest(errInvalidRequest, "dpop_jkt must be a JWK SHA-256 thumbprint", "dpop_jkt_malformed")
 	}
 	consentID, psu, debtor := q.Get("consent_id"), q.Get("psu"), q.Get("debtor_account")
+	// Tokens carry the consent id in the canonical lower-case form the
+	// resource server compares against; an upper-case UUID would otherwise
+	// authorise a consent its token could never use.
+	if u, err := uuid.Parse(consentID); err == nil && len(consentID) == 36 {
+		consentID = u.String()
+	}
 	if consentID == "" || psu == "" {
 		return "", badRequest(errInvalidRequest, "consent_id and psu are required", "consent_parameters_missing")
 	}
