@@ -230,20 +230,8 @@ func (p *jsonParser) object(m *claimMembers) {
 		if m != nil {
 			m.set(key, val)
 		}
-		p.space()
-		if p.i >= len(p.b) {
-			p.fail()
+		if p.separator('}') {
 			return
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			p.depth--
-			return
-		default:
-			p.fail()
 		}
 	}
 }
@@ -262,22 +250,31 @@ func (p *jsonParser) array() {
 	}
 	for !p.bad {
 		p.value()
-		p.space()
-		if p.i >= len(p.b) {
-			p.fail()
+		if p.separator(']') {
 			return
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			p.depth--
-			return
-		default:
-			p.fail()
 		}
 	}
+}
+
+// separator reads the ',' or the closing byte that follows a member or an
+// element, and reports whether the container ended (or the input is bad).
+func (p *jsonParser) separator(closing byte) bool {
+	p.space()
+	if p.i >= len(p.b) {
+		p.fail()
+		return true
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return false
+	case closing:
+		p.i++
+		p.depth--
+		return true
+	}
+	p.fail()
+	return true
 }
 
 // str reads a string at p.b[p.i] == '"': no control characters, only the
