@@ -132,7 +132,7 @@ func (l *Ledger) OpenAccount(ctx context.Context, p OpenAccountParams) (models.A
 // identification. A drawn number that is taken is skipped without aborting the
 // transaction (ON CONFLICT DO NOTHING).
 func (l *Ledger) insertAccount(ctx context.Context, tx *gorm.DB, owner, currency string, kind models.AccountKind, name string) (accountRow, error) {
-	created := l.bookingTime()
+	created := l.BookingTime()
 	for range identificationTries {
 		ident, err := l.newIdentification()
 		if err != nil {

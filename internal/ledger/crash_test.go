@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -12,37 +13,30 @@ import (
 	"github.com/obpay/payments/internal/models"
 )
 
-// TestNothingPartialIsCommitted kills transfers in the middle, after the
-// balances moved and before the entries are written, by cancelling the
-// context or by closing the connection, and checks that no trace of them was
-// committed.
+// TestNothingPartialIsCommitted kills transfers in the middle of the posting
+// statement, after the balances moved and the transfer row was written and
+// while the entries are being inserted (a test trigger stalls that insert), by
+// cancelling the context or by terminating the connection, and checks that
+// no trace of them was committed.
 func TestNothingPartialIsCommitted(t *testing.T) {
 	tests := []struct {
 		name string
-		// kill runs inside the transfer's transaction, after the balance update.
-		kill func(t *testing.T, db *gorm.DB, tx *gorm.DB, cancel context.CancelFunc) error
+		// kill runs while the posting is stalled; pid is its backend.
+		kill func(t *testing.T, db *gorm.DB, pid int64, cancel context.CancelFunc)
 		want error
 	}{
 		{
 			name: "cancelled context",
-			kill: func(t *testing.T, _ *gorm.DB, _ *gorm.DB, cancel context.CancelFunc) error {
-				cancel()
-				return nil // carry on: the next statement must fail
-			},
+			kill: func(t *testing.T, _ *gorm.DB, _ int64, cancel context.CancelFunc) { cancel() },
 			want: context.Canceled,
 		},
 		{
 			name: "closed connection",
-			kill: func(t *testing.T, db *gorm.DB, tx *gorm.DB, _ context.CancelFunc) error {
-				var pid int64
-				if err := tx.Raw(`SELECT pg_backend_pid()`).Row().Scan(&pid); err != nil {
-					t.Errorf("pg_backend_pid = %v", err)
-				}
+			kill: func(t *testing.T, db *gorm.DB, pid int64, _ context.CancelFunc) {
 				var ok bool
 				if err := db.Raw(`SELECT pg_terminate_backend(?)`, pid).Row().Scan(&ok); err != nil || !ok {
 					t.Errorf("pg_terminate_backend(%d) = %v, %v", pid, ok, err)
 				}
-				return nil
 			},
 			want: ledger.ErrStorage,
 		},
@@ -52,24 +46,62 @@ func TestNothingPartialIsCommitted(t *testing.T) {
 			l, db := newLedger(t, ledger.WithRetries(1))
 			a := openAccount(t, l, "alice", "GBP", "50.00")
 			b := openAccount(t, l, "bob", "GBP", "")
+			// From now on every entry insert stalls inside the posting.
+			for _, q := range []string{
+				`CREATE FUNCTION test_stall_entries() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$`,
+				`CREATE TRIGGER test_stall_entries BEFORE INSERT ON entries
+				FOR EACH ROW EXECUTE FUNCTION test_stall_entries()`,
+			} {
+				if err := db.Exec(q).Error; err != nil {
+					t.Fatalf("install the stall: %v", err)
+				}
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var hookRan bool
-			ledger.SetAfterDebit(l, func(ctx context.Context, tx *gorm.DB) error {
-				hookRan = true
-				return tc.kill(t, db, tx, cancel)
-			})
-			_, err := l.Transfer(ctx, ledger.TransferParams{From: a.ID, To: b.ID, Amount: gbp(t, "20.00")})
-			if !hookRan {
-				t.Fatal("the transfer never reached the hook")
+			done := make(chan error, 1)
+			go func() {
+				_, err := l.Transfer(ctx, ledger.TransferParams{From: a.ID, To: b.ID, Amount: gbp(t, "20.00")})
+				done <- err
+			}()
+			pid := stalledBackend(t, db)
+			tc.kill(t, db, pid, cancel)
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the transfer did not end after the kill")
 			}
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Transfer = %v, want %v", err, tc.want)
 			}
-			ledger.SetAfterDebit(l, nil)
+			if err := db.Exec(`DROP TRIGGER test_stall_entries ON entries`).Error; err != nil {
+				t.Fatalf("remove the stall: %v", err)
+			}
 			assertUntouched(t, l, db, a.ID, b.ID)
 		})
 	}
+}
+
+// stalledBackend waits until a backend of this test's database sleeps in the
+// stall trigger, with the transfer's balance update and transfer row already
+// written in its open transaction, and returns its pid.
+func stalledBackend(t *testing.T, db *gorm.DB) int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var pids []int64
+		if err := db.Raw(`SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event = 'PgSleep' AND pid <> pg_backend_pid()`).Scan(&pids).Error; err != nil {
+			t.Fatalf("pg_stat_activity: %v", err)
+		}
+		if len(pids) == 1 {
+			return pids[0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no posting reached the stall")
+	return 0
 }
 
 // TestCallerTransactionRollsBackPostings: TransferTx inside a caller's

@@ -29,10 +29,14 @@
 //
 // # Concurrency
 //
-// Transactions run at READ COMMITTED. A transfer locks both accounts with one
-// SELECT ... ORDER BY id FOR UPDATE, so rows are always locked in id order and
-// two transfers cannot deadlock each other; the funds check reads the balance
-// from the locked row, so it always sees the latest committed value. The whole
+// Transactions run at READ COMMITTED. A transfer is one call of the database
+// function ledger_post (migrations/00003_posting_functions.sql), one round
+// trip: it locks both accounts with one SELECT ... ORDER BY id FOR UPDATE, so
+// rows are always locked in id order and two transfers cannot deadlock each
+// other; the funds check reads the balance from the locked row, so it always
+// sees the latest committed value; then it moves the balances and writes the
+// transfer and its entries. Database functions that post as part of a larger
+// unit of work (a payment) call the same function. The whole
 // transaction is retried, with jittered exponential backoff and a bounded number
 // of attempts, on serialization failures and deadlocks (SQLSTATE 40001,
 // 40P01), which can still come from a caller's own statements in TransferTx. A

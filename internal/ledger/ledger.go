@@ -31,11 +31,6 @@ type Ledger struct {
 	now      func() time.Time
 	attempts int
 	sortCode string
-
-	// afterDebit, when set (by tests only), runs inside a transfer's
-	// transaction after the balances moved and before the transfer and its
-	// entries are written.
-	afterDebit func(ctx context.Context, tx *gorm.DB) error
 }
 
 // Option configures a Ledger.
@@ -114,23 +109,44 @@ func (l *Ledger) RunInTx(ctx context.Context, fn func(tx *gorm.DB) error) error 
 }
 
 func runInTx(ctx context.Context, db *gorm.DB, attempts int, fn func(tx *gorm.DB) error) error {
-	var last error
-	for attempt := 0; attempt < attempts; attempt++ {
-		if attempt > 0 {
-			if err := sleep(ctx, backoff(attempt)); err != nil {
-				return fmt.Errorf("ledger: %w", err)
-			}
-		}
+	return retry(ctx, attempts, func() error {
 		var fnErr error
 		err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			fnErr = fn(tx)
 			return fnErr
 		})
+		if err != nil && fnErr == nil {
+			err = translate(ctx, err) // begin or commit failed
+		}
+		return err
+	})
+}
+
+// RunStatement runs fn on the ledger's database outside any explicit
+// transaction, retrying it like RunInTx when it fails with a serialization
+// failure or deadlock. fn should issue one statement (such as a call of a
+// database function that does a whole unit of work), which Postgres runs
+// and commits as its own transaction: one round trip instead of three for
+// BEGIN, the statement and COMMIT. Errors are returned as fn returns them,
+// except that exhausted retries match ErrTxConflict.
+func (l *Ledger) RunStatement(ctx context.Context, fn func(db *gorm.DB) error) error {
+	db := l.db.WithContext(ctx)
+	return retry(ctx, l.attempts, func() error { return fn(db) })
+}
+
+// retry runs attempt up to attempts times with jittered backoff while it
+// fails with a retryable error (IsRetryable).
+func retry(ctx context.Context, attempts int, attempt func() error) error {
+	var last error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			if err := sleep(ctx, backoff(i)); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+		}
+		err := attempt()
 		if err == nil {
 			return nil
-		}
-		if fnErr == nil {
-			err = translate(ctx, err) // begin or commit failed
 		}
 		if !IsRetryable(err) {
 			return err
@@ -163,8 +179,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// bookingTime returns the ledger clock's time at the database's precision.
-func (l *Ledger) bookingTime() time.Time {
+// BookingTime returns the ledger clock's time at the database's precision:
+// the earliest booking time of a transfer posted now (the posting moves it
+// later only when an account already has a later entry).
+func (l *Ledger) BookingTime() time.Time {
 	return l.now().UTC().Truncate(time.Microsecond)
 }
 

@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -67,14 +65,6 @@ func (l *Ledger) TransferTx(ctx context.Context, tx *gorm.DB, p TransferParams) 
 	return l.transfer(ctx, tx.WithContext(ctx), p)
 }
 
-// lockedAccount is an account row read under FOR UPDATE.
-type lockedAccount struct {
-	ID       string
-	Currency string
-	Kind     string
-	Balance  int64
-}
-
 func validateTransfer(p TransferParams) (from, to string, err error) {
 	if err := (models.Posting{From: p.From, To: p.To, Amount: p.Amount}).Validate(); err != nil {
 		switch {
@@ -104,77 +94,47 @@ func validateTransfer(p TransferParams) (from, to string, err error) {
 }
 
 // transfer books p inside tx. See Transfer for the errors.
+//
+// The posting itself is the database function ledger_post (migration 00003),
+// one round trip: it locks both accounts in id order, decides on the locked
+// balances, moves them and writes the transfer and its two entries. Every
+// refusal it reports is decided before it writes anything.
 func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (models.Transfer, error) {
 	from, to, err := validateTransfer(p)
 	if err != nil {
 		return models.Transfer{}, err
 	}
-	amount := p.Amount.Minor
-
-	// Lock both rows. With ORDER BY, Postgres locks rows in the sorted order
-	// (the locking step runs above the sort), so every transfer takes its locks
-	// in id order and two transfers can never wait for each other in a cycle.
-	var rows []lockedAccount
-	if err := tx.Raw(`SELECT id::text AS id, currency, kind, balance FROM accounts
-		WHERE id IN (?, ?) ORDER BY id FOR UPDATE`, from, to).Scan(&rows).Error; err != nil {
-		return models.Transfer{}, translate(ctx, err)
-	}
-	var debit, credit *lockedAccount
-	for i := range rows {
-		switch rows[i].ID {
-		case from:
-			debit = &rows[i]
-		case to:
-			credit = &rows[i]
-		}
-	}
-	switch {
-	case debit == nil:
-		return models.Transfer{}, fmt.Errorf("%w: %s", ErrAccountNotFound, from)
-	case credit == nil:
-		return models.Transfer{}, fmt.Errorf("%w: %s", ErrAccountNotFound, to)
-	case debit.Currency != p.Amount.Currency || credit.Currency != p.Amount.Currency:
-		return models.Transfer{}, fmt.Errorf("%w: %s from %s account to %s account",
-			ErrCurrencyMismatch, p.Amount.Currency, debit.Currency, credit.Currency)
-	case models.AccountKind(debit.Kind) == models.KindCustomer && debit.Balance < amount:
-		// The balance comes from the locked row: it is the latest committed
-		// value and cannot change before we commit.
-		return models.Transfer{}, ErrInsufficientFunds
-	case debit.Balance < math.MinInt64+amount || credit.Balance > math.MaxInt64-amount:
-		return models.Transfer{}, ErrOverflow
-	}
-
 	id := uuid.NewString()
-	debitAfter, creditAfter, latest, err := moveBalances(ctx, tx, from, to, amount)
-	if errors.Is(err, ErrInsufficientFunds) {
-		// The schema's no-overdraft check fired although the locked balance
-		// allowed the debit: something changed under our lock. Ask for the
-		// whole transaction again (its first check then answers), so that
-		// ErrInsufficientFunds always means "decided before any write".
-		return models.Transfer{}, fmt.Errorf("%w: balance check failed under the row lock", ErrTxConflict)
-	}
-	if err != nil {
+	var (
+		outcome string
+		booked  sql.NullTime
+	)
+	if err := tx.Raw(`SELECT outcome, booked_at FROM ledger_post(?, ?, ?, ?, ?, ?, ?)`,
+		id, from, to, p.Amount.Currency, p.Amount.Minor, p.Reference, l.BookingTime()).Row().Scan(&outcome, &booked); err != nil {
+		err = translate(ctx, err)
+		if errors.Is(err, ErrInsufficientFunds) {
+			// The schema's no-overdraft check fired although the locked
+			// balance allowed the debit: something changed under the lock.
+			// Ask for the whole transaction again (the posting's own check
+			// then answers), so that ErrInsufficientFunds always means
+			// "decided before any write, transaction still usable".
+			return models.Transfer{}, fmt.Errorf("%w: balance check failed under the row lock", ErrTxConflict)
+		}
 		return models.Transfer{}, err
 	}
-	booked := l.nextBookingTime(latest)
-	if l.afterDebit != nil {
-		if err := l.afterDebit(ctx, tx); err != nil {
-			return models.Transfer{}, translate(ctx, err)
+	if err := PostingError(outcome); err != nil {
+		switch {
+		case outcome == outcomeDebitNotFound:
+			err = fmt.Errorf("%w: %s", err, from)
+		case outcome == outcomeCreditNotFound:
+			err = fmt.Errorf("%w: %s", err, to)
+		case errors.Is(err, ErrCurrencyMismatch):
+			err = fmt.Errorf("%w: %s", err, p.Amount)
 		}
+		return models.Transfer{}, err
 	}
-	// The transfer and both entries in one statement (one round trip while
-	// the rows are locked); the entries' foreign key to the transfer is checked
-	// at the end of the statement, and the balance trigger at commit.
-	if err := tx.Exec(`WITH t AS (
-			INSERT INTO transfers (id, debit_account_id, credit_account_id, currency, amount, reference, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, currency, amount, created_at)
-		INSERT INTO entries (transfer_id, account_id, currency, direction, amount, balance_after, created_at)
-		SELECT t.id, v.account_id, t.currency, v.direction, t.amount, v.balance_after, t.created_at
-		FROM t, (VALUES (?::uuid, 'debit', ?::bigint, 1), (?::uuid, 'credit', ?::bigint, 2)) AS v(account_id, direction, balance_after, ord)
-		ORDER BY v.ord`,
-		id, from, to, p.Amount.Currency, amount, p.Reference, booked,
-		from, debitAfter, to, creditAfter).Error; err != nil {
-		return models.Transfer{}, translate(ctx, err)
+	if !booked.Valid {
+		return models.Transfer{}, fmt.Errorf("%w: posting reported no booking time", ErrStorage)
 	}
 	return models.Transfer{
 		ID:        models.TransferID(id),
@@ -182,61 +142,41 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p TransferParams) (m
 		To:        models.AccountID(to),
 		Amount:    p.Amount,
 		Reference: p.Reference,
-		BookedAt:  booked,
+		BookedAt:  booked.Time.UTC(),
 	}, nil
 }
 
-// moveBalances debits from and credits to by amount in one UPDATE that adds
-// to the balances in place (never writing back a value read earlier), and
-// returns both new balances and the latest booking time of either account's
-// entries (invalid when neither has any). Reading that time in the same
-// statement saves a round trip while the rows are locked; it is exact because
-// the caller already holds both rows' locks, so every entry of these accounts
-// was committed before this statement's snapshot was taken.
-func moveBalances(ctx context.Context, tx *gorm.DB, from, to string, amount int64) (debitAfter, creditAfter int64, latest sql.NullTime, err error) {
-	var rows []struct {
-		ID      string
-		Balance int64
-		Latest  sql.NullTime
-	}
-	res := tx.Raw(`UPDATE accounts
-		SET balance = balance + CASE WHEN id = ?::uuid THEN -?::bigint ELSE ?::bigint END, version = version + 1
-		WHERE id IN (?, ?)
-		RETURNING id::text AS id, balance, (SELECT max(e.created_at) FROM entries e WHERE e.account_id = accounts.id) AS latest`,
-		from, amount, amount, from, to).Scan(&rows)
-	if res.Error != nil {
-		return 0, 0, sql.NullTime{}, translate(ctx, res.Error)
-	}
-	var seen int
-	for _, r := range rows {
-		switch r.ID {
-		case from:
-			debitAfter, seen = r.Balance, seen|1
-		case to:
-			creditAfter, seen = r.Balance, seen|2
-		}
-		if r.Latest.Valid && (!latest.Valid || r.Latest.Time.After(latest.Time)) {
-			latest = r.Latest
-		}
-	}
-	if seen != 3 {
-		return 0, 0, sql.NullTime{}, fmt.Errorf("%w: balance update touched %d rows", ErrStorage, len(rows))
-	}
-	return debitAfter, creditAfter, latest, nil
-}
+// Outcomes of the ledger_post database function.
+const (
+	outcomePosted         = "posted"
+	outcomeDebitNotFound  = "debit_account_not_found"
+	outcomeCreditNotFound = "credit_account_not_found"
+)
 
-// nextBookingTime returns the clock's time, or latest, the latest booking
-// time of either account, if that is later (a clock stepped back, or another
-// node's clock ahead of ours). Booking times thus never decrease for an
-// account, and with entry IDs increasing under the row lock, (booking time,
-// id) grows in booking order: keyset pages stay stable while new entries are
-// booked.
-func (l *Ledger) nextBookingTime(latest sql.NullTime) time.Time {
-	now := l.bookingTime()
-	if latest.Valid && latest.Time.After(now) {
-		return latest.Time.UTC()
+// PostingError maps an outcome of the ledger_post database function to the
+// ledger's error: nil for "posted", ErrInsufficientFunds, ErrAccountNotFound,
+// ErrCurrencyMismatch, ErrOverflow, ErrSameAccount, ErrInvalidAmount, or
+// ErrStorage for an outcome this version does not know. Callers of the
+// database functions that post (such as a payment's) use it to answer as
+// Transfer would.
+func PostingError(outcome string) error {
+	switch outcome {
+	case outcomePosted:
+		return nil
+	case "insufficient_funds":
+		return ErrInsufficientFunds
+	case outcomeDebitNotFound, outcomeCreditNotFound:
+		return ErrAccountNotFound
+	case "currency_mismatch":
+		return ErrCurrencyMismatch
+	case "overflow":
+		return ErrOverflow
+	case "same_account":
+		return ErrSameAccount
+	case "invalid_amount":
+		return ErrInvalidAmount
 	}
-	return now
+	return fmt.Errorf("%w: unknown posting outcome %q", ErrStorage, outcome)
 }
 
 // canonicalID returns the lower-case form of a UUID string, or false when s is

@@ -1,16 +1,17 @@
 package openbanking
 
 import (
-	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/obpay/payments/internal/ledger"
-	"github.com/obpay/payments/internal/models"
 )
 
 // PaymentStatus is a domestic payment's OB status.
@@ -53,13 +54,18 @@ type Payment struct {
 // fund it the payment is Rejected, nothing is posted, and the consent is
 // Consumed all the same. c must be a PSU token issued for req.ConsentID.
 //
+// The whole transaction is one call of the database function
+// ob_create_payment (migrations/00003_posting_functions.sql), which posts
+// through the ledger's own ledger_post: one round trip per payment, retried
+// as a whole on serialization failures and deadlocks.
+//
 // The same key and body again return the payment first created, in its
 // current state, without any new effect.
 //
 // Errors: ErrForbidden, ErrNotFound, ErrInvalidConsentStatus,
-// ErrConsentMismatch, ErrIdempotencyConflict, *FieldError (key),
-// ledger.ErrTxConflict, ErrStorage, or a context error. Nothing is written
-// when an error is returned.
+// ErrConsentMismatch, ErrIdempotencyConflict, *FieldError (key), ledger
+// errors (ledger.ErrTxConflict, a posting refusal), ErrStorage, or a context
+// error. Nothing is written when an error is returned.
 func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, req PaymentRequest) (Payment, error) {
 	if err := checkKey(key); err != nil {
 		return Payment{}, err
@@ -68,89 +74,60 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 	if c.ClientID == "" || c.PSU == "" || !ok || c.ConsentID != consentID {
 		return Payment{}, ErrForbidden
 	}
-	id := uuid.NewString()
-	var (
-		out      Payment
-		existing string
-	)
-	err := s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
-		var err error
-		if existing, err = s.claimKey(ctx, tx, c.ClientID, opCreatePayment, key, id); err != nil || existing != "" {
-			return err
-		}
-		r, err := loadConsent(ctx, tx, consentID, true)
-		if err != nil {
-			return err
-		}
-		if err := checkPayable(c, r, req); err != nil {
-			return err
-		}
-		status, transferID, err := s.settle(ctx, tx, r)
-		if err != nil {
-			return err
-		}
-		now := s.clock()
-		// Consume the consent and insert the payment in one round trip.
-		if err := tx.Exec(`WITH consumed AS (
-				UPDATE consents SET status = 'Consumed', status_updated_at = ? WHERE id = ? RETURNING id)
-			INSERT INTO payments (id, consent_id, client_id, status, transfer_id, created_at, status_updated_at)
-			SELECT ?::uuid, consumed.id, ?, ?, ?::uuid, ?::timestamptz, ?::timestamptz FROM consumed`,
-			now, r.ID, id, c.ClientID, string(status), transferID, now, now).Error; err != nil {
-			return dbError(ctx, err)
-		}
-		pc := r.paymentConsent()
-		out = Payment{ID: id, ConsentID: r.ID, ClientID: c.ClientID, Status: status, CreatedAt: now,
-			StatusUpdatedAt: now, InitiationJSON: pc.InitiationJSON, Debtor: pc.Debtor}
-		return nil
+	id, transferID := uuid.NewString(), uuid.NewString()
+	now := s.clock()
+	var existing, status, scheme, identification, name sql.NullString
+	err := s.ledger.RunStatement(ctx, func(db *gorm.DB) error {
+		err := db.Raw(`SELECT o_existing::text, o_status, o_debtor_scheme, o_debtor_identification, o_debtor_name
+			FROM ob_create_payment(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, c.ClientID, c.PSU, consentID,
+			opCreatePayment, key.Key, key.RequestHash[:], now.Add(s.keyTTL),
+			string(req.InitiationJSON), string(req.RiskJSON), now,
+			transferID, s.ledger.BookingTime()).Row().Scan(&existing, &status, &scheme, &identification, &name)
+		return paymentError(ctx, err)
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return Payment{}, err
+	case existing.Valid:
+		return s.Payment(ctx, Caller{ClientID: c.ClientID}, existing.String)
+	case !status.Valid:
+		return Payment{}, fmt.Errorf("%w: payment function returned no status", ErrStorage)
 	}
-	if existing != "" {
-		return s.Payment(ctx, Caller{ClientID: c.ClientID}, existing)
+	out := Payment{ID: id, ConsentID: consentID, ClientID: c.ClientID, Status: PaymentStatus(status.String),
+		CreatedAt: now, StatusUpdatedAt: now, InitiationJSON: req.InitiationJSON}
+	if identification.Valid {
+		out.Debtor = &AccountRef{SchemeName: scheme.String, Identification: identification.String, Name: name.String}
 	}
 	return out, nil
 }
 
-// checkPayable checks, under the consent's lock, that c may execute it now
-// with req.
-func checkPayable(c Caller, r consentRow, req PaymentRequest) error {
-	switch {
-	case ConsentKind(r.Kind) != KindPayment:
-		return ErrNotFound
-	case r.ClientID != c.ClientID || deref(r.PSU) != c.PSU:
-		return ErrForbidden
-	case ConsentStatus(r.Status) != StatusAuthorised:
-		return ErrInvalidConsentStatus
-	case !bytes.Equal(req.InitiationJSON, []byte(deref(r.Initiation))) || !bytes.Equal(req.RiskJSON, []byte(deref(r.Risk))):
-		return ErrConsentMismatch
-	}
-	return nil
+// SQLSTATEs that ob_create_payment raises (see its migration).
+var paymentRefusals = map[string]error{
+	"OB001": ErrNotFound,
+	"OB002": ErrForbidden,
+	"OB003": ErrInvalidConsentStatus,
+	"OB004": ErrConsentMismatch,
+	"OB005": ErrIdempotencyConflict,
 }
 
-// settle books the consent's transfer inside tx. Insufficient funds is an
-// outcome, not an error: the ledger decides it on the locked balance before
-// writing anything and leaves the transaction usable (see
-// ledger.TransferTx), so the payment is Rejected in the same transaction with
-// nothing posted and no savepoint round trip.
-func (s *Service) settle(ctx context.Context, tx *gorm.DB, r consentRow) (PaymentStatus, *string, error) {
-	t, err := s.ledger.TransferTx(ctx, tx, ledger.TransferParams{
-		From:      models.AccountID(deref(r.DebtorAccountID)),
-		To:        models.AccountID(deref(r.CreditorAccountID)),
-		Amount:    models.Amount{Minor: deref(r.Amount), Currency: deref(r.Currency)},
-		Reference: deref(r.Reference),
-	})
-	switch {
-	case errors.Is(err, ledger.ErrInsufficientFunds):
-		return PaymentRejected, nil, nil
-	case err != nil:
-		return "", nil, err
+// paymentError maps an error of the ob_create_payment call: its refusals to
+// this package's errors, a refused posting to the ledger's error, anything
+// else as dbError does (retryable conflicts pass through for the retry).
+func paymentError(ctx context.Context, err error) error {
+	var pg *pgconn.PgError
+	if err == nil || !errors.As(err, &pg) {
+		return dbError(ctx, err)
 	}
-	tid := string(t.ID)
-	if deref(r.CreditorInternal) {
-		return PaymentAcceptedCreditSettlementCompleted, &tid, nil
+	if e, ok := paymentRefusals[pg.Code]; ok {
+		return e
 	}
-	return PaymentAcceptedSettlementCompleted, &tid, nil
+	if pg.Code == "OB010" {
+		if e := ledger.PostingError(pg.Message); e != nil {
+			return e
+		}
+	}
+	return dbError(ctx, err)
 }
 
 type paymentRow struct {
