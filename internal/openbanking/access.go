@@ -2,8 +2,8 @@ package openbanking
 
 import (
 	"context"
-	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/obpay/payments/internal/coalesce"
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
 )
@@ -246,21 +247,138 @@ func (s *Service) grantOf(c Caller, r consentRow, perms []Permission) (grant, er
 	return grant{}, ErrForbidden
 }
 
-// consentAccountSelect reads what an AISP read needs of the consent (the
-// columns accessConsent uses) and the account asked for, in one round trip;
-// the account columns are NULL when there is no such account. First
-// parameter: the account id; second: the consent id. Balances are never
-// cached: this reads the committed balance, as ledger.Account does.
-const consentAccountSelect = `SELECT c.id::text, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
+// consentAccountSelect reads, for a batch of AISP reads, what each needs of
+// its consent (the columns accessConsent uses) and the account it asks for,
+// in one statement. Parameters: two Postgres uuid[] literals of equal length,
+// the account ids and the consent ids; read i is row ordinality i+1. A read
+// whose consent does not exist has no row; the account columns are NULL when
+// there is no such account. Each consent and account id is a primary key, so
+// no read has more than one row.
+const consentAccountSelect = `SELECT q.ord, c.id::text, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
 	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
 	b.id::text, b.owner, b.currency, b.kind, b.scheme_name, b.identification, b.name, b.balance, b.version, b.created_at
-	FROM consents c LEFT JOIN accounts b ON b.id = ?
-	WHERE c.id = ?`
+	FROM unnest(?::uuid[], ?::uuid[]) WITH ORDINALITY AS q(aid, cid, ord)
+	JOIN consents c ON c.id = q.cid
+	LEFT JOIN accounts b ON b.id = q.aid`
+
+// accessKey is one AISP read's account and consent ids, both canonical UUIDs.
+type accessKey struct {
+	account, consent string
+}
+
+// accessRow is what consentAccountSelect read for one accessKey.
+type accessRow struct {
+	consent    consentRow
+	hasConsent bool
+	account    models.Account
+	hasAccount bool
+}
+
+// DefaultAccountReadBatches is the default of Config.AccountReadBatches.
+//
+// Two: batching exists to save Postgres CPU on hosts with few cores, and
+// every further batch in flight splits the arrivals into one more, smaller
+// batch (one more round trip), so the number should stay small. With one,
+// every read that arrives during a batch would wait for it to finish before
+// its own could start; with two, a read that arrives while one batch runs
+// still starts at once, and under load one batch executes while the next
+// gathers the arrivals. It also caps the database connections the batched
+// reads hold at two, leaving the rest of the pool to payments.
+const DefaultAccountReadBatches = 2
+
+// accountReadBatch is the largest number of reads in one batch: at the
+// concurrency a server sees it is rarely reached, and it bounds the size of
+// one statement's arrays.
+const accountReadBatch = 64
+
+// newAccessReads returns the batcher of s's AISP reads.
+func (s *Service) newAccessReads(inFlight int) *coalesce.Batcher[accessKey, accessRow] {
+	return coalesce.New(s.fetchAccess, coalesce.Options{MaxInFlight: inFlight, MaxBatch: accountReadBatch})
+}
+
+// fetchAccess runs consentAccountSelect for a batch of reads. The ids are
+// canonical UUIDs (canonicalID checked them), so they can be joined into
+// array literals as they are; gorm would expand a Go slice into a list of
+// parameters instead. Rows are scanned by hand into the fields: this is the
+// hot path of every AISP read, and reflection-based scanning cost more than
+// the query.
+func (s *Service) fetchAccess(ctx context.Context, keys []accessKey) ([]accessRow, error) {
+	var aids, cids strings.Builder
+	aids.Grow(len(keys)*37 + 2)
+	cids.Grow(len(keys)*37 + 2)
+	aids.WriteByte('{')
+	cids.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			aids.WriteByte(',')
+			cids.WriteByte(',')
+		}
+		aids.WriteString(k.account)
+		cids.WriteString(k.consent)
+	}
+	aids.WriteByte('}')
+	cids.WriteByte('}')
+
+	rows, err := s.db.WithContext(ctx).Raw(consentAccountSelect, aids.String(), cids.String()).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read consents and accounts: %w", err)
+	}
+	defer rows.Close()
+	out := make([]accessRow, len(keys))
+	for rows.Next() {
+		var (
+			ord                                                        int64
+			r                                                          consentRow
+			accID, owner, currency, kind, scheme, identification, name *string
+			balance, version                                           *int64
+			created                                                    *time.Time
+		)
+		if err := rows.Scan(&ord, &r.ID, &r.Kind, &r.ClientID, &r.Status, &r.PSU, &r.CreatedAt, &r.StatusUpdatedAt,
+			&r.Permissions, &r.ExpiresAt, &r.TransactionFrom, &r.TransactionTo,
+			&accID, &owner, &currency, &kind, &scheme, &identification, &name, &balance, &version, &created); err != nil {
+			return nil, fmt.Errorf("read consents and accounts: %w", err)
+		}
+		if ord < 1 || ord > int64(len(out)) || out[ord-1].hasConsent {
+			return nil, fmt.Errorf("read consents and accounts: unexpected row ordinality %d of %d", ord, len(out))
+		}
+		row := &out[ord-1]
+		row.consent, row.hasConsent = r, true
+		if accID == nil {
+			continue
+		}
+		row.hasAccount = true
+		row.account = models.Account{
+			ID:             models.AccountID(*accID),
+			Owner:          deref(owner),
+			Currency:       deref(currency),
+			Kind:           models.AccountKind(deref(kind)),
+			SchemeName:     deref(scheme),
+			Identification: deref(identification),
+			Name:           deref(name),
+			Balance:        models.Amount{Minor: deref(balance), Currency: deref(currency)},
+			Version:        deref(version),
+		}
+		if created != nil {
+			row.account.CreatedAt = created.UTC()
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read consents and accounts: %w", err)
+	}
+	return out, nil
+}
 
 // accessAndAccount is accessGrant followed by ownAccount in one database
 // round trip (the hot path of AISP reads): the grant's errors first, then
 // ErrNotFound for an unknown account and ErrForbidden for one that is not a
 // customer account of the PSU.
+//
+// The round trip is shared: concurrent reads go through s.accessReads, which
+// answers all reads that arrived while earlier batches ran with one statement
+// (see consentAccountSelect). A read is always answered by a statement that
+// started after the read arrived, so nothing is cached: it sees the balance
+// committed before it arrived, and a consent revoked before it arrived
+// refuses it, exactly as with a query of its own.
 func (s *Service) accessAndAccount(ctx context.Context, c Caller, accountID string, perms ...Permission) (grant, models.Account, error) {
 	if c.ClientID == "" || c.PSU == "" || c.ConsentID == "" {
 		return grant{}, models.Account{}, ErrForbidden
@@ -277,49 +395,26 @@ func (s *Service) accessAndAccount(ctx context.Context, c Caller, accountID stri
 		_, err = s.ownAccount(ctx, g, accountID)
 		return grant{}, models.Account{}, err
 	}
-	// Scanned by hand into the row's fields: this is the hot path of every
-	// AISP read, and reflection-based scanning cost more than the query.
-	var (
-		r                                                          consentRow
-		accID, owner, currency, kind, scheme, identification, name *string
-		balance, version                                           *int64
-		created                                                    *time.Time
-	)
-	err := s.db.WithContext(ctx).Raw(consentAccountSelect, aid, cid).Row().Scan(
-		&r.ID, &r.Kind, &r.ClientID, &r.Status, &r.PSU, &r.CreatedAt, &r.StatusUpdatedAt,
-		&r.Permissions, &r.ExpiresAt, &r.TransactionFrom, &r.TransactionTo,
-		&accID, &owner, &currency, &kind, &scheme, &identification, &name, &balance, &version, &created)
+	row, err := s.accessReads.Do(ctx, accessKey{account: aid, consent: cid})
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return grant{}, models.Account{}, ErrForbidden
 	case err != nil:
+		// A read whose own context ended gets the context's error, whatever
+		// became of its batch.
 		return grant{}, models.Account{}, dbError(ctx, err)
+	case !row.hasConsent:
+		return grant{}, models.Account{}, ErrForbidden
 	}
-	g, err := s.grantOf(c, r, perms)
+	g, err := s.grantOf(c, row.consent, perms)
 	if err != nil {
 		return grant{}, models.Account{}, err
 	}
-	if accID == nil {
+	if !row.hasAccount {
 		return grant{}, models.Account{}, ErrNotFound
 	}
-	a := models.Account{
-		ID:             models.AccountID(*accID),
-		Owner:          deref(owner),
-		Currency:       deref(currency),
-		Kind:           models.AccountKind(deref(kind)),
-		SchemeName:     deref(scheme),
-		Identification: deref(identification),
-		Name:           deref(name),
-		Balance:        models.Amount{Minor: deref(balance), Currency: deref(currency)},
-		Version:        deref(version),
-	}
-	if created != nil {
-		a.CreatedAt = created.UTC()
-	}
-	if a.Kind != models.KindCustomer || a.Owner != g.psu {
+	if a := row.account; a.Kind != models.KindCustomer || a.Owner != g.psu {
 		return grant{}, models.Account{}, ErrForbidden
 	}
-	return g, a, nil
+	return g, row.account, nil
 }
 
 // ownAccount returns the account id if it is a customer account of g's PSU.

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/obpay/payments/internal/coalesce"
 	"github.com/obpay/payments/internal/ledger"
 )
 
@@ -36,6 +37,10 @@ type Config struct {
 	// transactions, MinTransactionsPageSize to MaxTransactionsPageSize; zero
 	// means DefaultTransactionsPageSize.
 	TransactionsPageSize int
+	// AccountReadBatches is the number of batched account and balance reads
+	// that may run at once (see accessAndAccount); zero means
+	// DefaultAccountReadBatches.
+	AccountReadBatches int
 }
 
 // Service implements the Open Banking resources. It is safe for concurrent
@@ -46,6 +51,9 @@ type Service struct {
 	now      func() time.Time
 	keyTTL   time.Duration
 	pageSize int
+	// accessReads coalesces the database reads of concurrent AISP account
+	// and balance reads.
+	accessReads *coalesce.Batcher[accessKey, accessRow]
 }
 
 // New returns a Service. It validates cfg and fills its defaults.
@@ -70,6 +78,13 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("openbanking: TransactionsPageSize %d not in %d..%d",
 			s.pageSize, MinTransactionsPageSize, MaxTransactionsPageSize)
 	}
+	switch {
+	case cfg.AccountReadBatches == 0:
+		cfg.AccountReadBatches = DefaultAccountReadBatches
+	case cfg.AccountReadBatches < 0:
+		return nil, fmt.Errorf("openbanking: AccountReadBatches %d is negative", cfg.AccountReadBatches)
+	}
+	s.accessReads = s.newAccessReads(cfg.AccountReadBatches)
 	return s, nil
 }
 
