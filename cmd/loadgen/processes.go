@@ -10,47 +10,39 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/obpay/payments/internal/pgbench"
 )
 
-// child is a server process the tool started: payments or the floor.
+// child is a server process the tool started: payments or the floor. Its
+// output goes to a temporary file, as a server's log would in production:
+// through a pipe, the tool would spend its own CPU (the client's, during the
+// measured windows) copying every access-log line.
 type child struct {
 	name string
 	cmd  *exec.Cmd
-	logs *tailBuffer
+	log  *os.File
 	done chan error
 }
 
-// tailBuffer keeps the last bytes a child wrote, for error messages; safe for
-// concurrent use.
-type tailBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
+// tailSize is how much of a child's log an error message shows.
 const tailSize = 8 << 10
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 2*tailSize {
-		t.b = append([]byte(nil), t.b[len(t.b)-tailSize:]...)
+// tail returns the last tailSize bytes of the child's log.
+func (c *child) tail() string {
+	st, err := c.log.Stat()
+	if err != nil {
+		return fmt.Sprintf("(log unreadable: %v)", err)
 	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.b) > tailSize {
-		return string(t.b[len(t.b)-tailSize:])
+	off := max(st.Size()-tailSize, 0)
+	b := make([]byte, st.Size()-off)
+	n, err := c.log.ReadAt(b, off)
+	if err != nil && err != io.EOF {
+		return fmt.Sprintf("(log unreadable: %v)", err)
 	}
-	return string(t.b)
+	return string(b[:n])
 }
 
 // startChild runs path with args and extra environment entries and waits
@@ -58,9 +50,14 @@ func (t *tailBuffer) String() string {
 func startChild(ctx context.Context, name, path string, args, env []string, healthURL string) (*child, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
-	c := &child{name: name, cmd: cmd, logs: &tailBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = c.logs, c.logs
+	log, err := os.CreateTemp("", "loadgen-child-*.log")
+	if err != nil {
+		return nil, fmt.Errorf("log file for %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, log: log, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
+		c.removeLog()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() { c.done <- cmd.Wait() }()
@@ -77,24 +74,34 @@ func startChild(ctx context.Context, name, path string, args, env []string, heal
 		select {
 		case err := <-c.done:
 			c.done <- err
-			return nil, fmt.Errorf("%s exited early (%v):\n%s", name, err, c.logs.String())
+			defer c.removeLog()
+			return nil, fmt.Errorf("%s exited early (%v):\n%s", name, err, c.tail())
 		case <-ctx.Done():
 			c.stop()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			tail := c.tail()
 			c.stop()
-			return nil, fmt.Errorf("%s did not become healthy within 60s:\n%s", name, c.logs.String())
+			return nil, fmt.Errorf("%s did not become healthy within 60s:\n%s", name, tail)
 		}
 	}
 }
 
-// stop sends SIGTERM and waits up to 20 s, then kills the process.
+// removeLog closes and deletes the child's log file.
+func (c *child) removeLog() {
+	c.log.Close()
+	os.Remove(c.log.Name())
+}
+
+// stop sends SIGTERM and waits up to 20 s, then kills the process; its log
+// file is deleted.
 func (c *child) stop() error {
 	if c == nil {
 		return nil
 	}
+	defer c.removeLog()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-c.done:
