@@ -8,7 +8,10 @@
 // # Invariants
 //
 // Each is enforced here and, where a database can, by the schema too
-// (migrations/00002_openbanking.sql):
+// (migrations/00002_openbanking.sql). A payment runs as one call of the
+// database function ob_create_payment (migrations/00003_posting_functions.sql),
+// which posts through the ledger's own ledger_post: the steps below are its
+// steps, in one statement and so one transaction and one round trip.
 //
 //  1. A consent moves only AwaitingAuthorisation -> Authorised -> Consumed
 //     (payment) or Revoked (account access), or AwaitingAuthorisation ->
