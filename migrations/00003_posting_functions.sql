@@ -4,6 +4,8 @@
 --
 -- ledger_post is the only code that moves money: internal/ledger calls it for
 -- every transfer, and ob_create_payment calls it for a payment's transfer.
+-- ob_claim_key is the only code that claims an idempotency key: for payment
+-- consents internal/openbanking calls it, for payments ob_create_payment.
 -- The checks of migrations 00001 and 00002 (no overdraft, balanced transfers,
 -- append-only entries, consent transitions, one payment per consent) still
 -- guard every row these functions write.
@@ -102,6 +104,51 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- ob_claim_key records idempotency key p_key of client p_client for operation
+-- p_operation, pointing at p_resource, the id of the resource the caller
+-- creates in the same transaction. existing is NULL when the caller now owns
+-- the key (a new key, or one whose previous use expired) and must create the
+-- resource; otherwise it is the resource recorded with the key, and nothing
+-- changed. The same key with another request hash raises OB005. A key held
+-- by a concurrent, uncommitted transaction makes the INSERT wait for it: when
+-- it commits, the conflict branch locks its row and it is read here; when it
+-- rolls back, this insert simply succeeds.
+-- +goose StatementBegin
+CREATE FUNCTION ob_claim_key(
+    p_client text, p_operation text, p_key text, p_request_hash bytea, p_resource uuid,
+    p_now timestamptz, p_expires_at timestamptz,
+    OUT existing uuid)
+LANGUAGE plpgsql AS $$
+DECLARE
+    claimed uuid;
+    prev    record;
+BEGIN
+    -- ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is
+    -- false, so the SELECT below reads it committed and stable.
+    INSERT INTO idempotency_keys AS k
+        (client_id, operation, key, request_hash, resource_id, created_at, expires_at)
+    VALUES (p_client, p_operation, p_key, p_request_hash, p_resource, p_now, p_expires_at)
+    ON CONFLICT (client_id, operation, key) DO UPDATE
+        SET request_hash = EXCLUDED.request_hash, resource_id = EXCLUDED.resource_id,
+            created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+        WHERE k.expires_at <= EXCLUDED.created_at
+    RETURNING k.resource_id INTO claimed;
+    IF claimed IS NOT NULL THEN
+        RETURN;
+    END IF;
+    SELECT k.request_hash, k.resource_id INTO prev FROM idempotency_keys k
+     WHERE k.client_id = p_client AND k.operation = p_operation AND k.key = p_key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'openbanking: idempotency key row vanished';
+    END IF;
+    IF prev.request_hash <> p_request_hash THEN
+        RAISE EXCEPTION 'openbanking: idempotency key reused with another request' USING ERRCODE = 'OB005';
+    END IF;
+    existing := prev.resource_id;
+END;
+$$;
+-- +goose StatementEnd
+
 -- ob_create_payment executes an Authorised payment consent as payment
 -- p_payment_id, all in the caller's statement: it claims the idempotency key
 -- first (a concurrent duplicate waits here for the first to commit), locks the
@@ -124,31 +171,11 @@ CREATE FUNCTION ob_create_payment(
     OUT o_debtor_scheme text, OUT o_debtor_identification text, OUT o_debtor_name text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    claimed  uuid;
-    prev     record;
     con      record;
     posting  record;
 BEGIN
-    -- ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is
-    -- false, so the SELECT below reads it committed and stable.
-    INSERT INTO idempotency_keys AS k
-        (client_id, operation, key, request_hash, resource_id, created_at, expires_at)
-    VALUES (p_client, p_operation, p_key, p_request_hash, p_payment_id, p_now, p_key_expires_at)
-    ON CONFLICT (client_id, operation, key) DO UPDATE
-        SET request_hash = EXCLUDED.request_hash, resource_id = EXCLUDED.resource_id,
-            created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-        WHERE k.expires_at <= EXCLUDED.created_at
-    RETURNING k.resource_id INTO claimed;
-    IF claimed IS NULL THEN
-        SELECT k.request_hash, k.resource_id INTO prev FROM idempotency_keys k
-         WHERE k.client_id = p_client AND k.operation = p_operation AND k.key = p_key;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'openbanking: idempotency key row vanished';
-        END IF;
-        IF prev.request_hash <> p_request_hash THEN
-            RAISE EXCEPTION 'openbanking: idempotency key reused with another request' USING ERRCODE = 'OB005';
-        END IF;
-        o_existing := prev.resource_id;
+    o_existing := ob_claim_key(p_client, p_operation, p_key, p_request_hash, p_payment_id, p_now, p_key_expires_at);
+    IF o_existing IS NOT NULL THEN
         RETURN;
     END IF;
 
@@ -196,4 +223,5 @@ $$;
 -- +goose Down
 DROP FUNCTION ob_create_payment(uuid, text, text, uuid, text, text, bytea, timestamptz, text, text, timestamptz,
     uuid, timestamptz);
+DROP FUNCTION ob_claim_key(text, text, text, bytea, uuid, timestamptz, timestamptz);
 DROP FUNCTION ledger_post(uuid, uuid, uuid, text, bigint, text, timestamptz);

@@ -84,7 +84,7 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 			opCreatePayment, key.Key, key.RequestHash[:], now.Add(s.keyTTL),
 			string(req.InitiationJSON), string(req.RiskJSON), now,
 			transferID, s.ledger.BookingTime()).Row().Scan(&existing, &status, &scheme, &identification, &name)
-		return paymentError(ctx, err)
+		return refusalError(ctx, err)
 	})
 	switch {
 	case err != nil:
@@ -102,8 +102,9 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 	return out, nil
 }
 
-// SQLSTATEs that ob_create_payment raises (see its migration).
-var paymentRefusals = map[string]error{
+// SQLSTATEs that ob_create_payment and ob_claim_key raise (see their
+// migration).
+var refusals = map[string]error{
 	"OB001": ErrNotFound,
 	"OB002": ErrForbidden,
 	"OB003": ErrInvalidConsentStatus,
@@ -111,15 +112,16 @@ var paymentRefusals = map[string]error{
 	"OB005": ErrIdempotencyConflict,
 }
 
-// paymentError maps an error of the ob_create_payment call: its refusals to
-// this package's errors, a refused posting to the ledger's error, anything
-// else as dbError does (retryable conflicts pass through for the retry).
-func paymentError(ctx context.Context, err error) error {
+// refusalError maps an error of a call of this package's database functions:
+// their refusals to this package's errors, a refused posting to the ledger's
+// error, anything else as dbError does (retryable conflicts pass through for
+// the retry).
+func refusalError(ctx context.Context, err error) error {
 	var pg *pgconn.PgError
 	if err == nil || !errors.As(err, &pg) {
 		return dbError(ctx, err)
 	}
-	if e, ok := paymentRefusals[pg.Code]; ok {
+	if e, ok := refusals[pg.Code]; ok {
 		return e
 	}
 	if pg.Code == "OB010" {
