@@ -48,6 +48,10 @@ DECLARE
     c_bal    bigint;
     latest   timestamptz;
 BEGIN
+    IF p_id IS NULL OR p_from IS NULL OR p_to IS NULL OR p_currency IS NULL OR p_now IS NULL THEN
+        RAISE EXCEPTION 'ledger_post: id, accounts, currency and time are required'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF p_amount IS NULL OR p_amount <= 0 THEN
         outcome := 'invalid_amount';
         RETURN;
@@ -70,7 +74,7 @@ BEGIN
     ELSIF NOT c_found THEN
         outcome := 'credit_account_not_found';
         RETURN;
-    ELSIF d_cur <> p_currency OR c_cur <> p_currency THEN
+    ELSIF d_cur IS DISTINCT FROM p_currency OR c_cur IS DISTINCT FROM p_currency THEN
         outcome := 'currency_mismatch';
         RETURN;
     ELSIF d_kind = 'customer' AND d_bal < p_amount THEN
@@ -141,7 +145,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'openbanking: idempotency key row vanished';
     END IF;
-    IF prev.request_hash <> p_request_hash THEN
+    IF prev.request_hash IS DISTINCT FROM p_request_hash THEN
         RAISE EXCEPTION 'openbanking: idempotency key reused with another request' USING ERRCODE = 'OB005';
     END IF;
     existing := prev.resource_id;
@@ -186,11 +190,11 @@ BEGIN
       FROM consents c LEFT JOIN accounts a ON a.id = c.debtor_account_id
      WHERE c.id = p_consent
        FOR UPDATE OF c;
-    IF NOT FOUND OR con.kind <> 'payment' THEN
+    IF NOT FOUND OR con.kind IS DISTINCT FROM 'payment' THEN
         RAISE EXCEPTION 'openbanking: no such payment consent' USING ERRCODE = 'OB001';
-    ELSIF con.client_id <> p_client OR con.psu IS DISTINCT FROM p_psu THEN
+    ELSIF con.client_id IS DISTINCT FROM p_client OR con.psu IS DISTINCT FROM p_psu THEN
         RAISE EXCEPTION 'openbanking: consent of another client or PSU' USING ERRCODE = 'OB002';
-    ELSIF con.status <> 'Authorised' THEN
+    ELSIF con.status IS DISTINCT FROM 'Authorised' THEN
         RAISE EXCEPTION 'openbanking: consent is %', con.status USING ERRCODE = 'OB003';
     ELSIF con.initiation IS DISTINCT FROM p_initiation OR con.risk IS DISTINCT FROM p_risk THEN
         -- text equality under the database's deterministic collation is

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/obpay/payments/internal/ledger"
 )
@@ -75,5 +76,61 @@ func TestPostingFunctionRefusesBeforeWriting(t *testing.T) {
 	}
 	if err := ledger.PostingError("something new"); !errors.Is(err, ledger.ErrStorage) {
 		t.Errorf("PostingError(unknown) = %v, want ErrStorage", err)
+	}
+}
+
+// TestPostingFunctionEdges: the credit side's overflow check (the credited
+// balance at the top of the int64 range) and the booking time of a posting
+// whose clock is behind an account's latest entry.
+func TestPostingFunctionEdges(t *testing.T) {
+	l, db := newLedger(t)
+	alice := openAccount(t, l, "alice", "GBP", "50.00")
+	bob := openAccount(t, l, "bob", "GBP", "")
+	var settlement string
+	if err := db.Raw(`SELECT id::text FROM accounts WHERE kind = 'settlement' AND currency = 'GBP'`).Row().Scan(&settlement); err != nil {
+		t.Fatalf("settlement account: %v", err)
+	}
+	post := func(from, to string, amount int64, now time.Time) (string, *time.Time) {
+		t.Helper()
+		var outcome string
+		var booked *time.Time
+		if err := db.Raw(`SELECT outcome, booked_at FROM ledger_post(?, ?, ?, 'GBP', ?, '', ?)`,
+			uuid.NewString(), from, to, amount, now).Row().Scan(&outcome, &booked); err != nil {
+			t.Fatalf("ledger_post: %v", err)
+		}
+		return outcome, booked
+	}
+
+	// The settlement account (at -50.00 after funding alice) may go down to
+	// the bottom of the range: fund bob with all of it.
+	const all = math.MaxInt64 - 5000 + 1
+	if outcome, _ := post(settlement, string(bob.ID), all, time.Now()); outcome != "posted" {
+		t.Fatalf("funding bob to the top: %q", outcome)
+	}
+	if outcome, _ := post(settlement, string(bob.ID), 1, time.Now()); outcome != "overflow" {
+		t.Errorf("debiting past the bottom: %q, want overflow", outcome)
+	}
+	// bob is 4,999 below the top: crediting him 50.00 must overflow.
+	if outcome, booked := post(string(alice.ID), string(bob.ID), 5000, time.Now()); outcome != "overflow" || booked != nil {
+		t.Errorf("crediting past the top: %q, %v; want overflow and no booking", outcome, booked)
+	}
+
+	// Missing arguments are refused outright, not compared as NULL.
+	var outcome string
+	err := db.Raw(`SELECT outcome FROM ledger_post(?, ?, ?, NULL, 1, '', now())`,
+		uuid.NewString(), string(alice.ID), string(bob.ID)).Row().Scan(&outcome)
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || pg.Code != "22004" {
+		t.Errorf("ledger_post with a NULL currency = %q, %v; want SQLSTATE 22004 (null_value_not_allowed)", outcome, err)
+	}
+
+	// A clock an hour behind bob's latest entry books at that entry's time.
+	var latest time.Time
+	if err := db.Raw(`SELECT max(created_at) FROM entries WHERE account_id = ?`, string(bob.ID)).Row().Scan(&latest); err != nil {
+		t.Fatal(err)
+	}
+	outcome, booked := post(string(bob.ID), string(alice.ID), 1, latest.Add(-time.Hour))
+	if outcome != "posted" || booked == nil || !booked.Equal(latest) {
+		t.Errorf("posting with a clock behind: %q at %v, want posted at %v", outcome, booked, latest)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/openbanking"
 )
 
@@ -141,6 +142,17 @@ func TestCreatePaymentErrorsMoveNoMoney(t *testing.T) {
 			pc, psu := f.authorised(clientA, "alice", alice, req)
 			return psu, openbanking.PaymentRequest{ConsentID: pc.ID, InitiationJSON: req.InitiationJSON, RiskJSON: []byte(`{"PaymentContextCode":"Other"}`)}
 		}, openbanking.ErrConsentMismatch},
+		{"posting refused by the ledger", func() (openbanking.Caller, openbanking.PaymentRequest) {
+			// A consent whose stored currency no longer matches its accounts
+			// (only direct SQL can do this): the payment function's posting
+			// refuses it, and the ledger's error comes back with nothing
+			// written, not even the idempotency record.
+			pc, psu := f.authorised(clientA, "alice", alice, req)
+			if err := f.db.Exec(`UPDATE consents SET currency = 'EUR' WHERE id = ?`, pc.ID).Error; err != nil {
+				t.Fatal(err)
+			}
+			return psu, paymentFor(pc, req)
+		}, ledger.ErrCurrencyMismatch},
 		{"consumed consent", func() (openbanking.Caller, openbanking.PaymentRequest) {
 			pc, psu := f.authorised(clientA, "alice", alice, req)
 			if _, err := f.svc.CreatePayment(ctx, psu, key(freshKey(), nil), paymentFor(pc, req)); err != nil {
