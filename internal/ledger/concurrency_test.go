@@ -152,9 +152,10 @@ func TestRunInTxRetriesDeadlock(t *testing.T) {
 }
 
 // TestRunInTxGivesUp: a conflict that never goes away ends as ErrTxConflict,
-// never as insufficient funds and never as a raw driver error.
+// never as insufficient funds and never as a raw driver error; the same for
+// RunStatement, which retries a single statement the same way.
 func TestRunInTxGivesUp(t *testing.T) {
-	_, db := newLedger(t)
+	l, db := newLedger(t)
 	ctx := context.Background()
 	tests := []struct {
 		name      string
@@ -181,8 +182,29 @@ func TestRunInTxGivesUp(t *testing.T) {
 			if tc.want == ledger.ErrTxConflict && errors.Is(err, ledger.ErrInsufficientFunds) {
 				t.Errorf("conflict reported as insufficient funds: %v", err)
 			}
+
+			calls.Store(0)
+			err = l.RunStatement(ctx, func(*gorm.DB) error { calls.Add(1); return tc.err })
+			if !errors.Is(err, tc.want) || calls.Load() != tc.wantCalls {
+				t.Fatalf("RunStatement = %v after %d calls, want %v after %d", err, calls.Load(), tc.want, tc.wantCalls)
+			}
+			if errors.As(err, &pg) {
+				t.Errorf("RunStatement leaked a pgconn error: %v", err)
+			}
 		})
 	}
+	t.Run("RunStatement stops at the first success", func(t *testing.T) {
+		var calls atomic.Int32
+		err := l.RunStatement(ctx, func(db *gorm.DB) error {
+			if calls.Add(1) < 3 {
+				return &pgconn.PgError{Code: "40P01"}
+			}
+			return db.Exec(`SELECT 1`).Error
+		})
+		if err != nil || calls.Load() != 3 {
+			t.Fatalf("RunStatement = %v after %d calls, want nil after 3", err, calls.Load())
+		}
+	})
 	t.Run("retry count option", func(t *testing.T) {
 		l, err := ledger.New(db, ledger.WithRetries(2))
 		if err != nil {
