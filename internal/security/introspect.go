@@ -164,9 +164,16 @@ type HTTPIntrospector struct {
 	ttl     time.Duration
 	now     func() time.Time
 	cache   *ristretto.Cache[string, Introspection]
+
+	transport *http.Transport // the transport of the client made here, if any
 }
 
 const maxIntrospectionBody = 64 << 10
+
+// introspectionIdleConns is how many idle connections to the introspection
+// endpoint the client keeps: about the number of requests a server has in
+// flight at once.
+const introspectionIdleConns = 64
 
 // NewHTTPIntrospector validates cfg and builds the client and its cache.
 func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
@@ -191,7 +198,15 @@ func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 		return nil, errors.New("security: introspection timeout must be positive")
 	}
 	if in.client == nil {
-		in.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		// Every call goes to one host. net/http's default transport keeps
+		// only two idle connections per host, so under concurrent requests
+		// with uncached tokens (a new token per payment) all calls but two
+		// would open a new connection and close it after one answer.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = introspectionIdleConns
+		t.MaxIdleConnsPerHost = introspectionIdleConns
+		in.transport = t
+		in.client = &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if in.ttl == 0 {
 		in.ttl = 30 * time.Second
@@ -219,10 +234,14 @@ func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 	return in, nil
 }
 
-// Close releases the cache.
+// Close releases the cache and the idle connections of the client it made
+// (a client passed in IntrospectionConfig is the caller's to close).
 func (in *HTTPIntrospector) Close() {
 	if in.cache != nil {
 		in.cache.Close()
+	}
+	if in.transport != nil {
+		in.transport.CloseIdleConnections()
 	}
 }
 

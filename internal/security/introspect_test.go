@@ -3,8 +3,11 @@ package security
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,5 +216,72 @@ func TestIntrospectionDownProtectsRoutes(t *testing.T) {
 	}
 	if s.handled.Load() != 0 {
 		t.Error("handler ran while introspection was down")
+	}
+}
+
+// TestHTTPIntrospectorReusesConnections: calls that are in flight together
+// (uncached tokens, as with a new token per payment) keep their connections
+// for the next calls instead of opening new ones each time. With net/http's
+// default of two idle connections per host, every round after the first
+// would open parallel-2 new connections.
+func TestHTTPIntrospectorReusesConnections(t *testing.T) {
+	const parallel, rounds = 16, 3
+	var (
+		mu      sync.Mutex
+		arrived int
+		release = make(chan struct{})
+	)
+	answer := jsonAnswer(`{"active":false}`) // inactive: never cached
+	as := &authServer{answer: func(w http.ResponseWriter, token string) {
+		// Hold every call until the whole round is in flight, so that the
+		// round really needs parallel connections at once.
+		mu.Lock()
+		arrived++
+		if arrived == parallel {
+			close(release)
+		}
+		wait := release
+		mu.Unlock()
+		<-wait
+		answer(w, token)
+	}}
+	var opened atomic.Int64
+	hs := httptest.NewUnstartedServer(as)
+	hs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	in, err := NewHTTPIntrospector(IntrospectionConfig{
+		URL: hs.URL, ClientID: "rs:client", ClientSecret: "s&cret", Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+
+	var afterFirst int64
+	for r := range rounds {
+		mu.Lock()
+		arrived, release = 0, make(chan struct{})
+		mu.Unlock()
+		var wg sync.WaitGroup
+		for i := range parallel {
+			wg.Go(func() {
+				if _, err := in.Introspect(context.Background(), fmt.Sprintf("token-%d-%d", r, i)); err != nil {
+					t.Errorf("Introspect: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if r == 0 {
+			afterFirst = opened.Load()
+		}
+	}
+	if afterFirst != parallel || opened.Load() != afterFirst {
+		t.Errorf("opened %d connections in the first round and %d in the next %d; want %d, then none",
+			afterFirst, opened.Load()-afterFirst, rounds-1, parallel)
 	}
 }
