@@ -79,6 +79,7 @@ type config struct {
 	profileDir   string
 	profileTime  time.Duration
 	serverLog    string
+	introspect   string
 	serveFloor   string
 }
 
@@ -106,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.setupWorkers, "setup-workers", 8, "concurrency of consent and token set-up")
 	fs.StringVar(&c.profileDir, "profile-dir", "", "when set, take CPU and allocation profiles of the server during an extra window of each load and write them here")
 	fs.DurationVar(&c.profileTime, "profile-duration", 8*time.Second, "length of each profiled window")
+	fs.StringVar(&c.introspect, "introspection", "http", "how the server introspects tokens: http (RFC 7662 over loopback against the sandbox's own /oauth2/introspect, through the production client and its cache) or in-process (the sandbox's token store, no HTTP)")
 	fs.StringVar(&c.serverLog, "server-log-level", "info", "the server's PAYMENTS_LOG_LEVEL (info, the production default, writes one access-log line per request)")
 	fs.StringVar(&c.serveFloor, "serve-floor", "", "internal: serve the signature floor on this address and do nothing else")
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +125,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, errors.New("-accounts: at least 2")
 	case c.rounds < 1:
 		return config{}, errors.New("-rounds: at least 1")
+	case c.introspect != "http" && c.introspect != "in-process":
+		return c, fmt.Errorf("-introspection %q: want http or in-process", c.introspect)
 	case c.payConc < 1 || c.setupWorkers < 1 || c.dbConns < 1:
 		return config{}, errors.New("-payment-concurrency, -setup-workers and -db-conns must be positive")
 	case c.duration < time.Second || c.duration > 40*time.Second:

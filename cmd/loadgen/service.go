@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obpay/payments/internal/devauth"
 )
 
 // Load names in the report.
@@ -51,6 +53,15 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 		"PAYMENTS_DB_MAX_IDLE_CONNS=" + strconv.Itoa(cfg.dbConns),
 		"PAYMENTS_LOG_LEVEL=" + cfg.serverLog,
 		"PAYMENTS_SHUTDOWN_GRACE=5s",
+	}
+	if cfg.introspect == "http" {
+		// The production path: the HTTP introspection client with its cache
+		// (PAYMENTS_INTROSPECTION_CACHE_TTL, default 30s), asking the
+		// sandbox authorization server of the same process over loopback.
+		env = append(env,
+			"PAYMENTS_INTROSPECTION_URL="+base+"/oauth2/introspect",
+			"PAYMENTS_INTROSPECTION_CLIENT_ID="+devauth.ResourceServerClientID,
+			"PAYMENTS_INTROSPECTION_CLIENT_SECRET="+devauth.ResourceServerClientSecret)
 	}
 	var prof *profiler
 	if cfg.profileDir != "" {
