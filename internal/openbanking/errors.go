@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/obpay/payments/internal/ledger"
 )
 
@@ -74,4 +76,34 @@ func dbError(ctx context.Context, err error) error {
 		return fmt.Errorf("openbanking: %w", ctxErr)
 	}
 	return fmt.Errorf("%w: %v", ErrStorage, err)
+}
+
+// SQLSTATEs that ob_create_payment and ob_claim_key raise (see their
+// migration).
+var refusals = map[string]error{
+	"OB001": ErrNotFound,
+	"OB002": ErrForbidden,
+	"OB003": ErrInvalidConsentStatus,
+	"OB004": ErrConsentMismatch,
+	"OB005": ErrIdempotencyConflict,
+}
+
+// refusalError maps an error of a call of this package's database functions:
+// their refusals to this package's errors, a refused posting to the ledger's
+// error, anything else as dbError does (retryable conflicts pass through for
+// the retry).
+func refusalError(ctx context.Context, err error) error {
+	var pg *pgconn.PgError
+	if err == nil || !errors.As(err, &pg) {
+		return dbError(ctx, err)
+	}
+	if e, ok := refusals[pg.Code]; ok {
+		return e
+	}
+	if pg.Code == "OB010" {
+		if e := ledger.PostingError(pg.Message); e != nil {
+			return e
+		}
+	}
+	return dbError(ctx, err)
 }

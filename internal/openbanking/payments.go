@@ -3,15 +3,11 @@ package openbanking
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
-
-	"github.com/obpay/payments/internal/ledger"
 )
 
 // PaymentStatus is a domestic payment's OB status.
@@ -100,36 +96,6 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 		out.Debtor = &AccountRef{SchemeName: scheme.String, Identification: identification.String, Name: name.String}
 	}
 	return out, nil
-}
-
-// SQLSTATEs that ob_create_payment and ob_claim_key raise (see their
-// migration).
-var refusals = map[string]error{
-	"OB001": ErrNotFound,
-	"OB002": ErrForbidden,
-	"OB003": ErrInvalidConsentStatus,
-	"OB004": ErrConsentMismatch,
-	"OB005": ErrIdempotencyConflict,
-}
-
-// refusalError maps an error of a call of this package's database functions:
-// their refusals to this package's errors, a refused posting to the ledger's
-// error, anything else as dbError does (retryable conflicts pass through for
-// the retry).
-func refusalError(ctx context.Context, err error) error {
-	var pg *pgconn.PgError
-	if err == nil || !errors.As(err, &pg) {
-		return dbError(ctx, err)
-	}
-	if e, ok := refusals[pg.Code]; ok {
-		return e
-	}
-	if pg.Code == "OB010" {
-		if e := ledger.PostingError(pg.Message); e != nil {
-			return e
-		}
-	}
-	return dbError(ctx, err)
 }
 
 type paymentRow struct {
