@@ -82,6 +82,16 @@ func call(ctx context.Context, b *Batcher[int, int], key int) <-chan answer {
 	return ch
 }
 
+// wantAnswers checks that each call got its key's value (key*10), no error.
+func wantAnswers(t *testing.T, chs ...<-chan answer) {
+	t.Helper()
+	for _, ch := range chs {
+		if a := get(t, ch); a.err != nil || a.val != a.key*10 {
+			t.Errorf("answer %+v, want %d", a, a.key*10)
+		}
+	}
+}
+
 func get(t *testing.T, ch <-chan answer) answer {
 	t.Helper()
 	select {
@@ -196,11 +206,7 @@ func TestBusyCallersShareTheNextBatch(t *testing.T) {
 	late := call(ctx, b, 99)
 	waitQueued(t, b, 1)
 	g.release <- nil
-	for _, ch := range waiting {
-		if a := get(t, ch); a.err != nil || a.val != a.key*10 {
-			t.Errorf("answer %+v, want %d", a, a.key*10)
-		}
-	}
+	wantAnswers(t, waiting...)
 	if third := g.batch(t); !slices.Equal(third, []int{99}) {
 		t.Fatalf("third batch %v, want [99]", third)
 	}
@@ -231,11 +237,7 @@ func TestMaxInFlightBatchesRunAtOnce(t *testing.T) {
 	}
 	g.release <- nil
 	g.release <- nil
-	for _, ch := range []<-chan answer{a, c, waiter} {
-		if r := get(t, ch); r.err != nil || r.val != r.key*10 {
-			t.Errorf("answer %+v", r)
-		}
-	}
+	wantAnswers(t, a, c, waiter)
 }
 
 func TestMaxBatch(t *testing.T) {
@@ -259,11 +261,7 @@ func TestMaxBatch(t *testing.T) {
 	if want := []int{3, 3, 1}; !slices.Equal(sizes, want) {
 		t.Errorf("batch sizes %v, want %v", sizes, want)
 	}
-	for _, ch := range append(waiting, first) {
-		if a := get(t, ch); a.err != nil || a.val != a.key*10 {
-			t.Errorf("answer %+v", a)
-		}
-	}
+	wantAnswers(t, append(waiting, first)...)
 	g.noBatch(t)
 }
 
