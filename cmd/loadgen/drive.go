@@ -33,6 +33,8 @@ type outcome struct {
 	// Kept holds the bodies of the answers keep selected, for checks after
 	// the window.
 	Kept [][]byte
+	// CPU is where the machine's CPU went during the window.
+	CPU cpuUse
 }
 
 // RPS returns the requests answered per second.
@@ -68,7 +70,7 @@ func (o outcome) add(p outcome) outcome {
 	lat := append(append(make([]time.Duration, 0, len(o.Latencies)+len(p.Latencies)), o.Latencies...), p.Latencies...)
 	slices.Sort(lat)
 	return outcome{Requests: o.Requests + p.Requests, Elapsed: o.Elapsed + p.Elapsed, Latencies: lat, Status: status,
-		Errors: o.Errors + p.Errors, Kept: append(append([][]byte(nil), o.Kept...), p.Kept...)}
+		Errors: o.Errors + p.Errors, Kept: append(append([][]byte(nil), o.Kept...), p.Kept...), CPU: o.CPU.add(p.CPU)}
 }
 
 // Count5xx returns the number of 5xx answers.

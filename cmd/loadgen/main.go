@@ -258,6 +258,14 @@ func printReport(w io.Writer, cfg config, rep report) {
 	_ = tw.Flush()
 
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CPU during each window (cores; other is mostly Postgres)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rep.rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", r.load, r.conc, cpuSummary(r.o))
+	}
+	_ = tw.Flush()
+
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Ratios (targets in brackets)")
 	for _, c := range cfg.readConc {
 		floor, okF := find(rep.rows, loadFloor, c)

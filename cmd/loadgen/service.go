@@ -110,6 +110,7 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 		return err
 	}
 	f.progress = stderr
+	f.serverPID, f.floorPID = svc.cmd.Process.Pid, floor.cmd.Process.Pid
 	fmt.Fprintf(stderr, "opening %d funded accounts through the back office ...\n", cfg.accounts)
 	if err := f.openAccounts(ctx, cfg.accounts, openingBalance); err != nil {
 		return err
@@ -240,7 +241,13 @@ func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, t
 	if prof != nil {
 		wait = prof.during(ctx, "reads", d)
 	}
+	pid := f.serverPID
+	if floorBase != "" {
+		pid = f.floorPID
+	}
+	before := readCPU(pid)
 	o := drive(ctx, hc, reqs, c, d, nil)
+	o.CPU = cpuSince(before, readCPU(pid))
 	if wait != nil {
 		if err := wait(); err != nil {
 			return outcome{}, err
@@ -281,7 +288,9 @@ func (f *fixture) paymentWindows(ctx context.Context, cfg config, rep *report, p
 		if profile {
 			wait = prof.during(ctx, "payments", d)
 		}
+		before := readCPU(f.serverPID)
 		o := drive(ctx, hc, reqs, c, d, func(code int) bool { return code == http.StatusCreated })
+		o.CPU = cpuSince(before, readCPU(f.serverPID))
 		if wait != nil {
 			if err := wait(); err != nil {
 				return outcome{}, err

@@ -42,6 +42,9 @@ type fixture struct {
 	payments *client.Client      // sandbox-tpp, client credentials, scope payments
 	accounts []account
 	progress io.Writer // progress messages
+	// serverPID and floorPID are the processes whose CPU a window of
+	// reads or payments, or of the floor, is charged to.
+	serverPID, floorPID int
 }
 
 func newFixture(base string) (*fixture, error) {
