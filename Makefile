@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME    ?= 20s
 
-.PHONY: run build test test-short fuzz bench bench-security generate lint tidy clean
+.PHONY: run build test fuzz bench bench-security generate lint clean
 
 ## run: the sandbox: API + ledger + sandbox authorization server on :8080 against local Postgres
 run:
