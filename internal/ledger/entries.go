@@ -49,9 +49,33 @@ func (c Cursor) String() string {
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
-// ParseCursor decodes a string made by Cursor.String.
+// Cursor times lie within years 1 to 9999 UTC: the range RFC 3339 can write
+// and well inside PostgreSQL's timestamptz. Entry IDs are positive bigints. A
+// cursor outside these ranges was not made from an entry.
+var (
+	minCursorTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxCursorTime = time.Date(9999, time.December, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// entryID returns the cursor's entry ID as a number, and false when the
+// cursor is out of range: a time outside years 1 to 9999 or an ID that is not
+// a positive int64 in canonical decimal form.
+func (c Cursor) entryID() (int64, bool) {
+	if c.BookedAt.Before(minCursorTime) || c.BookedAt.After(maxCursorTime) {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(string(c.EntryID), 10, 64)
+	if err != nil || id < 1 || strconv.FormatInt(id, 10) != string(c.EntryID) {
+		return 0, false
+	}
+	return id, true
+}
+
+// ParseCursor decodes a string made by Cursor.String. Only the exact string
+// String makes is accepted, so a cursor has one spelling.
 //
-// Errors: ErrInvalidCursor.
+// Errors: ErrInvalidCursor, also for a well-formed cursor out of range (a time
+// outside years 1 to 9999, an entry ID that is not a positive int64).
 func ParseCursor(s string) (Cursor, error) {
 	if len(s) > 128 {
 		return Cursor{}, ErrInvalidCursor
@@ -64,12 +88,15 @@ func ParseCursor(s string) (Cursor, error) {
 	if len(parts) != 3 || parts[0] != cursorVersion {
 		return Cursor{}, ErrInvalidCursor
 	}
-	micros, err1 := strconv.ParseInt(parts[1], 10, 64)
-	id, err2 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil || id < 1 || !digitsOnly(parts[2]) || !digitsOnly(strings.TrimPrefix(parts[1], "-")) {
+	micros, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
 		return Cursor{}, ErrInvalidCursor
 	}
-	return Cursor{BookedAt: time.UnixMicro(micros).UTC(), EntryID: models.EntryID(strconv.FormatInt(id, 10))}, nil
+	c := Cursor{BookedAt: time.UnixMicro(micros).UTC(), EntryID: models.EntryID(parts[2])}
+	if _, ok := c.entryID(); !ok || c.String() != s {
+		return Cursor{}, ErrInvalidCursor
+	}
+	return c, nil
 }
 
 // entryRow is an entries row joined with its transfer.
@@ -109,7 +136,8 @@ func (r entryRow) model() models.Entry {
 // q.After.
 //
 // Errors: ErrAccountNotFound, ErrInvalidQuery (negative or too large limit,
-// From after To), ErrStorage, or a context error.
+// From after To), ErrInvalidCursor (q.After out of range, see ParseCursor),
+// ErrStorage, or a context error.
 func (l *Ledger) Entries(ctx context.Context, q EntriesQuery) (EntriesPage, error) {
 	limit := q.Limit
 	switch {
@@ -139,8 +167,8 @@ func (l *Ledger) Entries(ctx context.Context, q EntriesQuery) (EntriesPage, erro
 		args = append(args, q.To.UTC())
 	}
 	if q.After != nil {
-		id, err := strconv.ParseInt(string(q.After.EntryID), 10, 64)
-		if err != nil {
+		id, ok := q.After.entryID()
+		if !ok {
 			return EntriesPage{}, ErrInvalidCursor
 		}
 		where = append(where, "(e.created_at, e.id) > (?, ?)")
