@@ -2,8 +2,13 @@ package ledger
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -52,6 +57,12 @@ var (
 	ErrInvalidQuery = errors.New("ledger: invalid query")
 	// ErrInvalidCursor: a pagination cursor this package did not produce.
 	ErrInvalidCursor = errors.New("ledger: invalid cursor")
+	// ErrUnavailable: the database cannot be reached (connection refused or
+	// reset, server shutting down or starting up, connect timeout). The request
+	// was not wrong: retrying later may succeed. A write that met it may or may
+	// not have committed, so it must be retried with the same idempotency key.
+	// IsUnavailable is the one judgement that produces it.
+	ErrUnavailable = errors.New("ledger: the database cannot be reached; retry later")
 	// ErrStorage: the database failed in a way the caller cannot fix (the cause
 	// is in the message, for the log).
 	ErrStorage = errors.New("ledger: storage error")
@@ -61,7 +72,7 @@ var (
 var known = []error{
 	ErrInsufficientFunds, ErrCurrencyMismatch, ErrSameAccount, ErrInvalidAmount, ErrUnknownCurrency,
 	ErrAccountNotFound, ErrInvalidAccount, ErrInvalidReference, ErrOverflow, ErrDuplicateIdentification,
-	ErrImmutable, ErrUnbalanced, ErrTxConflict, ErrInvalidQuery, ErrInvalidCursor, ErrStorage,
+	ErrImmutable, ErrUnbalanced, ErrTxConflict, ErrInvalidQuery, ErrInvalidCursor, ErrUnavailable, ErrStorage,
 }
 
 // constraintErrors maps schema constraint names (migrations/00001_ledger.sql)
@@ -133,7 +144,48 @@ func translate(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("ledger: %w", ctxErr)
 	}
+	if IsUnavailable(ctx, err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	return fmt.Errorf("%w: %v", ErrStorage, err)
+}
+
+// IsUnavailable reports whether err, met while talking to the database on
+// behalf of ctx, means that the database cannot be reached now rather than
+// that something is wrong with the request or the code: ErrUnavailable
+// itself; SQLSTATE class 08 (connection exception), 57P01 (admin shutdown),
+// 57P02 (crash shutdown) or 57P03 (cannot connect now); a failed connection
+// attempt (*pgconn.ConnectError) other than one refused with another
+// SQLSTATE (bad credentials are a configuration bug); a network error,
+// connection refused, reset or aborted, a broken pipe, EOF in mid-protocol,
+// a connection the driver found bad, or a timeout (pgconn.Timeout).
+//
+// It is false whenever ctx is done: a request whose own context was
+// cancelled or expired failed because of that, not because of an outage,
+// even though the driver reports it as a network error.
+func IsUnavailable(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return true
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03"
+	}
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connect), errors.As(err, &netErr):
+		return true
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, driver.ErrBadConn):
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	return pgconn.Timeout(err)
 }
 
 func isModelsError(err error) bool {

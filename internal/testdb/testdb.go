@@ -6,6 +6,10 @@
 // reachable, one Postgres container is started per test binary with
 // testcontainers-go. Otherwise the test fails with a message that says how to
 // provide a database: tests never skip because a database is missing.
+//
+// NewCluster gives a test a private PostgreSQL server of its own that it may
+// stop and start (database outages); it needs the PostgreSQL binaries and is
+// the one helper that skips without them (outside CI).
 package testdb
 
 import (
@@ -80,7 +84,13 @@ func ServerURL(t testing.TB) string {
 // returns its URL. The database is dropped when the test ends.
 func New(t testing.TB) string {
 	t.Helper()
-	base := ServerURL(t)
+	return newOn(t, ServerURL(t), true)
+}
+
+// newOn creates a fresh, migrated database on the server of base (a URL of
+// any database there), dropped when the test ends if drop is set.
+func newOn(t testing.TB, base string, drop bool) string {
+	t.Helper()
 	name := "t_" + randomHex(8)
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
@@ -94,6 +104,9 @@ func New(t testing.TB) string {
 	}
 	dsn := WithDatabase(t, base, name)
 	t.Cleanup(func() {
+		if !drop {
+			return
+		}
 		a, err := sql.Open("pgx", base)
 		if err != nil {
 			t.Errorf("testdb: reopen admin: %v", err)
