@@ -34,6 +34,11 @@ var (
 	// ErrUnsupportedCurrency: a currency the ledger does not know; wrapped in
 	// a *FieldError that names the field.
 	ErrUnsupportedCurrency = errors.New("openbanking: unsupported currency")
+	// ErrUnavailable is ledger.ErrUnavailable, the same value under this
+	// package's name: the database cannot be reached; retry later (with the
+	// same idempotency key: a write that met it may have committed). The
+	// judgement is ledger.IsUnavailable's, made once for both packages.
+	ErrUnavailable = ledger.ErrUnavailable
 	// ErrStorage: the database failed unexpectedly (the cause is in the
 	// message, for the log).
 	ErrStorage = errors.New("openbanking: storage error")
@@ -63,17 +68,21 @@ func invalidField(path, reason string) error {
 // dbError translates a database error met in this package. Serialization
 // failures and deadlocks pass through unchanged so that ledger.RunInTx retries
 // the transaction (and wraps them as ledger.ErrTxConflict when retries run
-// out); our own and the ledger's errors pass through; anything else becomes
-// ErrStorage or the context's error.
+// out); ErrUnavailable passes through; a done ctx gives the context's error;
+// a database that cannot be reached (ledger.IsUnavailable) gives
+// ErrUnavailable; anything else becomes ErrStorage.
 func dbError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ledger.IsRetryable(err) {
+	if ledger.IsRetryable(err) || errors.Is(err, ErrUnavailable) {
 		return err
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("openbanking: %w", ctxErr)
+	}
+	if ledger.IsUnavailable(ctx, err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %v", ErrStorage, err)
 }
