@@ -11,6 +11,11 @@ import (
 // readyTimeout bounds the database ping of GET /readyz.
 const readyTimeout = time.Second
 
+// retryAfterSeconds is the Retry-After of the 503s that say the database
+// cannot serve now: /readyz's failed ping, and any route's request that met
+// ledger.ErrUnavailable or an exhausted transaction conflict (see obError).
+const retryAfterSeconds = "1"
+
 type healthStatus struct {
 	Status string `json:"Status"`
 }
@@ -30,7 +35,7 @@ func readyz(ping func(context.Context) error) echo.HandlerFunc {
 			return &APIError{
 				Status:  http.StatusServiceUnavailable,
 				Details: []ErrorDetail{{ErrorCode: CodeServiceUnavailable, Message: "Database unreachable"}},
-				Header:  http.Header{echo.HeaderRetryAfter: []string{"1"}},
+				Header:  http.Header{echo.HeaderRetryAfter: []string{retryAfterSeconds}},
 			}
 		}
 		return c.JSON(http.StatusOK, healthStatus{Status: "READY"})

@@ -17,7 +17,10 @@ const (
 
 // obError maps an error of the Open Banking service to the APIError the
 // renderer writes. Errors it does not know pass through unchanged (the
-// renderer turns them into a 500 and logs the cause).
+// renderer turns them into a 500 and logs the cause): a genuine bug stays a
+// 500, while a database that cannot be reached (ledger.ErrUnavailable, the
+// judgement of ledger.IsUnavailable, which /readyz's failing ping also
+// stands for) is a 503 with Retry-After on every route.
 func obError(err error) error {
 	var fe *openbanking.FieldError
 	switch {
@@ -44,7 +47,13 @@ func obError(err error) error {
 		return NewAPIError(http.StatusBadRequest, CodeFieldInvalid, "Idempotency key already used with another request body", HeaderIdempotencyKey)
 	case errors.Is(err, ledger.ErrTxConflict):
 		e := NewAPIError(http.StatusServiceUnavailable, CodeServiceUnavailable, "Conflicting requests, retry", "")
-		e.Header = http.Header{echo.HeaderRetryAfter: []string{"1"}}
+		e.Header = http.Header{echo.HeaderRetryAfter: []string{retryAfterSeconds}}
+		return e
+	case errors.Is(err, ledger.ErrUnavailable):
+		// The request may or may not have taken effect (a commit can be cut
+		// off); a retry with the same x-idempotency-key gives the outcome.
+		e := NewAPIError(http.StatusServiceUnavailable, CodeUnexpectedError, "Service temporarily unavailable, retry later", "")
+		e.Header = http.Header{echo.HeaderRetryAfter: []string{retryAfterSeconds}}
 		return e
 	}
 	return err
