@@ -156,6 +156,10 @@ func (s *Server) consentError(ctx context.Context, err error) *oauthError {
 		return badRequest(errInvalidRequest, "Invalid request", "consent_field_invalid")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return unavailable("consent_busy")
+	case errors.Is(err, openbanking.ErrUnavailable):
+		// The database cannot be reached: an outage, not a bug (503 with
+		// Retry-After, as the API answers).
+		return unavailable("consent_store_unavailable")
 	}
 	s.log.LogAttrs(ctx, slog.LevelError, "consent authorisation failed", slog.String("error", err.Error()))
 	return serverError("consent_store")

@@ -154,6 +154,7 @@ func TestAuthorizeRejects(t *testing.T) {
 		{name: "payment without debtor account", query: del("debtor_account"), status: 400, code: "invalid_request", redirects: true, hookCalls: 1},
 		{name: "psu too long", query: set("psu", strings.Repeat("p", 129)), status: 400, code: "invalid_request", redirects: true, hookCalls: 1},
 		{name: "consent store down", fail: openbanking.ErrStorage, status: 500, code: "server_error"},
+		{name: "consent database unreachable", fail: openbanking.ErrUnavailable, status: 503, code: "temporarily_unavailable"},
 	}
 	for _, tc := range cases {
 		for _, asJSON := range []bool{true, false} {
