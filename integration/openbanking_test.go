@@ -490,7 +490,7 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 			return outcomeOf(t, res, err)
 		}, 403, "UK.OBIE.Forbidden", ""},
 		{"transactions from after to", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
-			from, to := time.Now(), time.Now().Add(-time.Hour)
+			from, to := time.Now().Format(time.RFC3339Nano), time.Now().Add(-time.Hour).Format(time.RFC3339Nano)
 			res, err := aliceReader.GetAccountsAccountIdTransactionsWithResponse(ctx, alice.AccountId,
 				&obapi.GetAccountsAccountIdTransactionsParams{FromBookingDateTime: &from, ToBookingDateTime: &to}, ed)
 			return outcomeOf(t, res, err)
@@ -1151,8 +1151,9 @@ func submitAll(ctx context.Context, payers []payer) error {
 // first, following Links.Next as given, and returns the transactions in page
 // order and the number of pages.
 func transactionPass(ctx context.Context, reader *client.Client, accountID string, from time.Time) ([]obapi.OBTransaction6, int, error) {
+	fromParam := from.Format(time.RFC3339Nano)
 	res, err := reader.GetAccountsAccountIdTransactionsWithResponse(ctx, accountID,
-		&obapi.GetAccountsAccountIdTransactionsParams{FromBookingDateTime: &from})
+		&obapi.GetAccountsAccountIdTransactionsParams{FromBookingDateTime: &fromParam})
 	if err != nil {
 		return nil, 0, err
 	}

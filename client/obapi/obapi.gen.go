@@ -1103,11 +1103,11 @@ type DPoP = string
 // DomesticPaymentId defines model for DomesticPaymentId.
 type DomesticPaymentId = string
 
-// FromBookingDateTime defines model for FromBookingDateTime.
-type FromBookingDateTime = time.Time
+// FromBookingDateTime Example: 2026-01-31T00:00:00
+type FromBookingDateTime = string
 
-// ToBookingDateTime defines model for ToBookingDateTime.
-type ToBookingDateTime = time.Time
+// ToBookingDateTime Example: 2026-01-31T00:00:00
+type ToBookingDateTime = string
 
 // XFapiAuthDate defines model for XFapiAuthDate.
 type XFapiAuthDate = string
@@ -1351,10 +1351,18 @@ type GetAccountsAccountIdBalancesParams struct {
 
 // GetAccountsAccountIdTransactionsParams defines parameters for GetAccountsAccountIdTransactions.
 type GetAccountsAccountIdTransactionsParams struct {
-	// FromBookingDateTime Only transactions booked at or after this time (inclusive).
+	// FromBookingDateTime Only transactions booked at or after this time (inclusive). An ISO 8601 date-time; as
+	// in OB Read/Write Data API Specification, Date Formats, query-string dates need no
+	// timezone: `2026-01-31T00:00:00` (optionally with fractional seconds) is read in the
+	// bank's timezone. A value with `Z` or an offset (`2026-01-31T00:00:00+01:00`) means
+	// that instant.
 	FromBookingDateTime *FromBookingDateTime `form:"fromBookingDateTime,omitempty" json:"fromBookingDateTime,omitempty"`
 
-	// ToBookingDateTime Only transactions booked at or before this time (inclusive).
+	// ToBookingDateTime Only transactions booked at or before this time (inclusive). An ISO 8601 date-time; as
+	// in OB Read/Write Data API Specification, Date Formats, query-string dates need no
+	// timezone: `2026-01-31T00:00:00` (optionally with fractional seconds) is read in the
+	// bank's timezone. A value with `Z` or an offset (`2026-01-31T00:00:00+01:00`) means
+	// that instant.
 	ToBookingDateTime *ToBookingDateTime `form:"toBookingDateTime,omitempty" json:"toBookingDateTime,omitempty"`
 
 	// Cursor Opaque keyset cursor taken from `Links.Next` of the previous page. Clients follow the
@@ -3064,7 +3072,7 @@ func NewGetAccountsAccountIdTransactionsRequest(server string, accountId Account
 
 		if params.FromBookingDateTime != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "fromBookingDateTime", *params.FromBookingDateTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "fromBookingDateTime", *params.FromBookingDateTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3076,7 +3084,7 @@ func NewGetAccountsAccountIdTransactionsRequest(server string, accountId Account
 
 		if params.ToBookingDateTime != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "toBookingDateTime", *params.ToBookingDateTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "toBookingDateTime", *params.ToBookingDateTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -119,7 +121,15 @@ func (h *Handler) GetAccountsAccountIdTransactions(c echo.Context, accountID oba
 	if err != nil {
 		return err
 	}
-	q := openbanking.TransactionsQuery{From: params.FromBookingDateTime, To: params.ToBookingDateTime, Cursor: deref(params.Cursor)}
+	from, err := bookingDateTime("fromBookingDateTime", params.FromBookingDateTime, h.loc)
+	if err != nil {
+		return err
+	}
+	to, err := bookingDateTime("toBookingDateTime", params.ToBookingDateTime, h.loc)
+	if err != nil {
+		return err
+	}
+	q := openbanking.TransactionsQuery{From: from, To: to, Cursor: deref(params.Cursor)}
 	page, err := h.acc.Transactions(c.Request().Context(), cl, accountID, q)
 	if err != nil {
 		return obError(err)
@@ -129,23 +139,26 @@ func (h *Handler) GetAccountsAccountIdTransactions(c echo.Context, accountID oba
 	for _, e := range page.Entries {
 		txs = append(txs, transaction(e, detail))
 	}
+	// The links repeat the filters as the client sent them, so that following
+	// Links.Next asks for the same window.
 	path := pathAccounts + "/" + url.PathEscape(accountID) + "/transactions"
-	links := obapi.Links{Self: h.link(path + queryString(q.From, q.To, q.Cursor))}
+	fromRaw, toRaw := deref(params.FromBookingDateTime), deref(params.ToBookingDateTime)
+	links := obapi.Links{Self: h.link(path + queryString(fromRaw, toRaw, q.Cursor))}
 	if page.Next != "" {
-		next := h.link(path + queryString(q.From, q.To, page.Next))
+		next := h.link(path + queryString(fromRaw, toRaw, page.Next))
 		links.Next = &next
 	}
 	return c.JSON(http.StatusOK, obapi.OBReadTransaction6{Data: obapi.OBReadTransaction6Data{Transaction: txs}, Links: links})
 }
 
-// queryString carries the filters and the cursor into a link.
-func queryString(from, to *time.Time, cursor string) string {
+// queryString carries the filters, as sent, and the cursor into a link.
+func queryString(from, to, cursor string) string {
 	v := url.Values{}
-	if from != nil {
-		v.Set("fromBookingDateTime", from.Format(time.RFC3339Nano))
+	if from != "" {
+		v.Set("fromBookingDateTime", from)
 	}
-	if to != nil {
-		v.Set("toBookingDateTime", to.Format(time.RFC3339Nano))
+	if to != "" {
+		v.Set("toBookingDateTime", to)
 	}
 	if cursor != "" {
 		v.Set("cursor", cursor)
@@ -154,6 +167,41 @@ func queryString(from, to *time.Time, cursor string) string {
 		return ""
 	}
 	return "?" + v.Encode()
+}
+
+// bookingDateRE is the syntax of fromBookingDateTime and toBookingDateTime,
+// the pattern api/openapi.yaml declares: an ISO 8601 extended date-time with
+// optional fractional seconds and an optional offset.
+var bookingDateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?$`)
+
+// parseBookingDateTime parses a fromBookingDateTime or toBookingDateTime
+// value. OB Read/Write Data API Specification, Date Formats: dates in the
+// query string are not timezone aware, so a value without an offset is read
+// in loc, the bank's timezone; a local time that a daylight-saving change
+// skips or repeats resolves as time.Date does. A value with Z or an offset
+// (RFC 3339 §5.6) is that instant.
+func parseBookingDateTime(s string, loc *time.Location) (time.Time, error) {
+	m := bookingDateRE.FindStringSubmatch(s)
+	if m == nil {
+		return time.Time{}, errors.New("not an ISO 8601 date-time")
+	}
+	if m[2] != "" {
+		return time.Parse(time.RFC3339Nano, s)
+	}
+	return time.ParseInLocation("2006-01-02T15:04:05.999999999", s, loc)
+}
+
+// bookingDateTime returns the value of the query parameter name read in loc,
+// nil when it is absent, or a 400 UK.OBIE.Field.Invalid naming it.
+func bookingDateTime(name string, v *string, loc *time.Location) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	t, err := parseBookingDateTime(*v, loc)
+	if err != nil {
+		return nil, NewAPIError(http.StatusBadRequest, CodeFieldInvalid, "Not an ISO 8601 date-time such as 2026-01-31T00:00:00", name)
+	}
+	return &t, nil
 }
 
 func transaction(e models.Entry, detail bool) obapi.OBTransaction6 {
@@ -224,8 +272,10 @@ func transactionsQuery() echo.MiddlewareFunc {
 				if len(vs) != 1 {
 					return NewAPIError(http.StatusBadRequest, CodeFieldInvalid, "Parameter must be sent once", name)
 				}
-				if _, err := time.Parse(time.RFC3339Nano, vs[0]); err != nil {
-					return NewAPIError(http.StatusBadRequest, CodeFieldInvalid, "Not an RFC 3339 date-time", name)
+				// The syntax does not depend on the timezone; the handler
+				// reads the value in the bank's.
+				if _, err := bookingDateTime(name, &vs[0], time.UTC); err != nil {
+					return err
 				}
 			}
 			if vs, ok := q["cursor"]; ok && (len(vs) != 1 || vs[0] == "" || len(vs[0]) > 512) {

@@ -66,6 +66,9 @@ type HandlerConfig struct {
 	PublicURL string
 	// Now is the clock for response times; nil means time.Now.
 	Now func() time.Time
+	// Location is the bank's timezone (PAYMENTS_TIMEZONE): the AISP query
+	// date-times sent without an offset are read in it. Nil means UTC.
+	Location *time.Location
 }
 
 // Handler implements obapi.ServerInterface: each method binds and validates
@@ -78,6 +81,7 @@ type Handler struct {
 	log    *slog.Logger
 	base   string
 	now    func() time.Time
+	loc    *time.Location
 	bodies *bodyValidator
 }
 
@@ -103,9 +107,13 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if now == nil {
 		now = time.Now
 	}
+	loc := cfg.Location
+	if loc == nil {
+		loc = time.UTC
+	}
 	return &Handler{
 		pay: cfg.Service, acc: cfg.Service, office: cfg.Service, log: cfg.Logger,
-		base: strings.TrimSuffix(cfg.PublicURL, "/"), now: now, bodies: bodies,
+		base: strings.TrimSuffix(cfg.PublicURL, "/"), now: now, loc: loc, bodies: bodies,
 	}, nil
 }
 
