@@ -11,6 +11,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	// The IANA time zone database is built in, so PAYMENTS_TIMEZONE works on
+	// hosts and images without one.
+	_ "time/tzdata"
 )
 
 // config is everything the process reads from its environment, validated.
@@ -54,6 +57,9 @@ type config struct {
 	DebugPprofAddr string
 
 	TransactionsPageSize int
+	// Timezone is the bank's timezone (PAYMENTS_TIMEZONE), in which AISP
+	// query date-times without an offset are read. Never nil after loadConfig.
+	Timezone *time.Location
 }
 
 // setting is one environment variable: its default, its meaning, and how it
@@ -165,6 +171,8 @@ var settings = []setting{
 			c.TransactionsPageSize = n
 			return err
 		}},
+	{name: "PAYMENTS_TIMEZONE", def: "UTC", help: "IANA time zone in which AISP query date-times without an offset are read, e.g. Europe/London",
+		parse: func(c *config, v string) (err error) { c.Timezone, err = parseTimezone(v); return }},
 	{name: "PAYMENTS_DEBUG_PPROF_ADDR", def: "", help: "serve Go's pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off; for profiling only)",
 		parse: func(c *config, v string) error { c.DebugPprofAddr = v; return checkLoopbackAddr(v) }},
 }
@@ -344,4 +352,18 @@ func parseAlgs(v string) ([]string, error) {
 		return nil, errors.New("must list at least one algorithm")
 	}
 	return algs, nil
+}
+
+// parseTimezone loads an IANA time zone name such as "Europe/London" or
+// "UTC". "Local" is refused: the meaning of a query date-time must not depend
+// on the host's settings.
+func parseTimezone(v string) (*time.Location, error) {
+	if v == "Local" {
+		return nil, errors.New(`must be an IANA time zone name such as "Europe/London" or "UTC", not "Local"`)
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		return nil, errors.New(`must be an IANA time zone name such as "Europe/London" or "UTC"`)
+	}
+	return loc, nil
 }

@@ -42,7 +42,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	if err != nil {
 		return nil, err
 	}
-	h, err := handlers.NewHandler(handlers.HandlerConfig{Service: svc, Logger: log, PublicURL: c.PublicURL})
+	h, err := handlers.NewHandler(handlers.HandlerConfig{Service: svc, Logger: log, PublicURL: c.PublicURL, Location: c.Timezone})
 	if err != nil {
 		return nil, err
 	}
