@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -114,6 +115,7 @@ type consentRow struct {
 	Reference            *string
 	CreditorAccountID    *string
 	CreditorInternal     *bool
+	CreditorCurrency     *string // the creditor account's own currency
 	DebtorAccountID      *string
 	Permissions          *string
 	ExpiresAt            *time.Time
@@ -128,8 +130,10 @@ const consentSelect = `SELECT c.id::text AS id, c.kind, c.client_id, c.status, c
 	c.currency, c.amount, c.initiation, c.authorisation, c.risk, c.reference,
 	c.creditor_account_id::text AS creditor_account_id, c.creditor_internal, c.debtor_account_id::text AS debtor_account_id,
 	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
-	a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name
+	a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name,
+	cr.currency AS creditor_currency
 	FROM consents c LEFT JOIN accounts a ON a.id = c.debtor_account_id
+	LEFT JOIN accounts cr ON cr.id = c.creditor_account_id
 	WHERE c.id = ?`
 
 // loadConsent reads a consent, locking its row when lock is set (db must then
@@ -201,12 +205,19 @@ func checkOwner(c Caller, r consentRow) error {
 // status AwaitingAuthorisation, or returns the consent an earlier request
 // with the same idempotency key and body created (in its current state).
 // An internal creditor (an account of this bank found by its sort code and
-// account number) must be in the instructed currency; any other creditor is
-// paid through the bank's settlement account.
+// account number) is credited directly; any other creditor is paid through
+// the bank's settlement account. An internal creditor in another currency
+// gets the same answer as an unknown one here (nothing reveals that the
+// account exists); Authorise refuses it.
 //
-// Errors: *FieldError (ErrInvalidField: amount, creditor, key;
-// ErrUnsupportedCurrency), ErrIdempotencyConflict, ErrForbidden (no client),
-// ledger.ErrTxConflict, ErrStorage, or a context error.
+// Data.Authorisation.CompletionDateTime, when present, must be later than
+// now (the service clock): it is the deadline of the authorisation, which
+// Authorise enforces.
+//
+// Errors: *FieldError (ErrInvalidField: amount, creditor, key,
+// CompletionDateTime; ErrUnsupportedCurrency), ErrIdempotencyConflict,
+// ErrForbidden (no client), ledger.ErrTxConflict, ErrUnavailable,
+// ErrStorage, or a context error.
 func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempotency, req PaymentConsentRequest) (PaymentConsent, error) {
 	if c.ClientID == "" {
 		return PaymentConsent{}, ErrForbidden
@@ -234,6 +245,12 @@ func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempo
 		if existing, err = s.claimKey(ctx, tx, c.ClientID, opCreatePaymentConsent, key, id); err != nil || existing != "" {
 			return err
 		}
+		// Checked after the key: a replay returns the consent first created
+		// even once its CompletionDateTime has passed. A refusal rolls the
+		// key back.
+		if err := checkCompletion(req.AuthorisationJSON, now); err != nil {
+			return err
+		}
 		var auth *string
 		if req.AuthorisationJSON != nil {
 			a := string(req.AuthorisationJSON)
@@ -257,6 +274,37 @@ func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempo
 	}, nil
 }
 
+// completionPath is the OB path of a payment consent's authorisation
+// deadline.
+const completionPath = "Data.Authorisation.CompletionDateTime"
+
+// completionDateTime returns Data.Authorisation.CompletionDateTime of a
+// consent's canonical Authorisation JSON (nil when absent), and false when
+// the JSON cannot be read.
+func completionDateTime(authorisation []byte) (*time.Time, bool) {
+	if authorisation == nil {
+		return nil, true
+	}
+	var a struct{ CompletionDateTime *time.Time }
+	if err := json.Unmarshal(authorisation, &a); err != nil {
+		return nil, false
+	}
+	return a.CompletionDateTime, true
+}
+
+// checkCompletion refuses a new consent whose authorisation deadline is not
+// in the future: such a consent could never be authorised.
+func checkCompletion(authorisation []byte, now time.Time) error {
+	at, ok := completionDateTime(authorisation)
+	switch {
+	case !ok:
+		return invalidField(completionPath, "not a date-time")
+	case at != nil && !at.After(now):
+		return invalidField(completionPath, "must be in the future")
+	}
+	return nil
+}
+
 // parseInstructedAmount parses a positive instructed amount exactly.
 func parseInstructedAmount(amount, currency string) (models.Amount, error) {
 	const path = "Data.Initiation.InstructedAmount"
@@ -278,13 +326,18 @@ func parseInstructedAmount(amount, currency string) (models.Amount, error) {
 // resolveCreditor finds the ledger account a payment to cr credits: the
 // customer account with that identification (internal), or else the
 // currency's settlement account (an external creditor).
+//
+// A customer account in another currency than the payment's is still
+// returned, without an error: an unknown creditor is accepted (and paid out
+// through the settlement account), so refusing this one at consent creation
+// would tell an aggregator, before any customer is involved, that the
+// account number exists at this bank. The consent is created as for any
+// other creditor, and Authorise refuses it (checkCreditor) once the
+// customer is authenticated.
 func (s *Service) resolveCreditor(ctx context.Context, cr AccountRef, currency string) (models.AccountID, bool, error) {
 	a, err := s.ledger.AccountByIdentification(ctx, nil, cr.SchemeName, cr.Identification)
 	switch {
 	case err == nil && a.Kind == models.KindCustomer:
-		if a.Currency != currency {
-			return "", false, invalidField("Data.Initiation.CreditorAccount", "creditor account is in another currency")
-		}
 		return a.ID, true, nil
 	case err != nil && !errors.Is(err, ledger.ErrAccountNotFound):
 		return "", false, err
@@ -382,8 +435,10 @@ func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID
 // Authorise is AuthoriseConsent returning the decision.
 //
 // Errors: ErrNotFound, ErrInvalidConsentStatus (not AwaitingAuthorisation,
-// or an expired account access consent), *FieldError (Psu, DebtorAccount),
-// ledger.ErrTxConflict, ErrStorage, or a context error.
+// an expired account access consent, or a payment consent past its
+// Data.Authorisation.CompletionDateTime), *FieldError (Psu, DebtorAccount,
+// Data.Initiation.CreditorAccount), ledger.ErrTxConflict, ErrUnavailable,
+// ErrStorage, or a context error.
 func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount string) (Decision, error) {
 	if psu == "" || !utf8.ValidString(psu) || utf8.RuneCountInString(psu) > MaxPSULen {
 		return Decision{}, invalidField("Psu", "must be 1 to 128 characters")
@@ -421,6 +476,22 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 				return ErrInvalidConsentStatus
 			}
 		case KindPayment:
+			// The authorisation must be complete before the consent's
+			// Data.Authorisation.CompletionDateTime. Past it the answer is
+			// InvalidConsentStatus and nothing is written: the consent stays
+			// AwaitingAuthorisation (it can still be rejected), as an expired
+			// account access consent does, rather than being turned Rejected
+			// by a call that failed.
+			at, ok := completionDateTime(authorisationOf(r))
+			if !ok {
+				return fmt.Errorf("%w: consent %s: stored authorisation unreadable", ErrStorage, r.ID)
+			}
+			if at != nil && !now.Before(*at) {
+				return ErrInvalidConsentStatus
+			}
+			if err := checkCreditor(r); err != nil {
+				return err
+			}
 			if err := checkDebtor(r, debtor); err != nil {
 				return err
 			}
@@ -435,6 +506,25 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 		return Decision{}, err
 	}
 	return d, nil
+}
+
+func authorisationOf(r consentRow) []byte {
+	if r.Authorisation == nil {
+		return nil
+	}
+	return []byte(*r.Authorisation)
+}
+
+// checkCreditor refuses to authorise a payment consent whose creditor is an
+// account of this bank in another currency (see resolveCreditor: consent
+// creation accepted it like any unknown creditor, so that the aggregator
+// learns nothing about the account). Here the customer is authenticated, and
+// the bank's own consent app hears why.
+func checkCreditor(r consentRow) error {
+	if deref(r.CreditorInternal) && deref(r.CreditorCurrency) != deref(r.Currency) {
+		return invalidField("Data.Initiation.CreditorAccount", "the creditor account cannot receive the consent's currency")
+	}
+	return nil
 }
 
 // checkDebtor checks the debtor account chosen for a payment consent.

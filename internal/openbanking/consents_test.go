@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/obpay/payments/internal/openbanking"
 )
@@ -117,7 +118,6 @@ func TestAuthoriseRefusesBadDebtors(t *testing.T) {
 func TestCreatePaymentConsentRefusesBadInput(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	eur := f.open("carol", "EUR", "")
 	tests := []struct {
 		name     string
 		req      openbanking.PaymentConsentRequest
@@ -128,7 +128,8 @@ func TestCreatePaymentConsentRefusesBadInput(t *testing.T) {
 		{"more decimals than the currency", consentRequest("1.001", "GBP", external), "k", openbanking.ErrInvalidField, "Data.Initiation.InstructedAmount.Amount"},
 		{"zero amount", consentRequest("0.00", "GBP", external), "k", openbanking.ErrInvalidField, "Data.Initiation.InstructedAmount.Amount"},
 		{"unknown currency", consentRequest("1.00", "XXX", external), "k", openbanking.ErrUnsupportedCurrency, "Data.Initiation.InstructedAmount.Currency"},
-		{"internal creditor in another currency", consentRequest("1.00", "GBP", refOf(eur)), "k", openbanking.ErrInvalidField, "Data.Initiation.CreditorAccount"},
+		{"CompletionDateTime in the past", withCompletion(consentRequest("1.00", "GBP", external), f.clock().Add(-time.Second)), "k", openbanking.ErrInvalidField, "Data.Authorisation.CompletionDateTime"},
+		{"CompletionDateTime now", withCompletion(consentRequest("1.00", "GBP", external), f.clock()), "k", openbanking.ErrInvalidField, "Data.Authorisation.CompletionDateTime"},
 		{"empty idempotency key", consentRequest("1.00", "GBP", external), "", openbanking.ErrInvalidField, "x-idempotency-key"},
 	}
 	for _, tc := range tests {
