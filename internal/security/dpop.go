@@ -566,11 +566,17 @@ func (v *Verifier) checkBinding(info Introspection, k *proofKey) *Error {
 
 // checkReplay performs P23, RFC 9449 §11.1: the (jkt, jti) pair is recorded
 // atomically, last, until the proof can no longer pass checkIssuedAt; a pair
-// already recorded is a replay. A store failure answers 503 (fail closed).
+// already recorded is a replay. The proof key's thumbprint is the entry's owner
+// for a store that shares its room fairly (FairReplayStore). A store failure,
+// or a refusal because the key holds more than its share, answers 503 (fail
+// closed).
 func (v *Verifier) checkReplay(ctx context.Context, k *proofKey, c proofClaims) *Error {
 	until := unixFloat(c.IssuedAt).Add(v.maxAge + v.skew + time.Second)
-	seen, err := v.replay.Seen(ctx, replayKey(k.jkt, c.JTI), until)
-	if err != nil {
+	seen, err := seenFor(ctx, v.replay, k.jkt, replayKey(k.jkt, c.JTI), until)
+	switch {
+	case errors.Is(err, ErrReplayShareExceeded):
+		return v.unavailable(descReplayDown, "replay_share_exceeded")
+	case err != nil:
 		return v.unavailable(descReplayDown, "replay_store_unavailable")
 	}
 	if seen {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -24,10 +23,37 @@ type ReplayStore interface {
 	Seen(ctx context.Context, key string, until time.Time) (bool, error)
 }
 
+// FairReplayStore is a ReplayStore that shares its room between the clients
+// whose proofs it records, so that one client cannot fill it and lock the
+// others out. The verifier records through SeenFor when its store has it,
+// naming the proof key's thumbprint (jkt) as the owner.
+type FairReplayStore interface {
+	ReplayStore
+	// SeenFor is Seen for a key recorded on behalf of owner: the same single
+	// atomic check-and-record, which may also refuse a new key because the
+	// store is under pressure and owner holds more than its fair share.
+	SeenFor(ctx context.Context, owner, key string, until time.Time) (bool, error)
+}
+
+// seenFor records key for owner in one call: through SeenFor when s shares
+// its room by owner, else through Seen.
+func seenFor(ctx context.Context, s ReplayStore, owner, key string, until time.Time) (bool, error) {
+	if f, ok := s.(FairReplayStore); ok {
+		return f.SeenFor(ctx, owner, key, until)
+	}
+	return s.Seen(ctx, key, until)
+}
+
 // ErrReplayStoreFull is returned by the memory store when it has no room for a
 // new key: it refuses rather than evicting a live entry, which would let that
 // proof be replayed.
 var ErrReplayStoreFull = errors.New("security: replay store full")
+
+// ErrReplayShareExceeded is returned by the memory store when it is above its
+// high-water mark and the key's owner already holds its fair share (see
+// MemoryReplayStore). Like ErrReplayStoreFull it means "not recorded": the
+// caller refuses the request.
+var ErrReplayShareExceeded = errors.New("security: replay store share exceeded")
 
 // ReplayOption tunes a replay store.
 type ReplayOption func(*replayOptions)
@@ -51,7 +77,7 @@ func WithReplayClock(now func() time.Time) ReplayOption {
 func WithKeyPrefix(p string) ReplayOption { return func(o *replayOptions) { o.prefix = p } }
 
 func buildReplayOptions(opts []ReplayOption) replayOptions {
-	o := replayOptions{maxEntries: 1_000_000, now: time.Now, prefix: "payments:dpop:jti:"}
+	o := replayOptions{maxEntries: DefaultReplayEntries, now: time.Now, prefix: "payments:dpop:jti:"}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -80,27 +106,76 @@ func OpenReplayStore(spec string, opts ...ReplayOption) (ReplayStore, func() err
 	}
 }
 
-const replayShards = 64
+// Limits of the memory store. DefaultReplayEntries is its default capacity;
+// a shard at or above ReplayHighWaterPercent of its room is under pressure,
+// and then applies the fair share (see MemoryReplayStore).
+const (
+	DefaultReplayEntries   = 1_000_000
+	ReplayHighWaterPercent = 80
+)
 
-// MemoryReplayStore is an exact, per-process replay store: a sharded map of
-// keys to their expiry under one mutex per shard, so check-and-record is
-// atomic. Expired entries are swept when a shard fills up; if a shard is still
-// full after sweeping, Seen fails with ErrReplayStoreFull. It is safe for
-// concurrent use.
+const (
+	replayShards = 64
+	// replayWheelSlots is the number of one-second slots of each shard's
+	// expiry wheel (a power of two). An entry that lives longer waits in its
+	// slot for further turns.
+	replayWheelSlots = 128
+)
+
+// MemoryReplayStore is an exact, per-process replay store, safe for
+// concurrent use. Keys are spread by hash over 64 shards, each a map under its
+// own mutex, so check-and-record is atomic; each shard holds 1/64 of the
+// capacity.
+//
+// Expiry: every entry is also filed under the second it expires in (a wheel of
+// one-second slots), and the first call to a shard in a new second removes the
+// entries of the seconds that have passed. Entries are therefore dropped, and
+// their owner's count goes down, within a second of their expiry (a lookup
+// compares the exact expiry, so a proof is never accepted twice in its window).
+// A shard that sees no calls keeps its expired entries until the next one;
+// they cost memory only, within the capacity.
+//
+// Fairness: each entry is counted against its owner (SeenFor; the verifier
+// names the proof key's thumbprint). Below the high-water mark (80% of a
+// shard's room) anyone may record, so one client alone may use the store up
+// to the mark (800,000 live entries by default: more than 11,000 proofs/s for
+// their 70 s lifetime). At or above the mark, a new key is recorded only when
+// its owner holds fewer entries in the shard than the shard has free: that is
+// the fair share. At the mark it is the last 20% of the room; as the store
+// fills it shrinks, so the owner holding the most is refused first
+// (ErrReplayShareExceeded), and each owner can take at most half of what was
+// free when it started, so that neither one client nor two can fill the
+// store. Because keys are hashes, an owner's entries spread evenly over the
+// shards, and the rule reads the same for the whole store. Only when it is
+// full anyway does a shard refuse everyone (ErrReplayStoreFull). Per-owner
+// counts cost one map update per recorded key and are bounded by the entries:
+// an owner without live entries is forgotten.
 type MemoryReplayStore struct {
-	seed     maphash.Seed
-	perShard int
-	now      func() time.Time
-	shards   [replayShards]replayShard
+	seed      maphash.Seed
+	perShard  int
+	highWater int // entries at which a shard is under pressure
+	now       func() time.Time
+	shards    [replayShards]replayShard
 }
 
 type replayShard struct {
 	mu      sync.Mutex
-	entries map[string]int64 // key -> expiry, Unix nanoseconds
-	// earliest is a lower bound of the entries' expiries: before it, a sweep
-	// cannot free anything, so a full shard answers at once instead of
-	// scanning every entry on every request.
-	earliest int64
+	entries map[string]replayEntry
+	owners  map[string]*replayOwner // owners with live entries in this shard
+	// wheel[s % replayWheelSlots] lists the keys expiring in second s (and
+	// in later turns of the wheel); next is the first second not swept yet.
+	wheel [replayWheelSlots][]string
+	next  int64
+}
+
+type replayEntry struct {
+	exp   int64 // Unix nanoseconds
+	owner *replayOwner
+}
+
+type replayOwner struct {
+	name string
+	n    int // live entries in the shard
 }
 
 // NewMemoryReplayStore returns an empty memory store (options: WithMaxEntries,
@@ -113,46 +188,113 @@ func NewMemoryReplayStore(opts ...ReplayOption) (*MemoryReplayStore, error) {
 	if o.now == nil {
 		return nil, errors.New("security: replay store clock is nil")
 	}
-	s := &MemoryReplayStore{seed: maphash.MakeSeed(), perShard: o.maxEntries / replayShards, now: o.now}
+	per := o.maxEntries / replayShards
+	s := &MemoryReplayStore{
+		seed:      maphash.MakeSeed(),
+		perShard:  per,
+		highWater: max(1, per*ReplayHighWaterPercent/100),
+		now:       o.now,
+	}
 	for i := range s.shards {
-		s.shards[i].entries = make(map[string]int64)
+		s.shards[i].entries = make(map[string]replayEntry)
+		s.shards[i].owners = make(map[string]*replayOwner)
 	}
 	return s, nil
 }
 
-// Seen implements ReplayStore. It returns ErrReplayStoreFull when the key's
-// shard has no room.
-func (s *MemoryReplayStore) Seen(_ context.Context, key string, until time.Time) (bool, error) {
+// Seen implements ReplayStore: it is SeenFor with the empty owner, so every
+// key recorded through Seen counts against that one owner.
+func (s *MemoryReplayStore) Seen(ctx context.Context, key string, until time.Time) (bool, error) {
+	return s.SeenFor(ctx, "", key, until)
+}
+
+// SeenFor implements FairReplayStore. It returns ErrReplayStoreFull when the
+// key's shard has no room, and ErrReplayShareExceeded when the shard is at or
+// above its high-water mark and owner already holds at least as many entries
+// there as are free. A key already recorded is reported as seen whatever the
+// pressure.
+func (s *MemoryReplayStore) SeenFor(_ context.Context, owner, key string, until time.Time) (bool, error) {
 	sh := &s.shards[maphash.String(s.seed, key)%replayShards]
 	now := s.now().UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if exp, ok := sh.entries[key]; ok && now < exp {
-		return true, nil
-	}
-	if len(sh.entries) >= s.perShard {
-		if now < sh.earliest {
-			return false, ErrReplayStoreFull
+	sh.expire(now)
+	if e, ok := sh.entries[key]; ok {
+		if now < e.exp {
+			return true, nil
 		}
-		earliest := int64(math.MaxInt64)
-		for k, exp := range sh.entries {
-			if now >= exp {
-				delete(sh.entries, k)
-			} else if exp < earliest {
-				earliest = exp
-			}
-		}
-		sh.earliest = earliest
-		if len(sh.entries) >= s.perShard {
-			return false, ErrReplayStoreFull
-		}
+		sh.remove(key, e) // expired this second; recorded afresh below
 	}
-	exp := until.UnixNano()
-	sh.entries[key] = exp
-	if len(sh.entries) == 1 || exp < sh.earliest {
-		sh.earliest = exp
+	n := len(sh.entries)
+	if n >= s.perShard {
+		return false, ErrReplayStoreFull
 	}
+	o := sh.owners[owner]
+	if n >= s.highWater && o != nil && o.n >= s.perShard-n {
+		return false, ErrReplayShareExceeded
+	}
+	if o == nil {
+		o = &replayOwner{name: owner}
+		sh.owners[owner] = o
+	}
+	sh.add(key, until.UnixNano(), o)
 	return false, nil
+}
+
+// expire removes the entries whose expiry second has passed at now (Unix
+// nanoseconds), sweeping each slot of the seconds since the last call once.
+func (sh *replayShard) expire(now int64) {
+	sec := now / int64(time.Second)
+	if sh.next == 0 {
+		sh.next = sec
+	}
+	if sec <= sh.next {
+		return
+	}
+	from := max(sh.next, sec-replayWheelSlots)
+	for s := from; s < sec; s++ {
+		sh.sweep(s)
+	}
+	sh.next = sec
+}
+
+// sweep removes the entries of slot sec that expired in or before second sec.
+// It drops references to keys that are gone or that were recorded again (and
+// filed elsewhere), and keeps those that expire in a later turn of the wheel.
+func (sh *replayShard) sweep(sec int64) {
+	i := sec & (replayWheelSlots - 1)
+	keys := sh.wheel[i]
+	keep := keys[:0]
+	for _, k := range keys {
+		e, ok := sh.entries[k]
+		switch {
+		case !ok:
+		case e.exp/int64(time.Second) <= sec:
+			sh.remove(k, e)
+		case (e.exp/int64(time.Second))&(replayWheelSlots-1) == i:
+			keep = append(keep, k)
+		}
+	}
+	clear(keys[len(keep):]) // let the dropped key strings go
+	sh.wheel[i] = keep
+}
+
+// add records key until exp (Unix nanoseconds) for o and files it in the
+// wheel; an expiry already in the past is filed under the current second.
+func (sh *replayShard) add(key string, exp int64, o *replayOwner) {
+	sh.entries[key] = replayEntry{exp: exp, owner: o}
+	o.n++
+	i := max(exp/int64(time.Second), sh.next) & (replayWheelSlots - 1)
+	sh.wheel[i] = append(sh.wheel[i], key)
+}
+
+// remove drops key's entry e and forgets its owner once it holds nothing.
+func (sh *replayShard) remove(key string, e replayEntry) {
+	delete(sh.entries, key)
+	e.owner.n--
+	if e.owner.n == 0 {
+		delete(sh.owners, e.owner.name)
+	}
 }
 
 // RedisReplayStore shares replay state between nodes with one
