@@ -76,7 +76,10 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		Logger:    log,
 		Registry:  reg,
 		BodyLimit: c.BodyLimit,
-		Ping:      sqlDB.PingContext,
+		// A request that runs past the write timeout could not answer
+		// anyway: its context ends then, so it stops using the node.
+		RequestTimeout: c.WriteTimeout,
+		Ping:           sqlDB.PingContext,
 		Routes: func(e *echo.Echo) error {
 			if hooks != nil && hooks.routes != nil {
 				hooks.routes(e)

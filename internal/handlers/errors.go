@@ -119,6 +119,16 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				log.InfoContext(c.Request().Context(), "request rejected", "status", status, "cause", httpErr.Internal.Error())
 			}
 		}
+		if details == nil && c.Request().Context().Err() != nil {
+			// The request outlived its deadline or its client went away, and
+			// the handler stopped: nothing is broken, and whoever is still
+			// listening may retry.
+			status = http.StatusServiceUnavailable
+			details = []ErrorDetail{{ErrorCode: CodeUnexpectedError, Message: "The request was abandoned before it completed; retry"}}
+			h.Set(echo.HeaderRetryAfter, "1")
+			log.InfoContext(c.Request().Context(), "request abandoned", "cause", err.Error(),
+				"interaction_id", InteractionID(c.Request().Context()))
+		}
 		if status == http.StatusInternalServerError && details == nil {
 			log.ErrorContext(c.Request().Context(), "unhandled error", "error", err.Error(),
 				"interaction_id", InteractionID(c.Request().Context()))

@@ -104,6 +104,24 @@ func interactionID() echo.MiddlewareFunc {
 	}
 }
 
+// deadline bounds the request's context to d (zero: no bound), so that a
+// request whose client is gone, or which runs past the point where its
+// answer could still be written, stops using the node.
+func deadline(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if d == 0 {
+			return next
+		}
+		return func(c echo.Context) error {
+			r := c.Request()
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			c.SetRequest(r.WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
 // isUUID reports whether s is a UUID in its canonical 36-character textual
 // form (any version, either case).
 func isUUID(s string) bool {
@@ -128,8 +146,11 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			}
 			req, res := c.Request(), c.Response()
 			level := slog.LevelInfo
-			if res.Status >= 500 {
-				level = slog.LevelError
+			switch {
+			case res.Status == http.StatusInternalServerError:
+				level = slog.LevelError // a bug
+			case res.Status >= 500:
+				level = slog.LevelWarn // a dependency down or a request abandoned
 			}
 			log.LogAttrs(req.Context(), level, "http request",
 				slog.String("method", req.Method),

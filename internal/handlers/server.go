@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -26,6 +27,11 @@ type Config struct {
 	// BodyLimit caps request bodies, in bytes; zero means DefaultBodyLimit.
 	// Larger bodies answer 413 with an OB error body.
 	BodyLimit int64
+	// RequestTimeout is the longest a request may run: then its context
+	// ends, so validation and database calls stop and the request is
+	// abandoned with a 503. serve sets it to the server's write timeout,
+	// after which no answer could be written anyway. Zero means no deadline.
+	RequestTimeout time.Duration
 	// Ping checks the database for GET /readyz. Required.
 	Ping func(context.Context) error
 	// Routes registers the API and sandbox routes on the prepared server
@@ -34,7 +40,7 @@ type Config struct {
 }
 
 // New builds the echo server: outer middleware in the order recover, request
-// id, x-fapi-interaction-id, metrics, access log, body limit; the single
+// id, x-fapi-interaction-id, request deadline, metrics, access log, body limit; the single
 // OB error renderer; health, readiness and metrics endpoints; then the routes.
 func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Logger == nil || cfg.Registry == nil || cfg.Ping == nil {
@@ -46,6 +52,9 @@ func New(cfg Config) (*echo.Echo, error) {
 	}
 	if limit < 0 {
 		return nil, fmt.Errorf("handlers: BodyLimit %d is negative", limit)
+	}
+	if cfg.RequestTimeout < 0 {
+		return nil, fmt.Errorf("handlers: RequestTimeout %v is negative", cfg.RequestTimeout)
 	}
 	metrics, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
@@ -63,6 +72,7 @@ func New(cfg Config) (*echo.Echo, error) {
 		recoverPanics(cfg.Logger),
 		requestID(),
 		interactionID(),
+		deadline(cfg.RequestTimeout),
 		metrics.middleware(),
 		accessLog(cfg.Logger),
 		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", limit)}),

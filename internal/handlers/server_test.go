@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -241,5 +243,49 @@ func TestDateHeaderOnEveryResponse(t *testing.T) {
 		if _, err := http.ParseTime(res.Header.Get("Date")); err != nil {
 			t.Errorf("%s: Date header %q: %v", path, res.Header.Get("Date"), err)
 		}
+	}
+}
+
+// TestRequestDeadline checks that a request that runs past the request
+// timeout is abandoned: the handler's context ends, the answer is a 503 with
+// Retry-After, and it is logged as normal traffic, not as a bug.
+func TestRequestDeadline(t *testing.T) {
+	logs := &syncBuffer{}
+	stopped := make(chan error, 1)
+	e, err := New(Config{
+		Logger:         slog.New(slog.NewJSONHandler(logs, nil)),
+		Registry:       prometheus.NewRegistry(),
+		RequestTimeout: 20 * time.Millisecond,
+		Ping:           func(context.Context) error { return nil },
+		Routes: func(e *echo.Echo) error {
+			e.GET("/test/slow", func(c echo.Context) error {
+				<-c.Request().Context().Done()
+				stopped <- c.Request().Context().Err()
+				return fmt.Errorf("slow work: %w", c.Request().Context().Err())
+			})
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/test/slow", nil))
+	if err := <-stopped; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("handler context ended with %v, want DeadlineExceeded", err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get(echo.HeaderRetryAfter) == "" {
+		t.Fatalf("status %d, Retry-After %q; want 503 with Retry-After", rec.Code, rec.Header().Get(echo.HeaderRetryAfter))
+	}
+	var body ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Errors[0].ErrorCode != CodeUnexpectedError {
+		t.Errorf("body %s, want %s", rec.Body.String(), CodeUnexpectedError)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an abandoned request logged at ERROR:\n%s", logs.String())
+	}
+	if _, err := New(Config{Logger: slog.Default(), Registry: prometheus.NewRegistry(), RequestTimeout: -1,
+		Ping: func(context.Context) error { return nil }}); err == nil {
+		t.Error("New accepted a negative RequestTimeout")
 	}
 }

@@ -4,14 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/labstack/echo/v4"
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
-
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/labstack/echo/v4"
+	"unicode/utf8"
 
 	"github.com/obpay/payments/internal/obapi"
 )
@@ -23,9 +21,9 @@ const maxBodyErrors = 10
 // (api/openapi.yaml, embedded in obapi) and turns every failure into OB error
 // details: UK.OBIE.Field.Missing, .Unexpected or .Invalid with the field's
 // dotted Path. Messages are fixed per kind of failure; request values are
-// never echoed.
+// never echoed. The check is linear in the body's size (see schema.go).
 type bodyValidator struct {
-	schemas map[string]*openapi3.Schema // by operationId
+	schemas map[string]*bodySchema // by operationId
 }
 
 func newBodyValidator() (*bodyValidator, error) {
@@ -33,7 +31,7 @@ func newBodyValidator() (*bodyValidator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handlers: load embedded spec: %w", err)
 	}
-	v := &bodyValidator{schemas: map[string]*openapi3.Schema{}}
+	v := &bodyValidator{schemas: map[string]*bodySchema{}}
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			if op.RequestBody == nil || op.RequestBody.Value == nil {
@@ -43,15 +41,21 @@ func newBodyValidator() (*bodyValidator, error) {
 			if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
 				return nil, fmt.Errorf("handlers: operation %s has no JSON body schema", op.OperationID)
 			}
-			v.schemas[op.OperationID] = mt.Schema.Value
+			s, err := compileSchema(mt.Schema.Value)
+			if err != nil {
+				return nil, fmt.Errorf("handlers: body schema of %s: %w", op.OperationID, err)
+			}
+			v.schemas[op.OperationID] = s
 		}
 	}
 	return v, nil
 }
 
 // decode reads the request body of operation op, checks its Content-Type,
-// JSON syntax and schema, and unmarshals it into dst. It returns the raw body
-// (for the idempotency hash).
+// encoding, JSON syntax and schema, and unmarshals it into dst. It returns
+// the raw body (for the idempotency hash). When the request's context ends
+// first (the client went away, or the request outlived its deadline) it
+// returns the context's error.
 func (v *bodyValidator) decode(c echo.Context, op string, dst any) ([]byte, error) {
 	schema, ok := v.schemas[op]
 	if !ok {
@@ -69,96 +73,26 @@ func (v *bodyValidator) decode(c echo.Context, op string, dst any) ([]byte, erro
 		}
 		return nil, NewAPIError(http.StatusBadRequest, CodeResourceInvalidFormat, "Unreadable request body", "")
 	}
+	// RFC 8259 §8.1: JSON text is UTF-8. encoding/json would replace invalid
+	// bytes silently, storing something other than what the client sent.
+	if !utf8.Valid(raw) {
+		return nil, NewAPIError(http.StatusBadRequest, CodeResourceInvalidFormat, "Request body is not valid UTF-8", "")
+	}
 	var doc any
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, NewAPIError(http.StatusBadRequest, CodeResourceInvalidFormat, "Request body is not valid JSON", "")
 	}
-	if err := schema.VisitJSON(doc, openapi3.MultiErrors(), openapi3.VisitAsRequest(), openapi3.EnableFormatValidation()); err != nil {
-		return nil, schemaAPIError(err)
+	details, err := validateBody(c.Request().Context(), schema, doc)
+	if err != nil {
+		return nil, err
+	}
+	if len(details) > 0 {
+		return nil, &APIError{Status: http.StatusBadRequest, Details: details}
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return nil, NewAPIError(http.StatusBadRequest, CodeResourceInvalidFormat, "Request body does not match the schema", "")
 	}
 	return raw, nil
-}
-
-// schemaAPIError turns a kin-openapi validation error into a 400 with one
-// detail per failed field.
-func schemaAPIError(err error) *APIError {
-	var details []ErrorDetail
-	var walk func(error)
-	walk = func(err error) {
-		var me openapi3.MultiError
-		var se *openapi3.SchemaError
-		switch {
-		case errors.As(err, &me):
-			for _, e := range me {
-				walk(e)
-			}
-		case errors.As(err, &se):
-			details = append(details, schemaDetail(se)...)
-		default:
-			details = append(details, ErrorDetail{ErrorCode: CodeFieldInvalid, Message: "Invalid request body"})
-		}
-	}
-	walk(err)
-	if len(details) == 0 {
-		details = []ErrorDetail{{ErrorCode: CodeFieldInvalid, Message: "Invalid request body"}}
-	}
-	if len(details) > maxBodyErrors {
-		details = details[:maxBodyErrors]
-	}
-	return &APIError{Status: http.StatusBadRequest, Details: details}
-}
-
-func schemaDetail(se *openapi3.SchemaError) []ErrorDetail {
-	ptr := se.JSONPointer()
-	switch se.SchemaField {
-	case "required":
-		return []ErrorDetail{{ErrorCode: CodeFieldMissing, Message: "Required field is missing", Path: dotted(ptr)}}
-	case "properties", "additionalProperties":
-		// The unexpected names are the value's keys the schema does not list;
-		// they are schema-checked names, safe to put in Path only after the
-		// check below (a key is echoed only if it is short and plain).
-		obj, _ := se.Value.(map[string]any)
-		var out []ErrorDetail
-		for _, k := range sortedKeys(obj) {
-			if _, known := se.Schema.Properties[k]; known {
-				continue
-			}
-			path := dotted(ptr)
-			if plainName(k) {
-				path = dotted(append(slices.Clone(ptr), k))
-			}
-			out = append(out, ErrorDetail{ErrorCode: CodeFieldUnexpected, Message: "Unexpected field", Path: path})
-		}
-		if len(out) > 0 {
-			return out
-		}
-	}
-	msg := "Invalid value"
-	switch se.SchemaField {
-	case "pattern":
-		msg = "Value does not match the expected pattern"
-	case "enum":
-		msg = "Value is not one of the allowed values"
-	case "type":
-		msg = "Value has the wrong type"
-	case "minLength", "maxLength", "minItems", "maxItems":
-		msg = "Value has the wrong length"
-	case "format":
-		msg = "Value has the wrong format"
-	}
-	return []ErrorDetail{{ErrorCode: CodeFieldInvalid, Message: msg, Path: dotted(ptr)}}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // plainName reports whether a JSON key is safe to name in an error Path: at
