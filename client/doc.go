@@ -41,7 +41,11 @@
 //   - Transport: an http.RoundTripper that signs every request, remembers each server's
 //     `DPoP-Nonce` (from every response, 2xx included) and, on a `use_dpop_nonce` challenge,
 //     sends the request once more with a new proof carrying the new nonce. Never more than
-//     once, never with an old proof, always with the same body and `x-idempotency-key`.
+//     once, never with an old proof, always with the same body and `x-idempotency-key`. When
+//     the API refuses the access token (401 `invalid_token`, e.g. a revoked token), a
+//     TokenRenewer source (ClientCredentialsSource, RefreshingSource with a refresh token)
+//     drops it and the request is sent once more with a new token; a second refusal, or one
+//     for a StaticToken, reaches the caller.
 //   - TokenClient: tokens from the authorization server with a DPoP proof at the token
 //     endpoint: ClientCredentials, the authorization code flow with PKCE (AuthorizeURL or,
 //     in the sandbox, SandboxAuthorize, then Exchange), Refresh. ClientCredentialsSource and

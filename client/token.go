@@ -64,8 +64,24 @@ type TokenSource interface {
 	Token(ctx context.Context) (*Token, error)
 }
 
+// TokenRenewer is a TokenSource that can replace a token before it expires. The Transport uses
+// it when a resource server refuses a token with a 401 `WWW-Authenticate: DPoP
+// error="invalid_token"` (RFC 6750 §3.1, RFC 9449 §7.1): a token revoked or forgotten by the
+// server is dropped at once instead of being sent until its expiry.
+//
+// ClientCredentialsSource and RefreshingSource implement it; StaticToken does not.
+type TokenRenewer interface {
+	TokenSource
+	// DropToken tells the source that the server refused accessToken. When accessToken is the
+	// token the source holds, the next Token call gets a new one; when the source already holds
+	// another token, nothing changes. It reports whether Token can give a token other than
+	// accessToken: false when the source cannot get one (a token without a refresh token), in
+	// which case it keeps accessToken.
+	DropToken(accessToken string) bool
+}
+
 // StaticToken returns a TokenSource that always gives the same access token, for tokens
-// obtained elsewhere. It never refreshes.
+// obtained elsewhere. It never refreshes, and a token the server refuses is kept.
 func StaticToken(accessToken string) TokenSource {
 	return staticToken{tok: &Token{AccessToken: accessToken, TokenType: "DPoP"}}
 }
@@ -375,12 +391,14 @@ func (c *TokenClient) SandboxAuthorize(ctx context.Context, r AuthorizeRequest) 
 }
 
 // ClientCredentialsSource returns a TokenSource that gets a client credentials token for scopes
-// and gets a new one shortly before it expires (RefreshLeeway). Its Token returns *OAuthError
-// when the server refuses.
+// and gets a new one shortly before it expires (RefreshLeeway), or as soon as a resource server
+// refuses it as invalid_token (it is a TokenRenewer). Its Token returns *OAuthError when the
+// server refuses.
 func (c *TokenClient) ClientCredentialsSource(scopes ...string) TokenSource {
 	return &cachedSource{
-		leeway: c.cfg.RefreshLeeway,
-		now:    c.now,
+		leeway:    c.cfg.RefreshLeeway,
+		now:       c.now,
+		renewable: func(*Token) bool { return true },
 		fetch: func(ctx context.Context, _ *Token) (*Token, error) {
 			return c.ClientCredentials(ctx, scopes...)
 		},
@@ -388,14 +406,18 @@ func (c *TokenClient) ClientCredentialsSource(scopes ...string) TokenSource {
 }
 
 // RefreshingSource returns a TokenSource that gives tok while it is fresh and renews it with its
-// refresh token shortly before it expires (RefreshLeeway); it then keeps the renewed token (and
-// its new refresh token, if the server rotates it). Its Token returns ErrTokenExpired when the
-// token must be renewed but has no refresh token, and *OAuthError when the server refuses.
+// refresh token shortly before it expires (RefreshLeeway), or as soon as a resource server
+// refuses it as invalid_token (it is a TokenRenewer); it then keeps the renewed token (and its
+// new refresh token, if the server rotates it). Its Token returns ErrTokenExpired when the
+// token must be renewed but has no refresh token, and *OAuthError when the server refuses. A
+// token without a refresh token that a resource server refuses is kept: the refusal reaches the
+// caller.
 func (c *TokenClient) RefreshingSource(tok *Token) TokenSource {
 	return &cachedSource{
-		leeway: c.cfg.RefreshLeeway,
-		now:    c.now,
-		tok:    tok,
+		leeway:    c.cfg.RefreshLeeway,
+		now:       c.now,
+		tok:       tok,
+		renewable: func(old *Token) bool { return old != nil && old.RefreshToken != "" },
 		fetch: func(ctx context.Context, old *Token) (*Token, error) {
 			if old == nil || old.RefreshToken == "" {
 				return nil, ErrTokenExpired
@@ -413,26 +435,44 @@ func (c *TokenClient) RefreshingSource(tok *Token) TokenSource {
 }
 
 // cachedSource holds one token and renews it under a lock, so that concurrent callers cause one
-// token request, not one each.
+// token request, not one each, also when they all had the same token refused.
 type cachedSource struct {
-	leeway time.Duration
-	now    func() time.Time
-	fetch  func(ctx context.Context, old *Token) (*Token, error)
+	leeway    time.Duration
+	now       func() time.Time
+	fetch     func(ctx context.Context, old *Token) (*Token, error)
+	renewable func(old *Token) bool // whether fetch can replace old
 
-	mu  sync.Mutex
-	tok *Token
+	mu      sync.Mutex
+	tok     *Token
+	dropped bool // a resource server refused tok: the next Token call fetches, keeping tok for its refresh token
 }
+
+var _ TokenRenewer = (*cachedSource)(nil)
 
 func (s *cachedSource) Token(ctx context.Context) (*Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tok.fresh(s.now(), s.leeway) {
+	if !s.dropped && s.tok.fresh(s.now(), s.leeway) {
 		return s.tok, nil
 	}
 	next, err := s.fetch(ctx, s.tok)
 	if err != nil {
 		return nil, err
 	}
-	s.tok = next
+	s.tok, s.dropped = next, false
 	return next, nil
+}
+
+// DropToken implements TokenRenewer.
+func (s *cachedSource) DropToken(accessToken string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok == nil || s.tok.AccessToken != accessToken {
+		return true // already replaced (by a concurrent caller) or never held
+	}
+	if !s.renewable(s.tok) {
+		return false
+	}
+	s.dropped = true
+	return true
 }

@@ -406,3 +406,57 @@ func TestPKCE(t *testing.T) {
 		t.Errorf("two PKCE pairs share a verifier")
 	}
 }
+
+func TestTokenSourcesDropRefusedTokens(t *testing.T) {
+	as, _ := newFakeAS(t)
+	c := newTestTokenClient(t, as, mustKey(t, ES256), false)
+	ctx := context.Background()
+
+	src, ok := c.ClientCredentialsSource("payments").(TokenRenewer)
+	if !ok {
+		t.Fatal("ClientCredentialsSource is not a TokenRenewer")
+	}
+	first, err := src.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !src.DropToken("someone-else") {
+		t.Errorf("DropToken(a token it does not hold) = false, want true")
+	}
+	if tok, _ := src.Token(ctx); tok != first || as.tokenRequests() != 1 {
+		t.Errorf("dropping a token it does not hold replaced %s", first.AccessToken)
+	}
+	if !src.DropToken(first.AccessToken) {
+		t.Fatalf("DropToken(%s) = false, want true", first.AccessToken)
+	}
+	second, err := src.Token(ctx)
+	if err != nil || second.AccessToken == first.AccessToken || as.tokenRequests() != 2 {
+		t.Errorf("Token after DropToken = %v, %v with %d token requests; want a new token from a second request", second, err, as.tokenRequests())
+	}
+
+	psu, err := codeFlow(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshing := c.RefreshingSource(psu).(TokenRenewer)
+	if !refreshing.DropToken(psu.AccessToken) {
+		t.Fatal("RefreshingSource with a refresh token: DropToken = false, want true")
+	}
+	renewed, err := refreshing.Token(ctx)
+	if err != nil || renewed.AccessToken == psu.AccessToken || renewed.RefreshToken != psu.RefreshToken {
+		t.Errorf("Token after DropToken = %v, %v; want a refreshed token keeping the refresh token", renewed, err)
+	}
+
+	bare := &Token{AccessToken: "psu-only", TokenType: "DPoP", Expiry: time.Now().Add(time.Hour)}
+	noRefresh := c.RefreshingSource(bare).(TokenRenewer)
+	if noRefresh.DropToken("psu-only") {
+		t.Errorf("RefreshingSource without a refresh token: DropToken = true, want false")
+	}
+	if tok, err := noRefresh.Token(ctx); err != nil || tok != bare {
+		t.Errorf("Token after a refused DropToken = %v, %v; want the token kept", tok, err)
+	}
+
+	if _, ok := StaticToken("x").(TokenRenewer); ok {
+		t.Errorf("StaticToken is a TokenRenewer; it cannot get another token")
+	}
+}

@@ -41,10 +41,17 @@ const skewThreshold = 3 * time.Second
 //   - it learns the server's clock from the `Date` header and signs `iat` in the server's time
 //     when the two clocks differ by more than a few seconds; when a proof was refused as
 //     `invalid_dpop_proof` and the clock correction it was signed with has just changed, it sends
-//     the request once more with a corrected proof.
+//     the request once more with a corrected proof;
+//   - when a resource server refuses the access token (401 with `WWW-Authenticate: DPoP
+//     error="invalid_token"`, RFC 9449 §7.1) and the TokenSource is a TokenRenewer that can get
+//     another token, it drops the refused token, takes a new one and sends the request once more
+//     with it and a new proof (new `jti`, `ath` of the new token). A refused token means the
+//     server did nothing with the request; the body is replayed as for a nonce challenge.
 //
-// A request is sent at most twice, never in a loop, and no proof is ever sent twice. Any other
-// answer, a 401 `invalid_token` included, is returned to the caller unchanged.
+// A request is sent once, plus at most one retry for a nonce challenge or clock correction and
+// at most one for a refused token: never in a loop, and no proof is ever sent twice. Any other
+// answer, including a second `invalid_token` and an `invalid_token` with a StaticToken, a token
+// without a refresh token or no TokenSource, is returned to the caller unchanged.
 //
 // A Transport is safe for concurrent use; share one per key and token source.
 type Transport struct {
@@ -100,27 +107,58 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	origin := originOf(req.URL)
-	sent := t.state(origin)
-	res, err := t.send(req, body, token, sent, true)
+	st := t.state(origin)
+	res, err := t.send(req, body, token, st, true)
 	if err != nil {
 		return nil, err
 	}
-	retry, nonce := t.learn(origin, res, sent)
-	if !retry {
-		return res, nil
+	proofRetry, tokenRetry := true, true
+	for {
+		retry, nonce := t.learn(origin, res, st)
+		switch {
+		case retry && proofRetry:
+			proofRetry = false
+			st = t.state(origin)
+			if nonce != "" {
+				// RFC 9449 §8: the retry carries the nonce of the challenge it answers.
+				st.nonce = nonce
+			}
+		case tokenRetry && tokenRefused(res):
+			tokenRetry = false
+			next, ok := t.renewToken(req, token)
+			if !ok {
+				return res, nil
+			}
+			token, st = next, t.state(origin)
+		default:
+			return res, nil
+		}
+		discard(res)
+		if res, err = t.send(req, body, token, st, false); err != nil {
+			return nil, err
+		}
 	}
-	discard(res)
-	next := t.state(origin)
-	if nonce != "" {
-		// RFC 9449 §8: the retry carries the nonce of the challenge it answers.
-		next.nonce = nonce
+}
+
+// tokenRefused reports whether a resource server refused the access token: a 401 with a DPoP
+// challenge naming invalid_token (RFC 9449 §7.1, RFC 6750 §3.1).
+func tokenRefused(res *http.Response) bool {
+	return res.StatusCode == http.StatusUnauthorized && proofErrorCode(res, false) == "invalid_token"
+}
+
+// renewToken drops the refused token from a TokenRenewer and returns the token to retry with,
+// or false when there is none: the source cannot renew, a new token cannot be had now (the
+// source tries again on the next request), or it is the refused one.
+func (t *Transport) renewToken(req *http.Request, refused string) (string, bool) {
+	renewer, ok := t.tokens.(TokenRenewer)
+	if !ok || refused == "" || !renewer.DropToken(refused) {
+		return "", false
 	}
-	res, err = t.send(req, body, token, next, false)
-	if err != nil {
-		return nil, err
+	tok, err := renewer.Token(req.Context())
+	if err != nil || tok.AccessToken == "" || tok.AccessToken == refused {
+		return "", false
 	}
-	t.learn(origin, res, next)
-	return res, nil
+	return tok.AccessToken, true
 }
 
 // accessToken returns the token to send: the TokenSource's, or, without a source, the one the

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -516,4 +517,357 @@ func mustParseURL(t *testing.T, raw string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+const refusedChallenge = `DPoP error="invalid_token", error_description="Invalid access token"`
+
+// athOf is the `ath` a proof carries for token (RFC 9449 §4.2).
+func athOf(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return b64.EncodeToString(sum[:])
+}
+
+// tokenRS is a fake resource server that answers each attempt by what it carries, and records
+// every attempt.
+type tokenRS struct {
+	t     *testing.T
+	reply func(a attempt, n int, w http.ResponseWriter)
+
+	mu       sync.Mutex
+	attempts []attempt
+}
+
+func (s *tokenRS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	d, err := verifyProof(r.Header.Get("DPoP"))
+	if err != nil {
+		s.t.Errorf("proof does not verify: %v", err)
+	}
+	a := attempt{proof: r.Header.Get("DPoP"), claims: d.Claims, authorization: r.Header.Get("Authorization"),
+		idempotencyKey: r.Header.Get("x-idempotency-key"), body: string(body)}
+	s.mu.Lock()
+	s.attempts = append(s.attempts, a)
+	n := len(s.attempts)
+	s.mu.Unlock()
+	s.reply(a, n, w)
+}
+
+func (s *tokenRS) seen() []attempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]attempt(nil), s.attempts...)
+}
+
+// tokenRequests returns how many requests the fake authorization server's token endpoint got.
+func (as *fakeAS) tokenRequests() int {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return as.requests
+}
+
+// post sends a POST with a body through tr, with GetBody unless noGetBody, and returns the
+// status and body of the answer (0 after reporting a transport error).
+func post(t *testing.T, tr *Transport, url string, noGetBody bool) (int, string) {
+	t.Helper()
+	var body io.Reader = strings.NewReader(`{"Data":{"ConsentId":"c-1"}}`)
+	if noGetBody {
+		// io.MultiReader is not a type NewRequest knows, so the request has no GetBody.
+		body = io.MultiReader(strings.NewReader(`{"Data":`), strings.NewReader(`{"ConsentId":"c-1"}}`))
+	}
+	req, _ := http.NewRequest(http.MethodPost, url+"/open-banking/v3.1/pisp/domestic-payments", body)
+	req.Header.Set("x-idempotency-key", "key-1")
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Error(err) // not Fatal: concurrent callers run it in their own goroutines
+		return 0, ""
+	}
+	defer res.Body.Close()
+	got, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(got)
+}
+
+// acceptOnly answers 200 to the attempts carrying token and 401 invalid_token to the others.
+func acceptOnly(token string) func(a attempt, n int, w http.ResponseWriter) {
+	return func(a attempt, _ int, w http.ResponseWriter) {
+		if a.authorization != "DPoP "+token {
+			answer(w, 401, "", refusedChallenge, `{"Code":"401"}`)
+			return
+		}
+		answer(w, 201, "", "", `{"ok":true}`)
+	}
+}
+
+func TestTransportRenewsARefusedToken(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		noGetBody bool
+	}{
+		{"body with GetBody", false},
+		{"body without GetBody", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as, _ := newFakeAS(t)
+			key := mustKey(t, ES256)
+			src := newTestTokenClient(t, as, key, false).ClientCredentialsSource("payments")
+			rs := &tokenRS{t: t, reply: acceptOnly("at-2")}
+			ts := httptest.NewServer(rs)
+			defer ts.Close()
+			tr, err := NewTransport(key, src, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			status, body := post(t, tr, ts.URL, tc.noGetBody)
+			if status != 201 || body != `{"ok":true}` {
+				t.Fatalf("response = %d %s, want 201 from the retry with a new token", status, body)
+			}
+			if n := as.tokenRequests(); n != 2 {
+				t.Errorf("token endpoint called %d times, want 2 (the first token and its replacement)", n)
+			}
+			seen := rs.seen()
+			if len(seen) != 2 {
+				t.Fatalf("resource server saw %d attempts, want 2", len(seen))
+			}
+			for i, want := range []string{"at-1", "at-2"} {
+				a := seen[i]
+				if a.authorization != "DPoP "+want || a.claims.AccessTokenHash != athOf(want) {
+					t.Errorf("attempt %d: authorization %q, ath %q; want token %s and its ath", i+1, a.authorization, a.claims.AccessTokenHash, want)
+				}
+				if a.body != `{"Data":{"ConsentId":"c-1"}}` || a.idempotencyKey != "key-1" {
+					t.Errorf("attempt %d: body %q, key %q; want the caller's", i+1, a.body, a.idempotencyKey)
+				}
+			}
+			if seen[0].claims.ID == seen[1].claims.ID || seen[0].proof == seen[1].proof {
+				t.Errorf("the retry re-sent the proof or its jti")
+			}
+
+			// The new token is kept: the next request uses it without a token request.
+			if status, _ := post(t, tr, ts.URL, tc.noGetBody); status != 201 {
+				t.Errorf("next request = %d, want 201", status)
+			}
+			if n := as.tokenRequests(); n != 2 {
+				t.Errorf("token endpoint called %d times after the next request, want still 2", n)
+			}
+		})
+	}
+}
+
+func TestTransportRenewsATokenOnceNeverInALoop(t *testing.T) {
+	as, _ := newFakeAS(t)
+	key := mustKey(t, ES256)
+	src := newTestTokenClient(t, as, key, false).ClientCredentialsSource("payments")
+	rs := &tokenRS{t: t, reply: acceptOnly("none")}
+	ts := httptest.NewServer(rs)
+	defer ts.Close()
+	tr, err := NewTransport(key, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for call := 1; call <= 3; call++ {
+		status, body := post(t, tr, ts.URL, false)
+		if status != 401 || body != `{"Code":"401"}` {
+			t.Fatalf("call %d = %d %s, want the second 401 as it came", call, status, body)
+		}
+		if n := len(rs.seen()); n != 2*call {
+			t.Fatalf("after call %d the resource server saw %d attempts, want %d (two per call)", call, n, 2*call)
+		}
+		if n := as.tokenRequests(); n != call+1 {
+			t.Fatalf("after call %d the token endpoint was called %d times, want %d (one renewal per call)", call, n, call+1)
+		}
+	}
+}
+
+func TestTransportKeepsATokenItCannotRenew(t *testing.T) {
+	as, _ := newFakeAS(t)
+	key := mustKey(t, ES256)
+	c := newTestTokenClient(t, as, key, false)
+	for _, tc := range []struct {
+		name  string
+		src   TokenSource
+		token string
+	}{
+		{"static token", StaticToken("static-1"), "static-1"},
+		{"authorization code token without refresh token", c.RefreshingSource(&Token{AccessToken: "psu-1", TokenType: "DPoP", Expiry: time.Now().Add(time.Hour)}), "psu-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := &tokenRS{t: t, reply: acceptOnly("none")}
+			ts := httptest.NewServer(rs)
+			defer ts.Close()
+			tr, err := NewTransport(key, tc.src, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := as.tokenRequests()
+			for call := 1; call <= 2; call++ {
+				if status, body := post(t, tr, ts.URL, false); status != 401 || body != `{"Code":"401"}` {
+					t.Fatalf("call %d = %d %s, want the 401 as it came", call, status, body)
+				}
+			}
+			seen := rs.seen()
+			if len(seen) != 2 || seen[0].authorization != "DPoP "+tc.token || seen[1].authorization != "DPoP "+tc.token {
+				t.Errorf("attempts = %+v, want one per call, each with %s", seen, tc.token)
+			}
+			if n := as.tokenRequests(); n != before {
+				t.Errorf("token endpoint called %d times, want none", n-before)
+			}
+		})
+	}
+}
+
+func TestTransportRenewsARefreshedToken(t *testing.T) {
+	as, _ := newFakeAS(t)
+	key := mustKey(t, ES256)
+	c := newTestTokenClient(t, as, key, false)
+	psu, err := codeFlow(context.Background(), c) // at-1 with refresh token rt-1
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := &tokenRS{t: t, reply: acceptOnly("at-2")}
+	ts := httptest.NewServer(rs)
+	defer ts.Close()
+	tr, err := NewTransport(key, c.RefreshingSource(psu), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := post(t, tr, ts.URL, false); status != 201 {
+		t.Fatalf("status = %d, want 201 from the retry with the refreshed token", status)
+	}
+	seen := rs.seen()
+	if len(seen) != 2 || seen[1].authorization != "DPoP at-2" || seen[1].claims.AccessTokenHash != athOf("at-2") {
+		t.Errorf("attempts = %+v, want the retry with at-2", seen)
+	}
+	if n := as.tokenRequests(); n != 2 { // the code exchange and one refresh
+		t.Errorf("token endpoint called %d times, want 2", n)
+	}
+}
+
+// TestTransportRenewsTokensBesideNonces checks that a refused token and a nonce challenge in
+// one call each get their one retry, in either order, and no more.
+func TestTransportRenewsTokensBesideNonces(t *testing.T) {
+	tests := []struct {
+		name         string
+		reply        func(a attempt, n int, w http.ResponseWriter)
+		wantAttempts int
+		wantStatus   int
+		wantTokens   []string
+		wantNonces   []string
+	}{
+		{
+			name: "nonce challenge, then refused token, then success",
+			reply: func(a attempt, n int, w http.ResponseWriter) {
+				switch {
+				case a.claims.Nonce != "n-1":
+					answer(w, 401, "n-1", nonceChallenge, `{"Code":"401"}`)
+				case a.authorization != "DPoP at-2":
+					answer(w, 401, "", refusedChallenge, `{"Code":"401"}`)
+				default:
+					answer(w, 201, "", "", `{}`)
+				}
+			},
+			wantAttempts: 3, wantStatus: 201, wantTokens: []string{"at-1", "at-1", "at-2"}, wantNonces: []string{"", "n-1", "n-1"},
+		},
+		{
+			name: "refused token, then nonce challenge, then success",
+			reply: func(a attempt, n int, w http.ResponseWriter) {
+				switch {
+				case a.authorization != "DPoP at-2":
+					answer(w, 401, "", refusedChallenge, `{"Code":"401"}`)
+				case a.claims.Nonce != "n-1":
+					answer(w, 401, "n-1", nonceChallenge, `{"Code":"401"}`)
+				default:
+					answer(w, 201, "", "", `{}`)
+				}
+			},
+			wantAttempts: 3, wantStatus: 201, wantTokens: []string{"at-1", "at-2", "at-2"}, wantNonces: []string{"", "", "n-1"},
+		},
+		{
+			name: "a nonce challenge after both retries is returned",
+			reply: func(a attempt, n int, w http.ResponseWriter) {
+				switch n {
+				case 1:
+					answer(w, 401, "n-1", nonceChallenge, `{"Code":"401"}`)
+				case 2:
+					answer(w, 401, "", refusedChallenge, `{"Code":"401"}`)
+				default:
+					answer(w, 401, fmt.Sprintf("n-%d", n), nonceChallenge, `{"Code":"401"}`)
+				}
+			},
+			wantAttempts: 3, wantStatus: 401, wantTokens: []string{"at-1", "at-1", "at-2"}, wantNonces: []string{"", "n-1", "n-1"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			as, _ := newFakeAS(t)
+			key := mustKey(t, ES256)
+			src := newTestTokenClient(t, as, key, false).ClientCredentialsSource("payments")
+			rs := &tokenRS{t: t, reply: tc.reply}
+			ts := httptest.NewServer(rs)
+			defer ts.Close()
+			tr, err := NewTransport(key, src, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, _ := post(t, tr, ts.URL, false); status != tc.wantStatus {
+				t.Errorf("status = %d, want %d", status, tc.wantStatus)
+			}
+			seen := rs.seen()
+			if len(seen) != tc.wantAttempts {
+				t.Fatalf("resource server saw %d attempts, want %d", len(seen), tc.wantAttempts)
+			}
+			jtis := map[string]bool{}
+			for i, a := range seen {
+				if a.authorization != "DPoP "+tc.wantTokens[i] || a.claims.AccessTokenHash != athOf(tc.wantTokens[i]) || a.claims.Nonce != tc.wantNonces[i] {
+					t.Errorf("attempt %d: authorization %q, ath %q, nonce %q; want token %s, nonce %q",
+						i+1, a.authorization, a.claims.AccessTokenHash, a.claims.Nonce, tc.wantTokens[i], tc.wantNonces[i])
+				}
+				if jtis[a.claims.ID] {
+					t.Errorf("attempt %d re-sent a jti", i+1)
+				}
+				jtis[a.claims.ID] = true
+			}
+			if n := as.tokenRequests(); n != 2 {
+				t.Errorf("token endpoint called %d times, want 2", n)
+			}
+		})
+	}
+}
+
+func TestTransportRenewsARefusedTokenOnceForConcurrentRequests(t *testing.T) {
+	as, _ := newFakeAS(t)
+	key := mustKey(t, ES256)
+	src := newTestTokenClient(t, as, key, false).ClientCredentialsSource("payments")
+	if _, err := src.Token(context.Background()); err != nil { // at-1, which the server will refuse
+		t.Fatal(err)
+	}
+	rs := &tokenRS{t: t, reply: acceptOnly("at-2")}
+	ts := httptest.NewServer(rs)
+	defer ts.Close()
+	tr, err := NewTransport(key, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers = 20
+	var wg sync.WaitGroup
+	statuses := make([]int, callers)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = post(t, tr, ts.URL, i%2 == 0)
+		}()
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != 201 {
+			t.Errorf("caller %d got %d, want 201", i, s)
+		}
+	}
+	if n := as.tokenRequests(); n != 2 {
+		t.Errorf("token endpoint called %d times, want 2: one renewal shared by every caller", n)
+	}
+	for _, a := range rs.seen() {
+		if a.authorization != "DPoP at-1" && a.authorization != "DPoP at-2" {
+			t.Errorf("an attempt carried %q", a.authorization)
+		}
+	}
 }
