@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/obpay/payments/internal/models"
 	"github.com/obpay/payments/internal/openbanking"
 )
 
@@ -73,6 +74,15 @@ func (s *Server) authorize(c echo.Context) error {
 
 // approve checks the request, authorises the consent and issues the code.
 func (s *Server) approve(ctx context.Context, cl *client, q url.Values) (string, *oauthError) {
+	// One rule for text that may be stored (the PSU, the consent and account
+	// ids): the same the API applies to its JSON bodies.
+	for _, vs := range q {
+		for _, v := range vs {
+			if models.CheckText(v) != nil {
+				return "", badRequest(errInvalidRequest, "Parameters must be valid UTF-8 text without NUL", "parameter_text")
+			}
+		}
+	}
 	if rt := q.Get("response_type"); rt != "" && rt != "code" {
 		return "", badRequest(errUnsupportedResponseType, "response_type must be code", "response_type")
 	}

@@ -147,6 +147,9 @@ func TestAuthorizeRejects(t *testing.T) {
 		{name: "unknown consent", query: set("consent_id", "nope"), status: 400, code: "invalid_request", redirects: true},
 		{name: "another client's consent", query: set("consent_id", "pay-2"), status: 400, code: "invalid_request", redirects: true},
 		{name: "accounts scope for a payment consent", query: set("scope", "accounts"), status: 400, code: "invalid_scope", redirects: true},
+		{name: "NUL in psu", query: set("psu", "ali\x00ce"), status: 400, code: "invalid_request", redirects: true},
+		{name: "NUL in debtor_account", query: set("debtor_account", "acct\x00"), status: 400, code: "invalid_request", redirects: true},
+		{name: "invalid UTF-8 in psu", query: set("psu", "ali\xffce"), status: 400, code: "invalid_request", redirects: true},
 		{name: "payments scope for an account access consent", query: func(q url.Values) { q.Set("consent_id", "acc-1"); q.Del("debtor_account") },
 			status: 400, code: "invalid_scope", redirects: true},
 		// Refused by the consent layer.

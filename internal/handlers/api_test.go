@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -55,6 +54,7 @@ type api struct {
 	db  *gorm.DB
 	l   *ledger.Ledger
 	svc *openbanking.Service
+	log *syncBuffer // the JSON log of the handler and the server
 }
 
 func newAPI(t *testing.T) *api {
@@ -68,7 +68,8 @@ func newAPI(t *testing.T) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
 	h, err := NewHandler(HandlerConfig{Service: svc, Logger: log, PublicURL: testBase})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func newAPI(t *testing.T) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &api{t: t, e: e, db: db, l: l, svc: svc}
+	return &api{t: t, e: e, db: db, l: l, svc: svc, log: logs}
 }
 
 type hdr map[string]string

@@ -85,11 +85,23 @@ func TestAPIErrorsMoveNoMoney(t *testing.T) {
 		{"open an account without ledger:admin", "POST", "/internal/v1/accounts", `{"Owner":"x","Currency":"GBP","Nickname":"n"}`, tpp("tpp-a", "consents:admin"), 403, CodeForbidden, ""},
 		{"open an account with too many decimals", "POST", "/internal/v1/accounts", `{"Owner":"x","Currency":"GBP","Nickname":"n","OpeningBalance":"1.001"}`, admin, 400, CodeFieldInvalid, "OpeningBalance"},
 		{"unknown route", "GET", "/open-banking/v3.1/nothing", "", nil, 404, CodeResourceNotFound, ""},
+		// Text the database cannot store is the client's mistake, never a 500.
+		{"NUL in the reference", "POST", consents, strings.Replace(body, `"INV-1"`, `"INV\u00001"`, 1), tppA, 400, CodeFieldInvalid, "Data.Initiation.RemittanceInformation.Reference"},
+		{"NUL in the creditor identification", "POST", consents, strings.Replace(body, bobIdent, bobIdent[:6]+`\u0000`, 1), tppA, 400, CodeFieldInvalid, "Data.Initiation.CreditorAccount.Identification"},
+		{"NUL in the risk", "POST", consents, strings.Replace(body, `"PartyToParty"`, `"PartyToParty","DeliveryAddress":{"TownName":"L\u0000","Country":"GB","AddressLine":["x"]}`, 1), tppA, 400, CodeFieldInvalid, "Risk.DeliveryAddress.TownName"},
+		{"NUL in the payment's reference", "POST", payments, paymentBody(strings.Replace(body, `"INV-1"`, `"INV\u0000"`, 1), ready), pay, 400, CodeFieldInvalid, "Data.Initiation.RemittanceInformation.Reference"},
+		{"NUL in the PSU of an authorisation", "POST", "/internal/v1/consents/" + waiting + "/authorise", `{"Psu":"ali\u0000ce","DebtorAccount":"` + alice + `"}`, admin, 400, CodeFieldInvalid, "Psu"},
+		{"NUL in an account owner", "POST", "/internal/v1/accounts", `{"Owner":"x\u0000","Currency":"GBP","Nickname":"n"}`, admin, 400, CodeFieldInvalid, "Owner"},
+		{"invalid UTF-8 in a body", "POST", consents, strings.Replace(body, "INV-1", "INV\xff", 1), tppA, 400, CodeResourceInvalidFormat, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before, paymentsBefore, consentsBefore := a.balance(alice), a.count("payments"), a.count("consents")
+			logged := len(a.log.String())
 			rec := a.do(tc.method, tc.path, tc.body, tc.h)
+			if l := a.log.String()[logged:]; strings.Contains(l, `"level":"ERROR"`) {
+				t.Errorf("a refusal logged at ERROR:\n%s", l)
+			}
 			if rec.Code != tc.status {
 				t.Fatalf("status = %d, want %d; body %s", rec.Code, tc.status, rec.Body.String())
 			}

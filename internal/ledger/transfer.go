@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -192,15 +191,13 @@ func canonicalID(s string) (string, bool) {
 	return u.String(), true
 }
 
-// checkText accepts valid UTF-8 without NUL (which Postgres text refuses) of
-// at most max characters.
+// checkText accepts text the database can store (models.CheckText) of at
+// most max characters.
 func checkText(s string, max int) error {
-	switch {
-	case !utf8.ValidString(s):
-		return errors.New("not valid UTF-8")
-	case strings.ContainsRune(s, 0):
-		return errors.New("contains NUL")
-	case utf8.RuneCountInString(s) > max:
+	if err := models.CheckText(s); err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(s) > max {
 		return fmt.Errorf("longer than %d characters", max)
 	}
 	return nil
