@@ -41,5 +41,9 @@
 // Methods return the sentinels below (possibly wrapped), *FieldError for a
 // request field the service refuses, ledger sentinels that callers may map
 // (ledger.ErrTxConflict above all), or context errors. No gorm or pgx error
-// escapes: unexpected database failures match ErrStorage.
+// escapes: a database that cannot be reached matches ErrUnavailable (the
+// same value as ledger.ErrUnavailable, judged by ledger.IsUnavailable), and
+// any other unexpected database failure matches ErrStorage. Every method
+// that reads or writes may return ErrUnavailable, even where its own list of
+// errors does not name it.
 package openbanking
