@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // proofClaims are the typed claims of RFC 9449 §4.2.
@@ -42,6 +43,15 @@ func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (pr
 	decoded, err := b64.DecodeString(segment)
 	if err != nil {
 		return c, v.proofError("payload_encoding")
+	}
+	// RFC 7519 §7.2 step 10 and RFC 8259 §8.1: the claims set is a UTF-8
+	// JSON text, every byte of it (claims we ignore included), without a
+	// byte order mark.
+	if hasBOM(decoded) {
+		return c, v.proofError("payload_bom")
+	}
+	if !utf8.Valid(decoded) {
+		return c, v.proofError("payload_not_utf8")
 	}
 	// One copy into a string; the claims are substrings of it.
 	raw := string(decoded)
@@ -87,6 +97,19 @@ func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (pr
 		}
 	}
 	return c, nil
+}
+
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+const utf8BOM = "\xef\xbb\xbf"
+
+// hasBOM reports whether a decoded JOSE header or payload starts with a byte
+// order mark, which RFC 8259 §8.1 forbids in JSON exchanged between systems.
+// Invalid UTF-8 is refused separately with utf8.Valid (RFC 3629: stray
+// continuation bytes, overlong forms, surrogates, code points past U+10FFFF),
+// which reads ASCII eight bytes at a time and so costs little next to the
+// signature check.
+func hasBOM(raw []byte) bool {
+	return len(raw) >= len(utf8BOM) && string(raw[:len(utf8BOM)]) == utf8BOM
 }
 
 // scanClaims parses raw as one JSON text (RFC 8259) and records the value of

@@ -1,6 +1,7 @@
 package security
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // referenceClaims is the straightforward decoder the scanner replaced:
@@ -16,6 +18,15 @@ import (
 // scanner must reach the same verdict on every payload.
 func referenceClaims(v *Verifier, raw []byte, now time.Time, withATH bool) (proofClaims, string) {
 	var c proofClaims
+	// RFC 8259 §8.1, checked before parsing: encoding/json would read
+	// invalid UTF-8 as U+FFFD, and refuses a byte order mark only as a
+	// syntax error.
+	if bytes.HasPrefix(raw, []byte("\xef\xbb\xbf")) {
+		return c, "payload_bom"
+	}
+	if !utf8.Valid(raw) {
+		return c, "payload_not_utf8"
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
 		return c, "payload_not_object"
@@ -28,9 +39,8 @@ func referenceClaims(v *Verifier, raw []byte, now time.Time, withATH bool) (proo
 		if r[0] != '"' {
 			return "", false
 		}
-		// Without escapes the bytes are taken as they are (encoding/json
-		// would turn invalid UTF-8 into U+FFFD and make distinct jti values
-		// collide), as the verifier always did.
+		// Without escapes the bytes are taken as they are; they are valid
+		// UTF-8 (checked above), so encoding/json would read the same.
 		if inner := r[1 : len(r)-1]; !strings.Contains(string(inner), `\`) {
 			return string(inner), true
 		}
@@ -139,6 +149,14 @@ var claimPayloads = []string{
 	``,
 	` `,
 	"{\"jti\":\"a\xff\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\"}",
+	// RFC 8259 §8.1: UTF-8 only, members we ignore included, no byte order mark.
+	"\xef\xbb\xbf{\"jti\":\"a\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\"}",
+	"\xef\xbb{\"jti\":\"a\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\"}",
+	"{\"jti\":\"a\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\",\"x\":\"\xed\xa0\x80\"}",
+	"{\"jti\":\"a\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\",\"x\xc0\xaf\":1}",
+	"{\"jti\":\"a\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\",\"x\":[\"\xf4\x90\x80\x80\"]}",
+	"{\"jti\":\"a\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\",\"x\":\"\xe2\x82\"}",
+	"{\"jti\":\"\xef\xbb\xbfa\",\"htm\":\"POST\",\"htu\":\"u\",\"iat\":1800000000,\"ath\":\"h\",\"x\":\"na\xc3\xafve \xe2\x9c\x93 \xf0\x9f\x94\x91\"}",
 }
 
 // TestDecodeClaimsMatchesReference checks the scanner against encoding/json

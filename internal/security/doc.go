@@ -24,15 +24,19 @@
 //	                             RFC 9449 §7.1, §7.2)
 //	P7-P8   checkProofHeader     exactly one DPoP header, at most 8 KiB, compact
 //	                             JWS with three base64url segments (§4.3 (1), (2))
-//	P9-P13  checkProtectedHeader typ dpop+jwt (§4.3 (4)); alg on the allow-list
-//	                             (§4.3 (5)); embedded public jwk (§4.3 (7)) whose
+//	P9-P13  checkProtectedHeader UTF-8 JSON without a byte order mark (RFC 7515
+//	                             §5.2 step 3, RFC 8259 §8.1, ignored members
+//	                             included); typ dpop+jwt (§4.3 (4)); alg on the
+//	                             allow-list (§4.3 (5)); embedded public jwk (§4.3 (7)) whose
 //	                             kty/crv/size match alg (parseJWK); no crit, b64,
 //	                             jku or x5u. The verdict is cached by the header
 //	                             bytes (keyCache).
 //	P14     checkSignature       signature under the allow-listed alg (§4.3 (6))
-//	P15     checkClaims          typed jti, htm, htu, iat, ath, nonce, exp, nbf
-//	                             (§4.2, §4.3 (3)); member names matched exactly
-//	                             (decodeClaims)
+//	P15     checkClaims          UTF-8 JSON without a byte order mark (RFC 7519
+//	                             §7.2 step 10, RFC 8259 §8.1, ignored claims
+//	                             included); typed jti, htm, htu, iat, ath, nonce,
+//	                             exp, nbf (§4.2, §4.3 (3)); member names matched
+//	                             exactly (decodeClaims)
 //	P16     checkMethod          htm equals the method, case-sensitive (§4.3 (8))
 //	P17     checkTarget          normalizeHTU(htu) equals normalizeHTU(URL)
 //	                             (§4.3 (9); RFC 3986 §6.2.2, §6.2.3)

@@ -14,6 +14,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -386,6 +387,16 @@ func (v *Verifier) checkProtectedHeader(segment string) (*proofKey, *Error) {
 	raw, err := b64.DecodeString(segment)
 	if err != nil {
 		return nil, v.proofError("header_encoding")
+	}
+	// RFC 7515 §5.2 step 3, RFC 7519 §7.2 step 4 and RFC 8259 §8.1: the
+	// decoded header is a UTF-8 JSON text, every byte of it (members we
+	// ignore included), without a byte order mark. encoding/json alone
+	// would read invalid UTF-8 as U+FFFD.
+	if hasBOM(raw) {
+		return nil, v.proofError("header_bom")
+	}
+	if !utf8.Valid(raw) {
+		return nil, v.proofError("header_not_utf8")
 	}
 	var h map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &h); err != nil || h == nil {

@@ -22,6 +22,10 @@ type fuzzWorld struct {
 	method, url   string
 	newVerifier   func(ReplayStore) (*Verifier, error)
 	replayStoreAt time.Time
+	// rejects are proofs signed by the world's key for its request that
+	// must be refused all the same (seeds for the rules a signature
+	// cannot catch).
+	rejects []string
 }
 
 func fuzzWorlds(t testing.TB) []fuzzWorld {
@@ -48,13 +52,21 @@ func fuzzWorlds(t testing.TB) []fuzzWorld {
 	jktSum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + x + `"}`))
 	edJKT := base64.RawURLEncoding.EncodeToString(jktSum[:])
 	nonces := nonceIssuer{secret: testSecret, window: 5 * time.Minute}
-	edProof := ed.sign(t, ed.header(), map[string]any{
+	edClaims := map[string]any{
 		"jti": "fuzz-jti-1", "htm": http.MethodPost, "htu": testURL, "iat": testNow.Unix(),
 		"ath": athOf(testToken), "nonce": nonces.issue(testNow),
-	})
+	}
+	edProof := ed.sign(t, ed.header(), edClaims)
+	// RFC 7515 §5.2 step 3, RFC 7519 §7.2 steps 4 and 10, RFC 8259 §8.1.
+	edRejects := []string{
+		ed.signedRaw(t, spliced(t, ed.header(), "", `"kid":"`+"\xff"+`"`), spliced(t, edClaims, "", "")),
+		ed.signedRaw(t, spliced(t, ed.header(), "\xef\xbb\xbf", ""), spliced(t, edClaims, "", "")),
+		ed.signedRaw(t, spliced(t, ed.header(), "", ""), spliced(t, edClaims, "", `"note":"`+"\xed\xa0\x80"+`"`)),
+		ed.signedRaw(t, spliced(t, ed.header(), "", ""), spliced(t, edClaims, "\xef\xbb\xbf", "")),
+	}
 	edWorld := fuzzWorld{
 		name: "Ed25519 with nonce", proof: edProof, token: testToken,
-		method: http.MethodPost, url: testURL, replayStoreAt: testNow,
+		method: http.MethodPost, url: testURL, replayStoreAt: testNow, rejects: edRejects,
 		newVerifier: func(store ReplayStore) (*Verifier, error) {
 			return NewVerifier(Config{
 				PublicURL: testPublicURL, NonceSecret: testSecret, ReplayStore: store,
@@ -78,6 +90,9 @@ func FuzzVerify(f *testing.F) {
 		f.Add(w.proof, w.token)
 		f.Add(w.proof+"==", w.token)
 		f.Add(w.proof, w.token+"=")
+		for _, p := range w.rejects {
+			f.Add(p, w.token)
+		}
 	}
 	f.Add("", "")
 	f.Add("a.b.c", "x")

@@ -313,3 +313,26 @@ func cutHeaderPayload(proof string) (string, string, string) {
 	}
 	return parts[0], parts[1], parts[2]
 }
+
+// spliced returns the JSON text of v with the raw text prefix in front of it
+// and the raw member ("name":value) first in the object, so that a test can
+// put bytes in a proof that json.Marshal would never write (invalid UTF-8, a
+// byte order mark). v must not be empty when member is set.
+func spliced(t testing.TB, v map[string]any, prefix, member string) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if member != "" {
+		b = append([]byte("{"+member+","), b[1:]...)
+	}
+	return append([]byte(prefix), b...)
+}
+
+// signedRaw signs the header and claims texts exactly as given with k.
+func (k *testKey) signedRaw(t testing.TB, header, claims []byte) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims)
+	return input + "." + base64.RawURLEncoding.EncodeToString(k.signRaw(t, input))
+}

@@ -120,6 +120,23 @@ func TestMiddlewareRejects(t *testing.T) {
 	}
 	set := func(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
 	del := func(k string) func(map[string]any) { return func(m map[string]any) { delete(m, k) } }
+	// rawHeader and rawClaims sign a valid proof whose header or claims get
+	// a raw prefix and a raw first member (after cl changes the claims).
+	rawHeader := func(prefix, member string) func(*fixture) *http.Request {
+		return func(f *fixture) *http.Request {
+			claims := spliced(f.t, f.claims(http.MethodPost, testURL), "", "")
+			return f.post(f.key.signedRaw(f.t, spliced(f.t, f.key.header(), prefix, member), claims))
+		}
+	}
+	rawClaims := func(prefix, member string, cl func(map[string]any)) func(*fixture) *http.Request {
+		return func(f *fixture) *http.Request {
+			c := f.claims(http.MethodPost, testURL)
+			if cl != nil {
+				cl(c)
+			}
+			return f.post(f.key.signedRaw(f.t, spliced(f.t, f.key.header(), "", ""), spliced(f.t, c, prefix, member)))
+		}
+	}
 
 	cases := []wireCase{
 		// P2
@@ -211,6 +228,21 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "header not a JSON object", build: func(f *fixture) *http.Request {
 			return f.post(unsignedProof(t, `["dpop+jwt"]`, map[string]any{}))
 		}, status: 401, code: CodeInvalidProof, reason: "header_not_object"},
+		// P9, RFC 7515 §5.2 step 3, RFC 7519 §7.2 step 4, RFC 8259 §8.1:
+		// the header is UTF-8 JSON without a byte order mark, members we
+		// ignore included. Each proof is validly signed.
+		{name: "header with invalid UTF-8 in an ignored member", build: rawHeader("", `"kid":"k`+"\xff"+`"`),
+			status: 401, code: CodeInvalidProof, reason: "header_not_utf8"},
+		{name: "header with invalid UTF-8 in a member name", build: rawHeader("", `"x`+"\xc3"+`":1`),
+			status: 401, code: CodeInvalidProof, reason: "header_not_utf8"},
+		{name: "header with an overlong encoding", build: rawHeader("", `"kid":"`+"\xc0\xaf"+`"`),
+			status: 401, code: CodeInvalidProof, reason: "header_not_utf8"},
+		{name: "header with an encoded surrogate", build: rawHeader("", `"kid":"`+"\xed\xa0\x80"+`"`),
+			status: 401, code: CodeInvalidProof, reason: "header_not_utf8"},
+		{name: "header with a truncated sequence", build: rawHeader("", `"kid":"`+"\xe2\x82"+`"`),
+			status: 401, code: CodeInvalidProof, reason: "header_not_utf8"},
+		{name: "header with a byte order mark", build: rawHeader("\xef\xbb\xbf", ""),
+			status: 401, code: CodeInvalidProof, reason: "header_bom"},
 		// P9
 		{name: "typ missing", build: bad(del("typ"), nil), status: 401, code: CodeInvalidProof, reason: "typ"},
 		{name: "typ jwt", build: bad(set("typ", "jwt"), nil), status: 401, code: CodeInvalidProof, reason: "typ"},
@@ -336,6 +368,18 @@ func TestMiddlewareRejects(t *testing.T) {
 			input := encodeSegment(t, f.key.header()) + "." + encodeSegment(t, "not json")
 			return f.post(input + "." + base64.RawURLEncoding.EncodeToString(f.key.signRaw(t, input)))
 		}, status: 401, code: CodeInvalidProof, reason: "payload_not_object"},
+		// P15, RFC 7519 §7.2 step 10, RFC 8259 §8.1: the claims are UTF-8
+		// JSON without a byte order mark, claims we ignore included.
+		{name: "claims with invalid UTF-8 in an ignored claim", build: rawClaims("", `"note":"`+"\xff"+`"`, nil),
+			status: 401, code: CodeInvalidProof, reason: "payload_not_utf8"},
+		{name: "claims with invalid UTF-8 in jti", build: rawClaims("", `"jti":"j`+"\x80"+`"`, del("jti")),
+			status: 401, code: CodeInvalidProof, reason: "payload_not_utf8"},
+		{name: "claims with an encoded surrogate in htu", build: rawClaims("", `"htu":"`+testURL+"\xed\xbf\xbf"+`"`, del("htu")),
+			status: 401, code: CodeInvalidProof, reason: "payload_not_utf8"},
+		{name: "claims with a code point past U+10FFFF", build: rawClaims("", `"note":"`+"\xf4\x90\x80\x80"+`"`, nil),
+			status: 401, code: CodeInvalidProof, reason: "payload_not_utf8"},
+		{name: "claims with a byte order mark", build: rawClaims("\xef\xbb\xbf", "", nil),
+			status: 401, code: CodeInvalidProof, reason: "payload_bom"},
 		{name: "jti missing", build: bad(nil, del("jti")), status: 401, code: CodeInvalidProof, reason: "claim_jti"},
 		{name: "jti empty", build: bad(nil, set("jti", "")), status: 401, code: CodeInvalidProof, reason: "claim_jti"},
 		{name: "jti over 256 characters", build: bad(nil, set("jti", strings.Repeat("j", 257))), status: 401, code: CodeInvalidProof, reason: "claim_jti"},
@@ -557,6 +601,11 @@ func TestMiddlewareAccepts(t *testing.T) {
 		{"extra claims and header members", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(func(h map[string]any) { h["kid"] = "k1"; h["tx_id"] = "x"; h["x5c"] = []string{"MIIB"} },
 				func(c map[string]any) { c["tx"] = map[string]any{"a": 1}; c["client_id"] = "tpp-1" }))
+		}, nil, nil},
+		{"non-ASCII UTF-8 in ignored members", "ES256", func(f *fixture) *http.Request {
+			return f.post(f.key.signedRaw(f.t,
+				spliced(f.t, f.key.header(), "", `"kid":"clé-€-`+"\U0001F511"+`"`),
+				spliced(f.t, f.claims(http.MethodPost, testURL), "", `"note":"naïve ✓ `+"\U0010FFFF"+`"`)))
 		}, nil, nil},
 		{"nbf and exp within the window", "ES256", func(f *fixture) *http.Request {
 			return f.post(f.signed(nil, func(c map[string]any) { c["nbf"] = testNow.Unix(); c["exp"] = testNow.Unix() + 300 }))

@@ -75,6 +75,8 @@ func TestVerifyProofAccepts(t *testing.T) {
 			m["exp"] = testNow.Unix() + 300
 		}},
 		{name: "application/dpop+jwt typ", alg: "ES256", hdr: set("typ", "application/dpop+jwt")},
+		{name: "non-ASCII UTF-8 in ignored members", alg: "ES256",
+			hdr: set("kid", "clé-€-\U0001F511"), cl: set("note", "naïve ✓ \U0010FFFF")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +132,18 @@ func TestVerifyProofRejects(t *testing.T) {
 		return func(f *fixture) ProofRequest { return tokenRequest(s(f)) }
 	}
 	valid := func(f *fixture) string { return f.tokenProof(f.key, nil, nil) }
+	// rawSigned signs a valid token-request proof whose header and claims get a
+	// raw prefix and a raw first member, after cl changes the claims.
+	rawSigned := func(hdrPrefix, hdrMember, clPrefix, clMember string, cl func(map[string]any)) func(f *fixture) ProofRequest {
+		return func(f *fixture) ProofRequest {
+			c := f.tokenClaims()
+			if cl != nil {
+				cl(c)
+			}
+			h := spliced(f.t, f.key.header(), hdrPrefix, hdrMember)
+			return tokenRequest(f.key.signedRaw(f.t, h, spliced(f.t, c, clPrefix, clMember)))
+		}
+	}
 
 	cases := []proofCase{
 		// P7, RFC 9449 §4.3 (1)
@@ -152,6 +166,18 @@ func TestVerifyProofRejects(t *testing.T) {
 			_, p, s := cutHeaderPayload(valid(f))
 			return base64.RawURLEncoding.EncodeToString([]byte("not json")) + "." + p + "." + s
 		}), reason: "header_not_object"},
+		// RFC 7515 §5.2 step 3, RFC 7519 §7.2 steps 4 and 10, RFC 8259 §8.1:
+		// UTF-8 JSON without a byte order mark, ignored members included.
+		{name: "header with invalid UTF-8 in an ignored member", build: rawSigned("", `"kid":"`+"\xff"+`"`, "", "", nil),
+			reason: "header_not_utf8"},
+		{name: "header with an encoded surrogate", build: rawSigned("", `"x":"`+"\xed\xa0\x80"+`"`, "", "", nil),
+			reason: "header_not_utf8"},
+		{name: "header with a byte order mark", build: rawSigned("\xef\xbb\xbf", "", "", "", nil), reason: "header_bom"},
+		{name: "claims with invalid UTF-8 in an ignored claim", build: rawSigned("", "", "", `"note":"`+"\xc3("+`"`, nil),
+			reason: "payload_not_utf8"},
+		{name: "claims with invalid UTF-8 in jti", build: rawSigned("", "", "", `"jti":"`+"\xfe"+`"`, del("jti")),
+			reason: "payload_not_utf8"},
+		{name: "claims with a byte order mark", build: rawSigned("", "", "\xef\xbb\xbf", "", nil), reason: "payload_bom"},
 		// P9, §4.3 (4)
 		{name: "typ JWT", build: es(set("typ", "JWT"), nil), reason: "typ"},
 		{name: "typ missing", build: es(del("typ"), nil), reason: "typ"},
@@ -348,11 +374,18 @@ func FuzzVerifyProof(f *testing.F) {
 	priv := ed25519.NewKeyFromSeed(seed[:])
 	x := base64.RawURLEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))
 	ed := &testKey{alg: "EdDSA", priv: priv, jwk: map[string]any{"kty": "OKP", "crv": "Ed25519", "x": x}}
-	validEd := ed.sign(f, ed.header(), map[string]any{
+	edClaims := map[string]any{
 		"jti": "fuzz-jti-1", "htm": "POST", "htu": "https://server.example.com/token", "iat": at.Unix(),
-	})
+	}
+	validEd := ed.sign(f, ed.header(), edClaims)
 	f.Add(rfcTokenProof)
 	f.Add(validEd)
+	// Signed, but not UTF-8 JSON or with a byte order mark (RFC 7515 §5.2
+	// step 3, RFC 7519 §7.2 steps 4 and 10, RFC 8259 §8.1).
+	f.Add(ed.signedRaw(f, spliced(f, ed.header(), "", `"x5t":"`+"\xc0\x80"+`"`), spliced(f, edClaims, "", "")))
+	f.Add(ed.signedRaw(f, spliced(f, ed.header(), "\xef\xbb\xbf", ""), spliced(f, edClaims, "", "")))
+	f.Add(ed.signedRaw(f, spliced(f, ed.header(), "", ""), spliced(f, edClaims, "", `"note":"`+"\xf8\x88\x80\x80\x80"+`"`)))
+	f.Add(ed.signedRaw(f, spliced(f, ed.header(), "", ""), spliced(f, edClaims, "\xef\xbb\xbf", "")))
 	f.Add("")
 	f.Add("a.b.c")
 	f.Add(rfcTokenProof + "==")
