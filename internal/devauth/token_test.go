@@ -2,10 +2,16 @@ package devauth
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,6 +216,96 @@ func TestTokenEndpointRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// handSigner is the Ed25519 key of handProof (Ed25519 signatures are
+// deterministic, so equal inputs give equal proofs).
+var handSigner = func() ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("devauth hand-written proofs"))
+	return ed25519.NewKeyFromSeed(seed[:])
+}()
+
+// handProof returns a token request proof signed with handSigner whose
+// header and claims are written byte by byte, so that they can hold what a
+// JSON encoder never writes: each gets its prefix in front and its member
+// (raw, with a trailing comma) first in the object.
+func (f *fixture) handProof(hdrPrefix, hdrMember, clPrefix, clMember string) string {
+	f.t.Helper()
+	k, err := sdk.NewKey(handSigner)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	header := hdrPrefix + "{" + hdrMember + `"typ":"dpop+jwt","alg":"EdDSA","jwk":` + string(k.PublicJWK()) + "}"
+	claims := clPrefix + "{" + clMember + `"jti":"hand-` + strconv.FormatInt(f.now.UnixNano(), 10) + `","htm":"POST","htu":"` +
+		testTokenURL + `","iat":` + strconv.FormatInt(f.now.Unix(), 10) + "}"
+	enc := base64.RawURLEncoding.EncodeToString
+	input := enc([]byte(header)) + "." + enc([]byte(claims))
+	return input + "." + enc(ed25519.Sign(handSigner, []byte(input)))
+}
+
+// TestTokenEndpointRefusesNonUTF8Proofs: the token endpoint's proofs go
+// through the same verifier as the resource server's, so a header or claims
+// set that is not UTF-8 JSON (RFC 7515 §5.2 step 3, RFC 7519 §7.2 steps 4 and
+// 10), even in a member nobody reads, or that starts with a byte order mark
+// (RFC 8259 §8.1), gets 400 invalid_dpop_proof and no token.
+func TestTokenEndpointRefusesNonUTF8Proofs(t *testing.T) {
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	t.Run("hand-written proof with non-ASCII UTF-8 is accepted", func(t *testing.T) {
+		f := newFixture(t)
+		b := f.mustToken(cc, withHeader("DPoP", f.handProof("", `"kid":"clé-€",`, "", `"note":"naïve ✓ `+"\U0001F511"+`",`)))
+		k, _ := sdk.NewKey(handSigner)
+		if got := f.introspect(b.AccessToken).CnfJKT; got != k.Thumbprint() {
+			t.Errorf("cnf.jkt = %q, want the hand key's %q", got, k.Thumbprint())
+		}
+	})
+	cases := []struct {
+		name                                   string
+		hdrPrefix, hdrMember, clPrefix, member string
+		reason                                 string
+	}{
+		{name: "invalid UTF-8 in an ignored header member", hdrMember: `"kid":"` + "\xff" + `",`, reason: "dpop_header_not_utf8"},
+		{name: "encoded surrogate in a header member name", hdrMember: `"x` + "\xed\xa0\x80" + `":1,`, reason: "dpop_header_not_utf8"},
+		{name: "byte order mark before the header", hdrPrefix: "\xef\xbb\xbf", reason: "dpop_header_bom"},
+		{name: "invalid UTF-8 in an ignored claim", member: `"note":"` + "\xc3\x28" + `",`, reason: "dpop_payload_not_utf8"},
+		{name: "overlong encoding in an ignored claim", member: `"note":"` + "\xc0\xaf" + `",`, reason: "dpop_payload_not_utf8"},
+		{name: "byte order mark before the claims", clPrefix: "\xef\xbb\xbf", reason: "dpop_payload_bom"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			f := newFixture(t, func(_ *security.Config, d *Config) {
+				d.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			})
+			w := f.tokenRequest(cc, withHeader("DPoP", f.handProof(tc.hdrPrefix, tc.hdrMember, tc.clPrefix, tc.member)))
+			b := decode(t, w)
+			if w.Code != http.StatusBadRequest || b.Error != "invalid_dpop_proof" || b.AccessToken != "" {
+				t.Fatalf("token = %d %s (%s), want 400 invalid_dpop_proof", w.Code, b.Error, b.ErrorDescription)
+			}
+			if got := refusalReason(t, logs.String()); got != tc.reason {
+				t.Errorf("logged reason = %q, want %q", got, tc.reason)
+			}
+			if a, r, c := f.tokens.size(); a != 0 || r != 0 || c != 0 {
+				t.Errorf("store holds %d access, %d refresh tokens, %d codes; want none", a, r, c)
+			}
+		})
+	}
+}
+
+// refusalReason returns the reason of the last "oauth request refused" line
+// of a JSON log.
+func refusalReason(t *testing.T, log string) string {
+	t.Helper()
+	reason := ""
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var rec struct{ Msg, Reason string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %v", err)
+		}
+		if rec.Msg == "oauth request refused" {
+			reason = rec.Reason
+		}
+	}
+	return reason
 }
 
 func TestTokenEndpointReplayedProof(t *testing.T) {
