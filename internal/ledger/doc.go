@@ -48,7 +48,10 @@
 // Every error returned by this package is one of its sentinels (possibly
 // wrapped with context), a models parsing error, or a context error. Database
 // constraint violations are mapped by constraint name; no gorm or pgx error
-// escapes, so callers branch with errors.Is only.
+// escapes, so callers branch with errors.Is only. Any call that reaches the
+// database may return ErrUnavailable when it cannot be reached (the judgement
+// of IsUnavailable: an outage, not a bug; never for a caller's cancelled
+// context), and ErrStorage for any other unexpected database failure.
 //
 // # Threat model
 //
