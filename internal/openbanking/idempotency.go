@@ -3,6 +3,7 @@ package openbanking
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
@@ -43,4 +44,26 @@ func (s *Service) claimKey(ctx context.Context, tx *gorm.DB, clientID, op string
 		return "", refusalError(ctx, err)
 	}
 	return existing.String, nil
+}
+
+// PurgeExpiredKeys deletes at most limit idempotency keys whose lifetime
+// (Config.IdempotencyTTL, 24 hours by default) ended before the service's
+// clock, and returns how many it deleted. Only expired keys go: such a key no
+// longer deduplicates anything (ob_claim_key reclaims it), so deleting it
+// changes no answer. Rows that a concurrent request holds locked are skipped,
+// so several nodes may purge at once without waiting on each other or on
+// traffic; call it again while it returns limit. Unexpected database failures
+// match ErrStorage; a done ctx gives its error.
+func (s *Service) PurgeExpiredKeys(ctx context.Context, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("openbanking: purge limit %d is not positive", limit)
+	}
+	now := s.clock()
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM idempotency_keys WHERE expires_at < ? LIMIT ? FOR UPDATE SKIP LOCKED))
+		AND expires_at < ?`, now, limit, now)
+	if res.Error != nil {
+		return 0, dbError(ctx, res.Error)
+	}
+	return int(res.RowsAffected), nil
 }
