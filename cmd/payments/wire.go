@@ -113,6 +113,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 			return nil, err
 		}
 	}
+	app.closers = append(app.closers, startPurge(ctx, "idempotency_keys", svc.PurgeExpiredKeys, purgeEvery, purgeBatch, log))
 	app.routes = func(e *echo.Echo) error {
 		if sandbox != nil {
 			sandbox.Register(e)
