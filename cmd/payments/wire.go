@@ -51,6 +51,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		return nil, fmt.Errorf("PAYMENTS_REPLAY_STORE: %w", err)
 	}
 	app.closers = append(app.closers, closeReplay)
+	warnReplayStore(ctx, c, log)
 
 	var intro security.Introspector
 	if c.IntrospectionURL != "" {
@@ -121,6 +122,21 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		return handlers.RegisterRoutes(e, h, dpop)
 	}
 	return app, nil
+}
+
+// msgMemoryReplayStore is the warning warnReplayStore logs.
+const msgMemoryReplayStore = "PAYMENTS_REPLAY_STORE=memory with PAYMENTS_DPOP_NONCE_SECRET set (several nodes): " +
+	"each node records proofs only in its own memory, so a DPoP proof is accepted once per node and again after a restart; " +
+	"set PAYMENTS_REPLAY_STORE=redis://host:port/db, one Redis shared by all nodes"
+
+// warnReplayStore logs a WARN when the configuration is the one of several
+// nodes (a nonce secret shared so that any node accepts any node's nonces)
+// but replay protection is per process (RFC 9449 §11.1 asks for a proof to be
+// accepted once).
+func warnReplayStore(ctx context.Context, c config, log *slog.Logger) {
+	if (c.ReplayStore == "memory" || c.ReplayStore == "") && c.DPoPNonceSecret != "" {
+		log.WarnContext(ctx, msgMemoryReplayStore)
+	}
 }
 
 // cacheTTL maps the configured TTL to the introspector's: zero in the
