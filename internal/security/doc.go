@@ -45,7 +45,9 @@
 //	P19     checkIssuedAt        iat within [now-MaxAge, now+Skew] (§4.3 (11))
 //	P20     checkTokenHash       ath over the token as sent (§4.3 (12))
 //	P21     introspect           active, token_type DPoP, exp/nbf, aud, cnf.jkt
-//	                             present (RFC 7662 §2.2; RFC 9449 §6.2)
+//	                             present (RFC 7662 §2.2; RFC 9449 §6.2); a token
+//	                             the introspector throttled for its proof key is
+//	                             answered as an inactive one
 //	P22     checkBinding         cnf.jkt equals the proof key thumbprint
 //	                             (§4.3 (12), §6; RFC 7638)
 //	P23     checkReplay          atomic record of (jkt, jti) until iat+MaxAge+Skew
@@ -78,7 +80,13 @@
 // checks, then the signature, then the claims), which is also P3-P24.
 //
 // Local checks (P2-P20) run before introspection, so a request with an invalid
-// proof never causes an outbound call.
+// proof never causes an outbound call. A valid proof with a junk token does,
+// so HTTPIntrospector also limits those: inactive answers are cached for a
+// few seconds (NegativeCacheTTL), and a proof key whose calls came back
+// inactive InactivePerKey times within a second gets, for InactiveBlock, the
+// inactive token's answer without a call for any token not cached as active.
+// Only inactive answers count, so a client presenting valid tokens, however
+// many, is never refused; the table of keys is bounded (InactiveKeys).
 //
 // # Hot path
 //
@@ -157,8 +165,10 @@
 //   - The replay store is exact and atomic; when it cannot record (full, a
 //     key over its share under pressure, Redis down), or the authorization
 //     server cannot answer, the request fails closed with 503.
-//   - Inactive or failed introspection answers are never cached; active ones
-//     at most CacheTTL and never past the token's exp.
+//   - Failed introspection calls are never cached; active answers are cached
+//     at most CacheTTL and never past the token's exp, inactive ones at most
+//     NegativeCacheTTL. Unknown, inactive and throttled tokens get the same
+//     answer.
 //   - Nothing logs a token, a proof, a key or a secret: rejections log the
 //     reason, status, code, jkt and client_id only.
 package security

@@ -73,6 +73,7 @@ type Verifier struct {
 	nonces     nonceIssuer
 	replay     ReplayStore
 	intro      Introspector
+	keyed      keyedIntrospector // intro, when it bounds calls per proof key
 	audience   string
 	retryAfter time.Duration
 	now        func() time.Time
@@ -159,6 +160,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if v.intro == nil {
 		return nil, errors.New("security: introspector is required")
 	}
+	v.keyed, _ = v.intro.(keyedIntrospector)
 	if v.retryAfter == 0 {
 		v.retryAfter = 5 * time.Second
 	}
@@ -265,7 +267,7 @@ func (v *Verifier) verify(ctx context.Context, req Request) (Principal, Result, 
 	if e := v.checkTokenHash(claims, token); e != nil {
 		return p, Result{}, e
 	}
-	info, e := v.introspect(ctx, token, now)
+	info, e := v.introspect(ctx, token, key.jkt, now)
 	if e != nil {
 		return p, Result{}, e
 	}
@@ -543,10 +545,22 @@ func (v *Verifier) checkTokenHash(c proofClaims, token string) *Error {
 // introspect performs P21, RFC 7662 §2.2 and RFC 9449 §6.2: the token is
 // active, of type DPoP (or untyped), inside its validity period, meant for us
 // when an audience is configured, and bound to a key (cnf.jkt). An
-// introspection failure answers 503: we never fail open.
-func (v *Verifier) introspect(ctx context.Context, token string, now time.Time) (Introspection, *Error) {
-	info, err := v.intro.Introspect(ctx, token)
-	if err != nil {
+// introspection failure answers 503: we never fail open. The proof key jkt
+// goes to an introspector that bounds calls per key; a token it refused to
+// send (ErrIntrospectionThrottled) gets the answer an inactive token gets, so
+// the answer tells nothing about the token.
+func (v *Verifier) introspect(ctx context.Context, token, jkt string, now time.Time) (Introspection, *Error) {
+	var info Introspection
+	var err error
+	if v.keyed != nil {
+		info, err = v.keyed.IntrospectKey(ctx, token, jkt)
+	} else {
+		info, err = v.intro.Introspect(ctx, token)
+	}
+	switch {
+	case errors.Is(err, ErrIntrospectionThrottled):
+		return Introspection{}, v.tokenError("token_throttled")
+	case err != nil:
 		return info, v.unavailable(descAuthServerDown, "introspection_unavailable")
 	}
 	switch {

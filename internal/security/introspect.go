@@ -127,10 +127,24 @@ func unixSeconds(n json.Number) (int64, error) {
 
 // Introspector asks the authorization server about an access token. An error
 // means the server could not be asked or answered nonsense (the request then
-// fails with 503); an unknown or revoked token is Active == false.
+// fails with 503), except ErrIntrospectionThrottled; an unknown or revoked
+// token is Active == false.
 type Introspector interface {
 	Introspect(ctx context.Context, token string) (Introspection, error)
 }
+
+// keyedIntrospector is an Introspector that also bounds, per proof key, the
+// calls that come back inactive (HTTPIntrospector). The verifier uses
+// IntrospectKey when its introspector has it.
+type keyedIntrospector interface {
+	IntrospectKey(ctx context.Context, token, jkt string) (Introspection, error)
+}
+
+// ErrIntrospectionThrottled means that the token was not sent to the
+// authorization server because its proof key recently presented too many
+// tokens that came back inactive (IntrospectionConfig.InactivePerKey). The
+// verifier answers it exactly as it answers an inactive token.
+var ErrIntrospectionThrottled = errors.New("security: introspection throttled for this proof key")
 
 // IntrospectionConfig configures NewHTTPIntrospector.
 type IntrospectionConfig struct {
@@ -144,28 +158,61 @@ type IntrospectionConfig struct {
 	// HTTPClient sends the calls; nil means a new client without redirects.
 	HTTPClient *http.Client
 	// CacheTTL is how long an active answer is reused, never past the token's
-	// exp; zero means 30s, negative disables the cache.
+	// exp; zero means 30s, negative disables the cache of active answers.
 	CacheTTL time.Duration
-	// CacheEntries bounds the cache; zero means 10,000.
+	// NegativeCacheTTL is how long an inactive answer (an unknown, expired
+	// or revoked token) is reused, so that a junk token sent again is not
+	// checked again; zero means 5s, negative disables the cache of inactive
+	// answers. A token the server has just issued is not inactive, so this
+	// only delays what was already refused.
+	NegativeCacheTTL time.Duration
+	// CacheEntries bounds each of the two caches (active and inactive
+	// answers); zero means 10,000.
 	CacheEntries int64
+	// InactivePerKey bounds, per proof key, the calls that may come back
+	// inactive within one second (IntrospectKey only). A key that reaches it
+	// gets ErrIntrospectionThrottled, without a call, for every token not
+	// cached as active, for InactiveBlock. Active answers and failed calls
+	// are not counted. Zero means 10; negative disables the bound.
+	InactivePerKey int
+	// InactiveBlock is how long a key that reached InactivePerKey is refused
+	// calls; zero means 5s.
+	InactiveBlock time.Duration
+	// InactiveKeys bounds how many proof keys are counted at once (the least
+	// recently counted are forgotten first); zero means 10,000.
+	InactiveKeys int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// HTTPIntrospector calls an RFC 7662 endpoint and caches active answers in
-// ristretto, keyed by SHA-256 of the token. The cache may drop entries (that
-// only costs a call); inactive and failed answers are never cached. It is safe
-// for concurrent use.
+// HTTPIntrospector calls an RFC 7662 endpoint. It caches active answers
+// (CacheTTL, never past exp) and inactive answers (NegativeCacheTTL) in
+// ristretto, keyed by SHA-256 of the token; the caches may drop entries, which
+// only costs a call, and failed calls are never cached. IntrospectKey also
+// bounds, per proof key, the calls that come back inactive, so that a client
+// with a valid key cannot use the resource server to make the authorization
+// server check an unbounded stream of junk tokens. It is safe for concurrent
+// use.
 type HTTPIntrospector struct {
-	url     string
-	auth    string
-	timeout time.Duration
-	client  *http.Client
-	ttl     time.Duration
-	now     func() time.Time
-	cache   *ristretto.Cache[string, Introspection]
+	url      string
+	auth     string
+	timeout  time.Duration
+	client   *http.Client
+	ttl      time.Duration
+	negTTL   time.Duration
+	now      func() time.Time
+	cache    *ristretto.Cache[string, cachedAnswer]
+	negative *ristretto.Cache[string, int64] // until when (Unix ns) the token is known inactive
+	limiter  *inactiveLimiter                // nil when InactivePerKey < 0
 
 	transport *http.Transport // the transport of the client made here, if any
+}
+
+// cachedAnswer is an active answer and the time (Unix ns, our clock) until
+// which it may be reused.
+type cachedAnswer struct {
+	res   Introspection
+	until int64
 }
 
 const maxIntrospectionBody = 64 << 10
@@ -189,6 +236,7 @@ func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 		timeout: cfg.Timeout,
 		client:  cfg.HTTPClient,
 		ttl:     cfg.CacheTTL,
+		negTTL:  cfg.NegativeCacheTTL,
 		now:     cfg.Now,
 	}
 	if in.timeout == 0 {
@@ -211,66 +259,134 @@ func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 	if in.ttl == 0 {
 		in.ttl = 30 * time.Second
 	}
+	if in.negTTL == 0 {
+		in.negTTL = 5 * time.Second
+	}
 	if in.now == nil {
 		in.now = time.Now
 	}
 	// RFC 6749 §2.3.1: form-urlencode id and secret before Base64.
 	in.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cfg.ClientID)+":"+url.QueryEscape(cfg.ClientSecret)))
+	entries := cfg.CacheEntries
+	if entries <= 0 {
+		entries = 10_000
+	}
 	if in.ttl > 0 {
-		entries := cfg.CacheEntries
-		if entries <= 0 {
-			entries = 10_000
+		if in.cache, err = newAnswerCache[cachedAnswer](entries); err != nil {
+			return nil, err
 		}
-		c, err := ristretto.NewCache(&ristretto.Config[string, Introspection]{
-			NumCounters: entries * 10,
-			MaxCost:     entries,
-			BufferItems: 64,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("security: introspection cache: %w", err)
+	}
+	if in.negTTL > 0 {
+		if in.negative, err = newAnswerCache[int64](entries); err != nil {
+			in.Close()
+			return nil, err
 		}
-		in.cache = c
+	}
+	if cfg.InactivePerKey >= 0 {
+		limit, block, keys := cfg.InactivePerKey, cfg.InactiveBlock, cfg.InactiveKeys
+		if limit == 0 {
+			limit = 10
+		}
+		if block == 0 {
+			block = 5 * time.Second
+		}
+		if keys == 0 {
+			keys = 10_000
+		}
+		if block < 0 || keys < 0 {
+			in.Close()
+			return nil, errors.New("security: introspection InactiveBlock and InactiveKeys must not be negative")
+		}
+		in.limiter = newInactiveLimiter(limit, block, keys)
 	}
 	return in, nil
 }
 
-// Close releases the cache and the idle connections of the client it made
+func newAnswerCache[V any](entries int64) (*ristretto.Cache[string, V], error) {
+	c, err := ristretto.NewCache(&ristretto.Config[string, V]{
+		NumCounters: entries * 10,
+		MaxCost:     entries,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("security: introspection cache: %w", err)
+	}
+	return c, nil
+}
+
+// Close releases the caches and the idle connections of the client it made
 // (a client passed in IntrospectionConfig is the caller's to close).
 func (in *HTTPIntrospector) Close() {
 	if in.cache != nil {
 		in.cache.Close()
+	}
+	if in.negative != nil {
+		in.negative.Close()
 	}
 	if in.transport != nil {
 		in.transport.CloseIdleConnections()
 	}
 }
 
-// Introspect returns the cached active answer for token or asks the server.
+// Introspect returns the cached answer for token or asks the server.
 // Non-200 answers, non-JSON answers, transport errors and timeouts are errors.
+// It counts no proof key, so it never returns ErrIntrospectionThrottled.
 func (in *HTTPIntrospector) Introspect(ctx context.Context, token string) (Introspection, error) {
+	return in.introspect(ctx, token, "")
+}
+
+// IntrospectKey is Introspect for a token presented with a proof whose key
+// has the RFC 7638 thumbprint jkt. When the key's calls that came back
+// inactive reached IntrospectionConfig.InactivePerKey within one second, it
+// returns ErrIntrospectionThrottled without a call for InactiveBlock, unless
+// the token is cached (as active, or as inactive: then it answers from the
+// cache as usual).
+func (in *HTTPIntrospector) IntrospectKey(ctx context.Context, token, jkt string) (Introspection, error) {
+	return in.introspect(ctx, token, jkt)
+}
+
+func (in *HTTPIntrospector) introspect(ctx context.Context, token, jkt string) (Introspection, error) {
 	sum := sha256.Sum256([]byte(token))
 	key := string(sum[:])
+	now := in.now()
 	if in.cache != nil {
-		if got, ok := in.cache.Get(key); ok {
-			// Never serve a cached answer past the token's exp.
-			if got.Exp == 0 || in.now().Unix() < got.Exp {
-				return got, nil
-			}
+		// The entry holds its own deadline (CacheTTL, never past exp) on our
+		// clock; ristretto's TTL only reclaims the memory.
+		if got, ok := in.cache.Get(key); ok && now.UnixNano() < got.until {
+			return got.res, nil
 		}
+	}
+	if in.negative != nil {
+		if until, ok := in.negative.Get(key); ok && now.UnixNano() < until {
+			return Introspection{}, nil
+		}
+	}
+	if jkt != "" && in.limiter != nil && in.limiter.blocked(jkt, now) {
+		return Introspection{}, ErrIntrospectionThrottled
 	}
 	res, err := in.ask(ctx, token)
 	if err != nil {
+		// Not counted: the server, not the token, failed.
 		return Introspection{}, err
 	}
-	if in.cache != nil && res.Active {
+	if !res.Active {
+		if in.negative != nil {
+			in.negative.SetWithTTL(key, now.Add(in.negTTL).UnixNano(), 1, in.negTTL)
+		}
+		if jkt != "" && in.limiter != nil {
+			in.limiter.inactive(jkt, in.now())
+		}
+		return res, nil
+	}
+	if in.cache != nil {
 		ttl := in.ttl
 		if res.Exp != 0 {
-			if left := time.Unix(res.Exp, 0).Sub(in.now()); left < ttl {
+			if left := time.Unix(res.Exp, 0).Sub(now); left < ttl {
 				ttl = left
 			}
 		}
 		if ttl > 0 {
-			in.cache.SetWithTTL(key, res, 1, ttl)
+			in.cache.SetWithTTL(key, cachedAnswer{res: res, until: now.Add(ttl).UnixNano()}, 1, ttl)
 		}
 	}
 	return res, nil

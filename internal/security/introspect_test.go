@@ -172,16 +172,82 @@ func TestHTTPIntrospectorCache(t *testing.T) {
 		t.Errorf("calls after exp = %d, want 2", n)
 	}
 
-	// Inactive answers are not cached.
-	for range 2 {
+	// Inactive answers are cached for NegativeCacheTTL (5s) on our clock.
+	for range 3 {
 		res, err := in.Introspect(ctx, "revoked")
 		if err != nil || res.Active {
 			t.Fatalf("Introspect(revoked) = %+v, %v", res, err)
 		}
-		in.cache.Wait()
+		in.negative.Wait()
+	}
+	if n := srv.calls.Load(); n != 3 {
+		t.Errorf("calls after three inactive answers within the TTL = %d, want 3", n)
+	}
+	now = now.Add(5*time.Second - time.Nanosecond)
+	if res, err := in.Introspect(ctx, "revoked"); err != nil || res.Active {
+		t.Fatalf("Introspect(revoked) = %+v, %v", res, err)
+	}
+	if n := srv.calls.Load(); n != 3 {
+		t.Errorf("calls just before the negative TTL = %d, want 3", n)
+	}
+	now = now.Add(time.Nanosecond)
+	if res, err := in.Introspect(ctx, "revoked"); err != nil || res.Active {
+		t.Fatalf("Introspect(revoked) = %+v, %v", res, err)
 	}
 	if n := srv.calls.Load(); n != 4 {
-		t.Errorf("calls after two inactive answers = %d, want 4", n)
+		t.Errorf("calls at the negative TTL = %d, want 4", n)
+	}
+}
+
+// TestHTTPIntrospectorCacheTTL: an active answer without exp is reused for
+// CacheTTL on the introspector's clock, not longer.
+func TestHTTPIntrospectorCacheTTL(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	srv := &authServer{answer: jsonAnswer(`{"active":true,"cnf":{"jkt":"` + rfcJKT + `"}}`)}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	in := newIntrospector(t, hs.URL, func() time.Time { return now })
+	ctx := context.Background()
+	if _, err := in.Introspect(ctx, "good"); err != nil {
+		t.Fatal(err)
+	}
+	in.cache.Wait()
+	now = now.Add(30*time.Second - time.Nanosecond)
+	if _, err := in.Introspect(ctx, "good"); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.calls.Load(); n != 1 {
+		t.Errorf("calls within CacheTTL = %d, want 1", n)
+	}
+	now = now.Add(time.Nanosecond)
+	if _, err := in.Introspect(ctx, "good"); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.calls.Load(); n != 2 {
+		t.Errorf("calls at CacheTTL = %d, want 2", n)
+	}
+}
+
+// TestHTTPIntrospectorNegativeCacheOff: a negative NegativeCacheTTL asks
+// the server about an inactive token every time.
+func TestHTTPIntrospectorNegativeCacheOff(t *testing.T) {
+	srv := &authServer{answer: jsonAnswer(`{"active":false}`)}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	in, err := NewHTTPIntrospector(IntrospectionConfig{
+		URL: hs.URL, ClientID: "rs:client", ClientSecret: "s&cret", NegativeCacheTTL: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for range 3 {
+		if _, err := in.Introspect(context.Background(), "junk"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.calls.Load(); n != 3 {
+		t.Errorf("calls = %d, want 3", n)
 	}
 }
 
@@ -192,6 +258,8 @@ func TestNewHTTPIntrospectorRejectsBadConfig(t *testing.T) {
 		"no client id": {URL: "https://as.example/introspect", ClientSecret: "b"},
 		"no secret":    {URL: "https://as.example/introspect", ClientID: "a"},
 		"neg. timeout": {URL: "https://as.example/introspect", ClientID: "a", ClientSecret: "b", Timeout: -1},
+		"neg. block":   {URL: "https://as.example/introspect", ClientID: "a", ClientSecret: "b", InactiveBlock: -1},
+		"neg. keys":    {URL: "https://as.example/introspect", ClientID: "a", ClientSecret: "b", InactiveKeys: -1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := NewHTTPIntrospector(cfg); err == nil {
