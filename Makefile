@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME    ?= 20s
 
-.PHONY: run build test fuzz bench bench-security generate lint clean
+.PHONY: run build test fuzz bench bench-security bench-validate generate lint clean
 
 ## run: the sandbox: API + ledger + sandbox authorization server on :8080 against local Postgres
 run:
@@ -39,15 +39,21 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/security
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyProof$$' -fuzztime $(FUZZTIME) ./internal/security
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAmount$$' -fuzztime $(FUZZTIME) ./internal/models
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateBody$$' -fuzztime $(FUZZTIME) ./internal/handlers
 
-## bench: every benchmark (DPoP verification, ledger) with allocations
-bench: bench-security bench-ledger
+## bench: every benchmark (DPoP verification, request validation, ledger) with allocations
+bench: bench-security bench-validate bench-ledger
 
 ## bench-security: DPoP verification, full check against the raw signature, compared with benchstat
 bench-security:
 	$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchmem -benchtime 2000x -count 6 ./internal/security | tee bench-security.out
 	$(GO) run $(BENCHSTAT) bench-security.out
 	@awk -f mk/bench-ratio.awk bench-security.out
+
+## bench-validate: one request body validation with 10, 1,000 and 10,000 unknown members (the cost grows linearly)
+bench-validate:
+	$(GO) test -run '^$$' -bench '^BenchmarkValidateBody$$' -benchmem -count 6 ./internal/handlers | tee bench-validate.out
+	$(GO) run $(BENCHSTAT) bench-validate.out
 
 ## generate: regenerate the OpenAPI server interface and client (committed; a test checks they are current)
 generate:
