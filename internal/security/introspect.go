@@ -163,8 +163,9 @@ type IntrospectionConfig struct {
 	// NegativeCacheTTL is how long an inactive answer (an unknown, expired
 	// or revoked token) is reused, so that a junk token sent again is not
 	// checked again; zero means 5s, negative disables the cache of inactive
-	// answers. A token the server has just issued is not inactive, so this
-	// only delays what was already refused.
+	// answers. Tokens do not normally turn active, but with an authorization
+	// server whose nodes lag behind each other a token just issued may be
+	// refused for up to this long.
 	NegativeCacheTTL time.Duration
 	// CacheEntries bounds each of the two caches (active and inactive
 	// answers); zero means 10,000.
@@ -222,7 +223,8 @@ const maxIntrospectionBody = 64 << 10
 // flight at once.
 const introspectionIdleConns = 64
 
-// NewHTTPIntrospector validates cfg and builds the client and its cache.
+// NewHTTPIntrospector validates cfg and builds the client, its caches and the
+// per-key bound.
 func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -340,7 +342,8 @@ func (in *HTTPIntrospector) Introspect(ctx context.Context, token string) (Intro
 // inactive reached IntrospectionConfig.InactivePerKey within one second, it
 // returns ErrIntrospectionThrottled without a call for InactiveBlock, unless
 // the token is cached (as active, or as inactive: then it answers from the
-// cache as usual).
+// cache as usual). Calls already in flight when the bound is reached still
+// complete, so a key sending concurrently may get that many more.
 func (in *HTTPIntrospector) IntrospectKey(ctx context.Context, token, jkt string) (Introspection, error) {
 	return in.introspect(ctx, token, jkt)
 }
