@@ -3,7 +3,7 @@
 // embedded spec) and client/obapi (models, client).
 //
 // Its tests prove the contract: the spec loads and validates with kin-openapi; it has exactly
-// the endpoints of DESIGN.md section 6 with their scopes; every error is an OBErrorResponse1
+// the service's endpoints with their scopes; every error is an OBErrorResponse1
 // and every response carries x-fapi-interaction-id; money is a decimal string, never a
 // number; optional fields generate as omitted pointers; and the committed generated code is
 // what `make generate` produces today.

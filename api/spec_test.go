@@ -59,7 +59,7 @@ func TestSpecValidates(t *testing.T) {
 	}
 }
 
-// route is one operation of DESIGN.md section 6, with the security it must declare: each map
+// route is one operation of the service's API, with the security it must declare: each map
 // is one alternative (scheme name -> scopes).
 type route struct {
 	method, path, operationID string
@@ -71,7 +71,7 @@ type route struct {
 
 const ob = "/open-banking/v3.1"
 
-// design6 is the literal list of endpoints in DESIGN.md section 6. The spec must have exactly
+// design6 is the literal list of the service's endpoints (README, docs/design.md). The spec must have exactly
 // these operations, no more and no fewer.
 var design6 = []route{
 	// PISP, scope payments.
@@ -166,7 +166,7 @@ func TestSpecHasNoEndpointOutsideDesign(t *testing.T) {
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			if !want[method+" "+path] {
-				t.Errorf("%s %s is in the spec but not in DESIGN.md section 6", method, path)
+				t.Errorf("%s %s is in the spec but not in the list of endpoints", method, path)
 			}
 		}
 	}
@@ -311,7 +311,7 @@ func TestRequestHeaders(t *testing.T) {
 			key := headers["x-idempotency-key"]
 			if !idempotent[name] {
 				if key != nil && key.Required {
-					t.Errorf("x-idempotency-key required on %s, which DESIGN.md does not ask for", name)
+					t.Errorf("x-idempotency-key required on %s, which the design does not ask for", name)
 				}
 				return
 			}

@@ -122,7 +122,7 @@ func TestAlgorithms(t *testing.T) {
 	}
 }
 
-// RFC 7638 §3.1 and RFC 9449 §6.1 (DPOP-RULES.md section 2) vectors.
+// RFC 7638 §3.1 and RFC 9449 §6.1 vectors.
 func TestThumbprintVectors(t *testing.T) {
 	tests := []struct {
 		name string

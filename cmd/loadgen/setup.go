@@ -15,7 +15,7 @@ import (
 	"github.com/obpay/payments/client/obapi"
 )
 
-// Sandbox identities of the payments service (DESIGN.md section 6).
+// Sandbox identities of the payments service (README, "The sandbox authorization server").
 const (
 	adminClientID     = "sandbox-admin"
 	adminClientSecret = "admin-secret"
@@ -42,9 +42,9 @@ type fixture struct {
 	payments *client.Client      // sandbox-tpp, client credentials, scope payments
 	accounts []account
 	progress io.Writer // progress messages
-	// serverPID and floorPID are the processes whose CPU a window of
-	// reads or payments, or of the floor, is charged to.
-	serverPID, floorPID int
+	// serverPID is the payments process, whose CPU a window of payments is
+	// charged to.
+	serverPID int
 }
 
 func newFixture(base string) (*fixture, error) {

@@ -23,7 +23,7 @@ sandbox-tpp), has the sandbox authorization server approve it for the payer, exc
 ledger reconciles. Every call goes through the Go SDK in client/.
 `
 
-// Sandbox identities (DESIGN.md section 6).
+// Sandbox identities (README, "The sandbox authorization server").
 const (
 	sandboxAdminID     = "sandbox-admin"
 	sandboxAdminSecret = "admin-secret"

@@ -1,6 +1,6 @@
 // Package devauth is the sandbox authorization server, mounted only when
 // PAYMENTS_DEV_AUTH=true so that one command gives aggregator developers a
-// complete system. It serves DESIGN.md section 6:
+// complete system. It serves:
 //
 //	POST /oauth2/token       client_credentials, authorization_code (PKCE
 //	                         S256) and refresh_token grants; client_secret_basic
@@ -19,7 +19,7 @@
 //
 // # Threat model
 //
-// The client secrets are published in DESIGN.md: anyone who can reach the
+// The client secrets are published in the README: anyone who can reach the
 // sandbox can get tokens, so it must never run next to real money. Within
 // that, it behaves like a real server so that clients built against it work
 // against a bank's: a token is useless without the DPoP key it is bound to; a

@@ -31,7 +31,7 @@ const (
 	ScopeConsentsAdmin = "consents:admin"
 )
 
-// Sandbox client credentials (DESIGN.md section 6). They are public
+// Sandbox client credentials (listed in the README). They are public
 // knowledge: the sandbox must never run where real money moves.
 const (
 	ResourceServerClientID     = "payments-rs"
@@ -96,8 +96,8 @@ type Server struct {
 	clients         map[string]*client
 }
 
-// New validates cfg and returns a Server with the sandbox clients of
-// DESIGN.md section 6 and the resource server client payments-rs.
+// New validates cfg and returns a Server with the sandbox clients and the
+// resource server client payments-rs.
 func New(cfg Config) (*Server, error) {
 	s := &Server{
 		verifier:        cfg.Verifier,

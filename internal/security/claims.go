@@ -83,7 +83,8 @@ func (v *Verifier) decodeClaims(segment string, now time.Time, withATH bool) (pr
 		}
 		c.hasNonce = true
 	}
-	// RFC 7519 §4.1.4 and §4.1.5 with the same skew as iat (DPOP-RULES 1.4.6).
+	// RFC 7519 §4.1.4 and §4.1.5 with the same skew as iat (a proof that
+	// carries them is held to them).
 	if m.hasExp {
 		exp, ok := rawNumber(m.exp)
 		if !ok || !afterSeconds(exp, now.Add(-v.skew)) {

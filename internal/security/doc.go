@@ -16,7 +16,8 @@
 //
 // # Checks, in the order Verifier.Verify runs them
 //
-// Numbers refer to DPOP-RULES (P2-P24) and to the RFC 9449 §4.3 steps.
+// Numbers are the check numbers of docs/design.md section 4 (P2-P24) and the
+// RFC 9449 §4.3 steps.
 //
 //	P2-P6   checkAuthorization   one Authorization header, "DPoP" scheme (ASCII
 //	                             case-insensitive), token68 of at most 4 KiB, no

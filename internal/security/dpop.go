@@ -19,7 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Size caps applied before any parsing (DPOP-RULES 1.4.10).
+// Size caps applied before any parsing, so that no input makes the parser
+// work or allocate in proportion to an attacker's budget.
 const (
 	maxTokenLen = 4096 // Authorization token68
 	maxProofLen = 8192 // DPoP header value

@@ -68,8 +68,9 @@ func (e *Error) Error() string {
 }
 
 // WWWAuthenticate renders the value of the WWW-Authenticate header exactly as
-// DPOP-RULES section 1.3 shows it, or "" when no challenge belongs to the
-// answer (503: the service, not the credentials, failed).
+// RFC 9449 §7.1 and RFC 6750 §3 shape it (docs/design.md section 4), or ""
+// when no challenge belongs to the answer (503: the service, not the
+// credentials, failed).
 func (e *Error) WWWAuthenticate() string {
 	var b strings.Builder
 	b.WriteString("DPoP")

@@ -17,7 +17,8 @@ var errBadURL = errors.New("security: URL not acceptable as htu")
 // decoded (%2F stays %2F) and the path keeps its case.
 //
 // It refuses non-ASCII input, control characters, userinfo, an empty host and
-// a host ending in a dot (DPOP-RULES 1.4.1): Unicode case folding would make
+// a host ending in a dot (RFC 3986 §6.2.2.1 folds ASCII case only): Unicode
+// case folding would make
 // "K" (U+212A) equal "k".
 func normalizeHTU(raw string) (string, error) {
 	for i := 0; i < len(raw); i++ {

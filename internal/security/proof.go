@@ -33,7 +33,7 @@ type ProofResult struct {
 // allow-listed alg, an embedded public key that matches alg, no crit, jku or
 // x5u, a valid signature, typed claims, htm, htu and the iat window; the
 // replay check runs last. A nonce claim is accepted but not required or
-// checked, since the token endpoint issues no nonces (DESIGN.md section 6);
+// checked, since the sandbox token endpoint issues no nonces;
 // an ath claim is ignored, as §4.3 (12) applies only with an access token.
 //
 // Every failure is a *Error. A proof failure has Code CodeInvalidProof and
