@@ -74,9 +74,16 @@ func serveFloor(addr string) error {
 	if err != nil {
 		return err
 	}
+	return serveEcho(addr, floorHandler(f))
+}
+
+// serveEcho serves h for every GET on addr until SIGTERM or SIGINT: an echo
+// server with no middleware behind the service's http.Server settings (the
+// shape both floors share).
+func serveEcho(addr string, h echo.HandlerFunc) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.GET("/*", floorHandler(f))
+	e.GET("/*", h)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("floor: listen %s: %w", addr, err)
