@@ -22,6 +22,11 @@
 //     (loadgen -serve-floor) serving echo with the service's http.Server
 //     settings, whose only work per request is one standard-library ES256
 //     verification of a fixed signature;
+//   - the read floor: the same server in another child process (loadgen
+//     -serve-read-floor), whose handler does that verification and one
+//     primary-key SELECT of the balance of a random fixture account, in the
+//     service's own scratch database through a pool of the service's size:
+//     the physical cost of a fresh, sender-constrained read;
 //   - pgbench's built-in tpcb-like script at the payments' client count
 //     against the same PostgreSQL server.
 //
@@ -81,6 +86,11 @@ type config struct {
 	serverLog    string
 	introspect   string
 	serveFloor   string
+	// serveReadFloor and readFloorDB are the read floor's internal flags:
+	// serve it on this address, reading this database (with a pool of
+	// dbConns connections).
+	serveReadFloor string
+	readFloorDB    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -95,14 +105,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.binary, "payments", "bin/payments", "the payments binary to start")
 	fs.StringVar(&c.pgbench, "pgbench", "pgbench", "the pgbench program; empty skips the pgbench reference")
 	fs.IntVar(&c.accounts, "accounts", 64, "funded customer accounts to open (one PSU each)")
-	conc := fs.String("concurrency", "8,32", "comma-separated concurrencies of the read load and the signature floor")
+	conc := fs.String("concurrency", "8,32", "comma-separated concurrencies of the read load and the two floors")
 	fs.IntVar(&c.payConc, "payment-concurrency", 8, "concurrency of the payment load and pgbench's client count")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured window (at most 40s: proofs are signed before it and live 60s)")
-	fs.IntVar(&c.rounds, "rounds", 2, "measured windows per concurrency for the floor and the reads, alternated (floor, reads, floor, reads ...) so that both see the same machine; the report sums them")
+	fs.IntVar(&c.rounds, "rounds", 2, "measured windows per concurrency for the two floors and the reads, alternated (signature floor, read floor, reads, signature floor ...) so that all see the same machine; the report sums them")
 	fs.DurationVar(&c.calibrate, "calibrate", 2*time.Second, "length of the warm-up window that sizes each measured window's batch")
 	fs.DurationVar(&c.pgbenchTime, "pgbench-duration", 20*time.Second, "pgbench -T")
 	fs.IntVar(&c.scale, "scale", 10, "pgbench -i scale factor")
-	fs.IntVar(&c.dbConns, "db-conns", 16, "the server's PAYMENTS_DB_MAX_OPEN_CONNS (and MAX_IDLE_CONNS)")
+	fs.IntVar(&c.dbConns, "db-conns", 16, "the server's PAYMENTS_DB_MAX_OPEN_CONNS (and MAX_IDLE_CONNS), and the read floor's pool size")
 	fs.IntVar(&c.maxRequests, "max-requests", 200000, "cap on the requests prepared for one window")
 	fs.IntVar(&c.setupWorkers, "setup-workers", 8, "concurrency of consent and token set-up")
 	fs.StringVar(&c.profileDir, "profile-dir", "", "when set, take CPU and allocation profiles of the server during an extra window of each load and write them here")
@@ -110,11 +120,26 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.introspect, "introspection", "http", "how the server introspects tokens: http (RFC 7662 over loopback against the sandbox's own /oauth2/introspect, through the production client and its cache) or in-process (the sandbox's token store, no HTTP)")
 	fs.StringVar(&c.serverLog, "server-log-level", "info", "the server's PAYMENTS_LOG_LEVEL (info, the production default, writes one access-log line per request)")
 	fs.StringVar(&c.serveFloor, "serve-floor", "", "internal: serve the signature floor on this address and do nothing else")
+	fs.StringVar(&c.serveReadFloor, "serve-read-floor", "", "internal: serve the read floor on this address, reading -read-floor-db through a pool of -db-conns connections, and do nothing else")
+	fs.StringVar(&c.readFloorDB, "read-floor-db", "", "internal: the Postgres URL of the database the read floor reads (its customer accounts)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
-	if c.serveFloor != "" {
+	switch {
+	case c.serveFloor != "" && c.serveReadFloor != "":
+		return config{}, errors.New("-serve-floor and -serve-read-floor: one server per process")
+	case c.serveFloor != "":
 		return c, nil
+	case c.serveReadFloor != "":
+		if c.readFloorDB == "" {
+			return config{}, errors.New("-serve-read-floor needs -read-floor-db")
+		}
+		if c.dbConns < 1 {
+			return config{}, errors.New("-db-conns must be positive")
+		}
+		return c, nil
+	case c.readFloorDB != "":
+		return config{}, errors.New("-read-floor-db is only for -serve-read-floor")
 	}
 	var err error
 	if c.readConc, err = parseInts(*conc); err != nil {
@@ -174,8 +199,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.serveFloor != "" {
+	switch {
+	case cfg.serveFloor != "":
 		return serveFloor(cfg.serveFloor)
+	case cfg.serveReadFloor != "":
+		return serveReadFloor(cfg.serveReadFloor, cfg.readFloorDB, cfg.dbConns)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -268,10 +296,15 @@ func printReport(w io.Writer, cfg config, rep report) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Ratios (targets in brackets)")
 	for _, c := range cfg.readConc {
-		floor, okF := find(rep.rows, loadFloor, c)
-		reads, okR := find(rep.rows, loadReads, c)
-		if okF && okR && floor.RPS() > 0 {
+		reads, ok := find(rep.rows, loadReads, c)
+		if !ok {
+			continue
+		}
+		if floor, ok := find(rep.rows, loadFloor, c); ok && floor.RPS() > 0 {
 			fmt.Fprintf(w, "  DPoP balance reads / signature floor, %d conc: %.2f  [>= 0.70]\n", c, reads.RPS()/floor.RPS())
+		}
+		if floor, ok := find(rep.rows, loadReadFloor, c); ok && floor.RPS() > 0 {
+			fmt.Fprintf(w, "  DPoP balance reads / read floor, %d conc: %.2f\n", c, reads.RPS()/floor.RPS())
 		}
 	}
 	if pay, ok := find(rep.rows, loadPayments, cfg.payConc); ok && rep.pgbenchTPS > 0 {

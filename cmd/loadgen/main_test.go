@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +147,107 @@ func TestFloorHandlerVerifies(t *testing.T) {
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x", nil))
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("floor with a bad signature answered %d, want 500", rec.Code)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want config // compared on the fields below
+	}{
+		{"defaults measure at 8 and 32 with a pool of 16", nil,
+			config{readConc: []int{8, 32}, dbConns: 16}},
+		{"the signature floor's child", []string{"-serve-floor", "127.0.0.1:9000"},
+			config{serveFloor: "127.0.0.1:9000", dbConns: 16}},
+		{"the read floor's child with the service's pool size",
+			[]string{"-serve-read-floor", "127.0.0.1:9001", "-read-floor-db", "postgres://h/e2e_bench_payments", "-db-conns", "12"},
+			config{serveReadFloor: "127.0.0.1:9001", readFloorDB: "postgres://h/e2e_bench_payments", dbConns: 12}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseFlags(tc.args, io.Discard)
+			if err != nil {
+				t.Fatalf("parseFlags(%q) = %v", tc.args, err)
+			}
+			pick := func(c config) config {
+				return config{readConc: c.readConc, dbConns: c.dbConns, serveFloor: c.serveFloor,
+					serveReadFloor: c.serveReadFloor, readFloorDB: c.readFloorDB}
+			}
+			if diff := cmp.Diff(pick(tc.want), pick(got), cmp.AllowUnexported(config{})); diff != "" {
+				t.Errorf("parseFlags(%q) (-want +got):\n%s", tc.args, diff)
+			}
+		})
+	}
+}
+
+func TestParseFlagsRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"read floor without a database", []string{"-serve-read-floor", "127.0.0.1:9001"}},
+		{"read floor with an empty pool", []string{"-serve-read-floor", "127.0.0.1:9001", "-read-floor-db", "postgres://h/db", "-db-conns", "0"}},
+		{"read floor database without the read floor", []string{"-read-floor-db", "postgres://h/db"}},
+		{"both floors in one process", []string{"-serve-floor", "127.0.0.1:9000", "-serve-read-floor", "127.0.0.1:9001", "-read-floor-db", "postgres://h/db"}},
+		{"a concurrency of zero", []string{"-concurrency", "8,0"}},
+		{"an empty pool", []string{"-db-conns", "0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if c, err := parseFlags(tc.args, io.Discard); err == nil {
+				t.Errorf("parseFlags(%q) = %+v, nil; want an error", tc.args, c)
+			}
+		})
+	}
+}
+
+// TestPrintReportRatios checks that the report prints, at each
+// concurrency, reads over the signature floor with its target and reads
+// over the read floor without one, and leaves a ratio out when its floor
+// was not measured.
+func TestPrintReportRatios(t *testing.T) {
+	window := func(requests int) outcome {
+		return outcome{Requests: requests, Elapsed: 10 * time.Second, Status: map[int]int{200: requests}}
+	}
+	cfg := config{readConc: []int{8, 32, 64}, payConc: 8, pgbenchTime: 20 * time.Second}
+	rep := report{
+		rows: []row{
+			{loadFloor, 8, window(100000)}, {loadReadFloor, 8, window(80000)}, {loadReads, 8, window(50000)},
+			{loadFloor, 32, window(120000)}, {loadReadFloor, 32, window(60000)}, {loadReads, 32, window(84000)},
+			{loadFloor, 64, window(100000)}, {loadReads, 64, window(70000)},
+			{loadPayments, 8, window(10000)},
+		},
+		pgbenchTPS: 2000, pgClients: 8, pgbenchRuns: "runs: 1900, 2100",
+		reconcile: "balanced", ledger: "booked once",
+	}
+	var buf bytes.Buffer
+	printReport(&buf, cfg, rep)
+	out := buf.String()
+	_, ratios, ok := strings.Cut(out, "Ratios (targets in brackets)\n")
+	if !ok {
+		t.Fatalf("no ratios in the report:\n%s", out)
+	}
+	want := []string{
+		"  DPoP balance reads / signature floor, 8 conc: 0.50  [>= 0.70]",
+		"  DPoP balance reads / read floor, 8 conc: 0.62",
+		"  DPoP balance reads / signature floor, 32 conc: 0.70  [>= 0.70]",
+		"  DPoP balance reads / read floor, 32 conc: 1.40",
+		"  DPoP balance reads / signature floor, 64 conc: 0.70  [>= 0.70]",
+		"  payments / pgbench tpcb-like tps, 8 clients: 0.50  [>= 0.50]",
+		"  5xx answers: 0  [0]",
+		"  reconcile: balanced",
+		"  ledger: booked once",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSuffix(ratios, "\n"), "\n")); diff != "" {
+		t.Errorf("ratios (-want +got):\n%s", diff)
+	}
+	for _, line := range []string{
+		`(?m)^` + regexp.QuoteMeta(loadReadFloor) + ` +8 +80000 +10\.0 +8000 .* 200:80000$`,
+		`(?m)^` + regexp.QuoteMeta(loadReadFloor) + ` +32 +60000 +10\.0 +6000 .* 200:60000$`,
+	} {
+		if !regexp.MustCompile(line).MatchString(out) {
+			t.Errorf("report has no line matching %s:\n%s", line, out)
+		}
 	}
 }

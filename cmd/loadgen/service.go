@@ -17,16 +17,26 @@ import (
 
 // Load names in the report.
 const (
-	loadFloor    = "signature floor (ES256 verify)"
-	loadReads    = "DPoP balance reads"
-	loadPayments = "payments, pre-authorised"
+	loadFloor     = "signature floor (ES256 verify)"
+	loadReadFloor = "read floor (ES256 verify + balance SELECT)"
+	loadReads     = "DPoP balance reads"
+	loadPayments  = "payments, pre-authorised"
 )
+
+// readTarget is a server the balance reads are sent to: the service or one
+// of the floors.
+type readTarget struct {
+	load string // the report's name of its rows
+	name string // its name in progress messages
+	base string // the URL the requests go to instead of the service's; "" for the service
+	pid  int    // the process the window's server CPU is charged to
+}
 
 // openingBalance funds each account: far more than the run can spend.
 const openingBalance = "1000000.00"
 
-// runService starts the payments service and the signature floor, prepares
-// the fixture, drives every window and checks the ledger.
+// runService starts the payments service and the two floors, prepares the
+// fixture, drives every window and checks the ledger.
 func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgSegment func() (float64, error), stderr io.Writer) error {
 	const name = "e2e_bench_payments"
 	dsn, drop, err := scratchDB(ctx, admin, cfg.server, name)
@@ -110,11 +120,29 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 		return err
 	}
 	f.progress = stderr
-	f.serverPID, f.floorPID = svc.cmd.Process.Pid, floor.cmd.Process.Pid
+	f.serverPID = svc.cmd.Process.Pid
 	fmt.Fprintf(stderr, "opening %d funded accounts through the back office ...\n", cfg.accounts)
 	if err := f.openAccounts(ctx, cfg.accounts, openingBalance); err != nil {
 		return err
 	}
+
+	// The read floor reads the accounts just opened, so it starts now.
+	readFloorAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	readFloorBase := "http://" + readFloorAddr
+	readFloor, err := startChild(ctx, "read floor", self,
+		[]string{"-serve-read-floor", readFloorAddr, "-read-floor-db", dsn, "-db-conns", strconv.Itoa(cfg.dbConns)},
+		nil, readFloorBase+"/healthz")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := readFloor.stop(); err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+		}
+	}()
 	readers := min(cfg.accounts, 32)
 	fmt.Fprintf(stderr, "authorising %d account-access consents ...\n", readers)
 	tokens, err := f.readTokens(ctx, readers)
@@ -122,23 +150,29 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 		return err
 	}
 
-	// Reads and the floor, adjacent in time at each concurrency, so that
-	// both see the same machine.
+	// The floors and the reads, adjacent in time at each concurrency, so
+	// that all see the same machine.
+	service := readTarget{load: loadReads, name: "reads", pid: svc.cmd.Process.Pid}
+	targets := []readTarget{
+		{load: loadFloor, name: "signature floor", base: floorBase, pid: floor.cmd.Process.Pid},
+		{load: loadReadFloor, name: "read floor", base: readFloorBase, pid: readFloor.cmd.Process.Pid},
+		service,
+	}
 	for _, c := range cfg.readConc {
 		hc := newHTTPClient(c)
-		var floorSum, readSum outcome
+		sums := make([]outcome, len(targets))
 		for r := 0; r < cfg.rounds; r++ {
-			o, err := f.readWindow(ctx, cfg, hc, tokens, c, floorBase, nil)
-			if err != nil {
-				return err
+			for i, t := range targets {
+				o, err := f.readWindow(ctx, cfg, hc, tokens, c, t, nil)
+				if err != nil {
+					return err
+				}
+				sums[i] = sums[i].add(o)
 			}
-			floorSum = floorSum.add(o)
-			if o, err = f.readWindow(ctx, cfg, hc, tokens, c, "", nil); err != nil {
-				return err
-			}
-			readSum = readSum.add(o)
 		}
-		rep.rows = append(rep.rows, row{load: loadFloor, conc: c, o: floorSum}, row{load: loadReads, conc: c, o: readSum})
+		for i, t := range targets {
+			rep.rows = append(rep.rows, row{load: t.load, conc: c, o: sums[i]})
+		}
 		hc.CloseIdleConnections()
 	}
 
@@ -169,7 +203,7 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 		c := cfg.readConc[0]
 		fmt.Fprintf(stderr, "profiling reads at %d for %s ...\n", c, cfg.profileTime)
 		hc := newHTTPClient(c)
-		if _, err := f.readWindow(ctx, cfg, hc, tokens, c, "", prof); err != nil {
+		if _, err := f.readWindow(ctx, cfg, hc, tokens, c, service, prof); err != nil {
 			return err
 		}
 		hc.CloseIdleConnections()
@@ -198,14 +232,10 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 }
 
 // readWindow runs a warm-up window of balance reads to learn the rate, then
-// a measured window with a batch sized for it. With floorBase set the
-// requests go to the signature floor instead (same headers, same sizes).
-// With prof set the measured window lasts cfg.profileTime and is profiled.
-func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, tokens []string, c int, floorBase string, prof *profiler) (outcome, error) {
-	target := "reads"
-	if floorBase != "" {
-		target = "floor"
-	}
+// a measured window with a batch sized for it, against t: the service, or a
+// floor, which gets the very same requests (same headers, same sizes). With
+// prof set the measured window lasts cfg.profileTime and is profiled.
+func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, tokens []string, c int, t readTarget, prof *profiler) (outcome, error) {
 	d := cfg.duration
 	if prof != nil {
 		d = cfg.profileTime
@@ -219,9 +249,9 @@ func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, t
 		if err != nil {
 			return nil, err
 		}
-		if floorBase != "" {
+		if t.base != "" {
 			for i := range reqs {
-				reqs[i].url = floorBase + strings.TrimPrefix(reqs[i].url, f.base)
+				reqs[i].url = t.base + strings.TrimPrefix(reqs[i].url, f.base)
 			}
 		}
 		return reqs, nil
@@ -232,7 +262,7 @@ func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, t
 	}
 	w := drive(ctx, hc, warm, c, cfg.calibrate, nil)
 	n := sizeBatch(w.RPS(), d, cfg.maxRequests)
-	fmt.Fprintf(f.progress, "%s at %d: warm-up %.0f req/s, signing %d proofs for %s ...\n", target, c, w.RPS(), n, d)
+	fmt.Fprintf(f.progress, "%s at %d: warm-up %.0f req/s, signing %d proofs for %s ...\n", t.name, c, w.RPS(), n, d)
 	reqs, err := batch(n)
 	if err != nil {
 		return outcome{}, err
@@ -241,13 +271,9 @@ func (f *fixture) readWindow(ctx context.Context, cfg config, hc *http.Client, t
 	if prof != nil {
 		wait = prof.during(ctx, "reads", d)
 	}
-	pid := f.serverPID
-	if floorBase != "" {
-		pid = f.floorPID
-	}
-	before := readCPU(pid)
+	before := readCPU(t.pid)
 	o := drive(ctx, hc, reqs, c, d, nil)
-	o.CPU = cpuSince(before, readCPU(pid))
+	o.CPU = cpuSince(before, readCPU(t.pid))
 	if wait != nil {
 		if err := wait(); err != nil {
 			return outcome{}, err
