@@ -12,7 +12,7 @@ E2E_FLAGS            ?=
 
 .PHONY: bench-e2e profile-e2e
 
-## bench-e2e: DPoP reads vs the ES256 signature floor (8, 32) and payments vs pgbench tpcb-like (8), with ratios, p99, status counts, drift check
+## bench-e2e: DPoP reads vs the ES256 signature floor and the read floor (8, 32) and payments vs pgbench tpcb-like (8), with ratios, p99, status counts, drift check
 bench-e2e: build
 	$(GO) build -o bin/loadgen ./cmd/loadgen
 	bin/loadgen -server '$(E2E_BENCH_DATABASE_URL)' -payments $(BIN) -pgbench /usr/bin/pgbench \
