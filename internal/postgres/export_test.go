@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 // Translate exposes translate to the external tests.
 var Translate = translate
