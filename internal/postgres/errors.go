@@ -173,20 +173,71 @@ func dbError(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %v", openbanking.ErrStorage, err)
 }
 
+// The SQL boundary: every code a database function of the migrations hands
+// back, and the domain error it means. Nothing else decides what a database
+// answer means, and no message text is ever read.
+
+// Outcomes of the ledger_post database function (its outcome result column).
+const (
+	outcomePosted         = "posted"
+	outcomeDebitNotFound  = "debit_account_not_found"
+	outcomeCreditNotFound = "credit_account_not_found"
+)
+
+// postingOutcomes maps each refusing outcome of ledger_post to the ledger's
+// error, and the SQLSTATE under which ob_create_payment raises it
+// (migrations/00004_typed_outcomes.sql).
+var postingOutcomes = map[string]struct {
+	err      error
+	sqlstate string
+}{
+	"insufficient_funds":  {ledger.ErrInsufficientFunds, ""}, // a payment records it as Rejected
+	outcomeDebitNotFound:  {ledger.ErrAccountNotFound, "OB011"},
+	outcomeCreditNotFound: {ledger.ErrAccountNotFound, "OB012"},
+	"currency_mismatch":   {ledger.ErrCurrencyMismatch, "OB013"},
+	"overflow":            {ledger.ErrOverflow, "OB014"},
+	"same_account":        {ledger.ErrSameAccount, "OB015"},
+	"invalid_amount":      {ledger.ErrInvalidAmount, "OB016"},
+}
+
 // refusals maps the SQLSTATEs that ob_create_payment and ob_claim_key raise
-// (see their migration) to the Open Banking errors.
-var refusals = map[string]error{
-	"OB001": openbanking.ErrNotFound,
-	"OB002": openbanking.ErrForbidden,
-	"OB003": openbanking.ErrInvalidConsentStatus,
-	"OB004": openbanking.ErrConsentMismatch,
-	"OB005": openbanking.ErrIdempotencyConflict,
+// (see their migrations) to the domain's errors: the Open Banking refusals
+// and, from postingOutcomes, the refused postings.
+var refusals = func() map[string]error {
+	m := map[string]error{
+		"OB001": openbanking.ErrNotFound,
+		"OB002": openbanking.ErrForbidden,
+		"OB003": openbanking.ErrInvalidConsentStatus,
+		"OB004": openbanking.ErrConsentMismatch,
+		"OB005": openbanking.ErrIdempotencyConflict,
+		"OB010": fmt.Errorf("%w: unknown posting outcome", ledger.ErrStorage),
+	}
+	for _, o := range postingOutcomes {
+		if o.sqlstate != "" {
+			m[o.sqlstate] = o.err
+		}
+	}
+	return m
+}()
+
+// PostingError maps an outcome of the ledger_post database function to the
+// ledger's error: nil for "posted", ledger.ErrInsufficientFunds,
+// ledger.ErrAccountNotFound, ledger.ErrCurrencyMismatch, ledger.ErrOverflow,
+// ledger.ErrSameAccount, ledger.ErrInvalidAmount, or ledger.ErrStorage for
+// an outcome this version does not know.
+func PostingError(outcome string) error {
+	if outcome == outcomePosted {
+		return nil
+	}
+	if o, ok := postingOutcomes[outcome]; ok {
+		return o.err
+	}
+	return fmt.Errorf("%w: unknown posting outcome %q", ledger.ErrStorage, outcome)
 }
 
 // refusalError maps an error of a call of the Open Banking database
-// functions: their refusals to openbanking's errors, a refused posting to
-// the ledger's error, anything else as dbError does (retryable conflicts pass
-// through for the retry).
+// functions by its SQLSTATE (refusals), anything else as dbError does
+// (retryable conflicts pass through for the retry).
 func refusalError(ctx context.Context, err error) error {
 	var pg *pgconn.PgError
 	if err == nil || !errors.As(err, &pg) {
@@ -194,11 +245,6 @@ func refusalError(ctx context.Context, err error) error {
 	}
 	if e, ok := refusals[pg.Code]; ok {
 		return e
-	}
-	if pg.Code == "OB010" {
-		if e := PostingError(pg.Message); e != nil {
-			return e
-		}
 	}
 	return dbError(ctx, err)
 }

@@ -105,36 +105,3 @@ func (l *Ledger) transfer(ctx context.Context, tx *gorm.DB, p ledger.TransferPar
 		BookedAt:  booked.Time.UTC(),
 	}, nil
 }
-
-// Outcomes of the ledger_post database function.
-const (
-	outcomePosted         = "posted"
-	outcomeDebitNotFound  = "debit_account_not_found"
-	outcomeCreditNotFound = "credit_account_not_found"
-)
-
-// PostingError maps an outcome of the ledger_post database function to the
-// ledger's error: nil for "posted", ledger.ErrInsufficientFunds, ledger.ErrAccountNotFound,
-// ledger.ErrCurrencyMismatch, ledger.ErrOverflow, ledger.ErrSameAccount, ledger.ErrInvalidAmount, or
-// ledger.ErrStorage for an outcome this version does not know. Callers of the
-// database functions that post (such as a payment's) use it to answer as
-// Transfer would.
-func PostingError(outcome string) error {
-	switch outcome {
-	case outcomePosted:
-		return nil
-	case "insufficient_funds":
-		return ledger.ErrInsufficientFunds
-	case outcomeDebitNotFound, outcomeCreditNotFound:
-		return ledger.ErrAccountNotFound
-	case "currency_mismatch":
-		return ledger.ErrCurrencyMismatch
-	case "overflow":
-		return ledger.ErrOverflow
-	case "same_account":
-		return ledger.ErrSameAccount
-	case "invalid_amount":
-		return ledger.ErrInvalidAmount
-	}
-	return fmt.Errorf("%w: unknown posting outcome %q", ledger.ErrStorage, outcome)
-}
