@@ -3,7 +3,7 @@
 //
 // It creates a scratch database, initialises it with `pgbench -i`, runs
 // pgbench's built-in tpcb-like script at each client count, runs the Go
-// benchmark BenchmarkTransfer of internal/ledger (which makes its own scratch
+// benchmark BenchmarkTransfer of internal/postgres (which makes its own scratch
 // database on the same server), drops the scratch database, and prints both
 // figures side by side with their ratio. `make bench-ledger` runs it.
 //
@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "pgbench run time per client count (-T)")
 	fs.IntVar(&c.scale, "scale", 10, "pgbench scale factor (-s): 10 branches, 1,000,000 accounts")
 	fs.StringVar(&c.benchtime, "benchtime", "3s", "go test -benchtime for each ledger sub-benchmark")
-	fs.StringVar(&c.pkg, "pkg", "./internal/ledger", "the package holding BenchmarkTransfer")
+	fs.StringVar(&c.pkg, "pkg", "./internal/postgres", "the package holding BenchmarkTransfer")
 	fs.StringVar(&c.scratch, "scratch-db", "ledger_bench_pgbench", "name of the scratch database for pgbench (dropped and recreated)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

@@ -7,7 +7,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/obpay/payments/migrations"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 func migrateCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -34,11 +34,11 @@ func migrateCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	defer db.Close()
 	if args[0] == "up" {
-		if err := migrations.Up(ctx, db, log); err != nil {
+		if err := postgres.MigrateUp(ctx, db, log); err != nil {
 			return err
 		}
 	}
-	list, err := migrations.List(ctx, db)
+	list, err := postgres.ListMigrations(ctx, db)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/obpay/payments/internal/handlers"
-	"github.com/obpay/payments/migrations"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 // serveHooks lets tests add routes and learn the bound address. Nil in
@@ -49,7 +49,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	defer sqlDB.Close()
 	if c.Migrate {
-		if err := migrations.Up(ctx, sqlDB, log); err != nil {
+		if err := postgres.MigrateUp(ctx, sqlDB, log); err != nil {
 			return err
 		}
 	}

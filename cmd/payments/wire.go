@@ -13,8 +13,8 @@ import (
 
 	"github.com/obpay/payments/internal/devauth"
 	"github.com/obpay/payments/internal/handlers"
-	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/security"
 )
 
@@ -34,11 +34,15 @@ func (a *application) close() {
 // from the configuration.
 func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer, log *slog.Logger) (*application, error) {
 	app := &application{}
-	l, err := ledger.New(db)
+	l, err := postgres.NewLedger(db)
 	if err != nil {
 		return nil, err
 	}
-	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: l, TransactionsPageSize: c.TransactionsPageSize})
+	store, err := postgres.NewStore(l, postgres.StoreConfig{})
+	if err != nil {
+		return nil, err
+	}
+	svc, err := openbanking.New(openbanking.Config{Store: store, TransactionsPageSize: c.TransactionsPageSize})
 	if err != nil {
 		return nil, err
 	}

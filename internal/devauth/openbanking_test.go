@@ -11,6 +11,7 @@ import (
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
 	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/security"
 	"github.com/obpay/payments/internal/testdb"
 )
@@ -21,11 +22,15 @@ import (
 func TestAuthorizeWithOpenBanking(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.Open(t)
-	l, err := ledger.New(db)
+	l, err := postgres.NewLedger(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: l})
+	store, err := postgres.NewStore(l, postgres.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := openbanking.New(openbanking.Config{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

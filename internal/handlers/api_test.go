@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
-	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
 	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/security"
 	"github.com/obpay/payments/internal/testdb"
 )
@@ -52,7 +52,7 @@ type api struct {
 	t   *testing.T
 	e   *echo.Echo
 	db  *gorm.DB
-	l   *ledger.Ledger
+	l   *postgres.Ledger
 	svc *openbanking.Service
 	log *syncBuffer // the JSON log of the handler and the server
 }
@@ -60,11 +60,15 @@ type api struct {
 func newAPI(t *testing.T) *api {
 	t.Helper()
 	db := testdb.Open(t)
-	l, err := ledger.New(db)
+	l, err := postgres.NewLedger(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: l, TransactionsPageSize: openbanking.MinTransactionsPageSize})
+	store, err := postgres.NewStore(l, postgres.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := openbanking.New(openbanking.Config{Store: store, TransactionsPageSize: openbanking.MinTransactionsPageSize})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"gorm.io/driver/postgres"
+	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 func TestOBErrorMapsDatabaseOutageTo503(t *testing.T) {
@@ -71,16 +72,20 @@ func TestEveryRouteAnswers503WhenTheDatabaseIsDown(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	db, err := gorm.Open(postgres.Open("postgres://postgres@"+addr+"/postgres?sslmode=disable"),
+	db, err := gorm.Open(gormpostgres.Open("postgres://postgres@"+addr+"/postgres?sslmode=disable"),
 		&gorm.Config{Logger: logger.Discard, DisableAutomaticPing: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := ledger.New(db)
+	lg, err := postgres.NewLedger(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: lg})
+	store, err := postgres.NewStore(lg, postgres.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := openbanking.New(openbanking.Config{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

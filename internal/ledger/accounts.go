@@ -1,14 +1,7 @@
 package ledger
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
-	"math/big"
-	"time"
-
-	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/obpay/payments/internal/models"
 )
@@ -26,9 +19,6 @@ const SettlementOwner = "bank"
 // balance.
 const OpeningReference = "Opening balance"
 
-// identificationTries bounds the attempts to draw an unused account number.
-const identificationTries = 10
-
 // OpenAccountParams describes a new customer account.
 type OpenAccountParams struct {
 	Owner    string // the PSU subject; required
@@ -39,239 +29,29 @@ type OpenAccountParams struct {
 	Opening *models.Amount
 }
 
-// accountRow is an accounts row as read by this package.
-type accountRow struct {
-	ID             string
-	Owner          string
-	Currency       string
-	Kind           string
-	SchemeName     string
-	Identification string
-	Name           string
-	Balance        int64
-	Version        int64
-	CreatedAt      time.Time
-}
-
-const accountColumns = `id::text AS id, owner, currency, kind, scheme_name, identification, name, balance, version, created_at`
-
-func (r accountRow) model() models.Account {
-	return models.Account{
-		ID:             models.AccountID(r.ID),
-		Owner:          r.Owner,
-		Currency:       r.Currency,
-		Kind:           models.AccountKind(r.Kind),
-		SchemeName:     r.SchemeName,
-		Identification: r.Identification,
-		Name:           r.Name,
-		Balance:        models.Amount{Minor: r.Balance, Currency: r.Currency},
-		Version:        r.Version,
-		CreatedAt:      r.CreatedAt.UTC(),
-	}
-}
-
-// OpenAccount creates a customer account with a fresh, unique
-// UK.OBIE.SortCodeAccountNumber identification (the ledger's sort code and a
-// random 8-digit account number) and, when p.Opening is positive, funds it
-// from the currency's settlement account (created on demand) by a normal
-// transfer, all in one transaction. It returns the account with its balance.
+// Validate checks the parameters of a new account.
 //
 // Errors: ErrInvalidAccount (owner or nickname), ErrUnknownCurrency,
 // ErrInvalidAmount (negative opening), ErrCurrencyMismatch (opening in
-// another currency), ErrOverflow (the settlement balance would overflow),
-// ErrDuplicateIdentification (no free account number after several draws),
-// ErrTxConflict, ErrStorage, or a context error. Nothing is written when an
-// error is returned.
-func (l *Ledger) OpenAccount(ctx context.Context, p OpenAccountParams) (models.Account, error) {
-	if err := checkText(p.Owner, MaxOwnerLen); err != nil || p.Owner == "" {
-		return models.Account{}, fmt.Errorf("%w: owner must be 1 to %d characters of text", ErrInvalidAccount, MaxOwnerLen)
+// another currency).
+func (p OpenAccountParams) Validate() error {
+	if err := CheckText(p.Owner, MaxOwnerLen); err != nil || p.Owner == "" {
+		return fmt.Errorf("%w: owner must be 1 to %d characters of text", ErrInvalidAccount, MaxOwnerLen)
 	}
-	if err := checkText(p.Nickname, MaxNicknameLen); err != nil {
-		return models.Account{}, fmt.Errorf("%w: nickname: %v", ErrInvalidAccount, err)
+	if err := CheckText(p.Nickname, MaxNicknameLen); err != nil {
+		return fmt.Errorf("%w: nickname: %v", ErrInvalidAccount, err)
 	}
 	if _, ok := models.CurrencyExponent(p.Currency); !ok {
-		return models.Account{}, fmt.Errorf("%w %q", ErrUnknownCurrency, p.Currency)
+		return fmt.Errorf("%w %q", ErrUnknownCurrency, p.Currency)
 	}
 	if p.Opening != nil {
 		switch {
 		case p.Opening.Currency != p.Currency:
-			return models.Account{}, fmt.Errorf("%w: opening balance in %q for a %s account",
+			return fmt.Errorf("%w: opening balance in %q for a %s account",
 				ErrCurrencyMismatch, p.Opening.Currency, p.Currency)
 		case p.Opening.Minor < 0:
-			return models.Account{}, fmt.Errorf("%w: opening balance %s", ErrInvalidAmount, p.Opening)
+			return fmt.Errorf("%w: opening balance %s", ErrInvalidAmount, p.Opening)
 		}
 	}
-	var out models.Account
-	err := l.RunInTx(ctx, func(tx *gorm.DB) error {
-		row, err := l.insertAccount(ctx, tx, p.Owner, p.Currency, models.KindCustomer, p.Nickname)
-		if err != nil {
-			return err
-		}
-		if p.Opening != nil && p.Opening.Minor > 0 {
-			settlement, err := l.settlementAccount(ctx, tx, p.Currency)
-			if err != nil {
-				return err
-			}
-			if _, err := l.transfer(ctx, tx, TransferParams{
-				From: settlement.ID, To: models.AccountID(row.ID), Amount: *p.Opening, Reference: OpeningReference,
-			}); err != nil {
-				return err
-			}
-			row.Balance, row.Version = p.Opening.Minor, 1
-		}
-		out = row.model()
-		return nil
-	})
-	if err != nil {
-		return models.Account{}, err
-	}
-	return out, nil
-}
-
-// insertAccount inserts an account with a zero balance and an unused
-// identification. A drawn number that is taken is skipped without aborting the
-// transaction (ON CONFLICT DO NOTHING).
-func (l *Ledger) insertAccount(ctx context.Context, tx *gorm.DB, owner, currency string, kind models.AccountKind, name string) (accountRow, error) {
-	created := l.BookingTime()
-	for range identificationTries {
-		ident, err := l.newIdentification()
-		if err != nil {
-			return accountRow{}, fmt.Errorf("%w: draw account number: %v", ErrStorage, err)
-		}
-		row := accountRow{
-			ID: uuid.NewString(), Owner: owner, Currency: currency, Kind: string(kind),
-			SchemeName: models.SchemeSortCodeAccountNumber, Identification: ident, Name: name, CreatedAt: created,
-		}
-		res := tx.Exec(`INSERT INTO accounts (id, owner, currency, kind, scheme_name, identification, name, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			row.ID, row.Owner, row.Currency, row.Kind, row.SchemeName, row.Identification, row.Name, row.CreatedAt)
-		if res.Error != nil {
-			return accountRow{}, translate(ctx, res.Error)
-		}
-		if res.RowsAffected == 1 {
-			return row, nil
-		}
-		if kind == models.KindSettlement {
-			// The conflict may be another transaction's settlement account for
-			// this currency: the caller looks again.
-			return accountRow{}, nil
-		}
-	}
-	return accountRow{}, fmt.Errorf("%w: no free account number after %d tries", ErrDuplicateIdentification, identificationTries)
-}
-
-// newIdentification draws sort code + 8 random digits.
-func (l *Ledger) newIdentification() (string, error) {
-	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%s%08d", l.sortCode, n.Int64()), nil
-}
-
-// SettlementAccount returns the settlement account of currency, creating it
-// (with a zero balance) when it does not exist yet. With a nil tx it runs in
-// its own transaction; otherwise inside tx.
-//
-// Errors: ErrUnknownCurrency, ErrTxConflict, ErrStorage, or a context error.
-func (l *Ledger) SettlementAccount(ctx context.Context, tx *gorm.DB, currency string) (models.Account, error) {
-	if _, ok := models.CurrencyExponent(currency); !ok {
-		return models.Account{}, fmt.Errorf("%w %q", ErrUnknownCurrency, currency)
-	}
-	if tx != nil {
-		return l.settlementAccount(ctx, tx.WithContext(ctx), currency)
-	}
-	var out models.Account
-	err := l.RunInTx(ctx, func(tx *gorm.DB) error {
-		a, err := l.settlementAccount(ctx, tx, currency)
-		out = a
-		return err
-	})
-	return out, err
-}
-
-func (l *Ledger) settlementAccount(ctx context.Context, tx *gorm.DB, currency string) (models.Account, error) {
-	for range identificationTries {
-		var rows []accountRow
-		if err := tx.Raw(`SELECT `+accountColumns+` FROM accounts WHERE kind = 'settlement' AND currency = ?`,
-			currency).Scan(&rows).Error; err != nil {
-			return models.Account{}, translate(ctx, err)
-		}
-		if len(rows) == 1 {
-			return rows[0].model(), nil
-		}
-		row, err := l.insertAccount(ctx, tx, SettlementOwner, currency, models.KindSettlement, currency+" settlement")
-		if err != nil {
-			return models.Account{}, err
-		}
-		if row.ID != "" {
-			return row.model(), nil
-		}
-	}
-	// Only possible when the caller's transaction cannot see a concurrently
-	// committed settlement account (REPEATABLE READ): start again.
-	return models.Account{}, fmt.Errorf("%w: settlement account for %s", ErrTxConflict, currency)
-}
-
-// Account returns the account with the given ID.
-//
-// Errors: ErrAccountNotFound, ErrStorage, or a context error.
-func (l *Ledger) Account(ctx context.Context, id models.AccountID) (models.Account, error) {
-	cid, ok := canonicalID(string(id))
-	if !ok {
-		return models.Account{}, fmt.Errorf("%w: %q", ErrAccountNotFound, id)
-	}
-	return l.oneAccount(ctx, l.db.WithContext(ctx), `id = ?`, cid)
-}
-
-// AccountByIdentification returns the account with the given scheme name and
-// identification (for example models.SchemeSortCodeAccountNumber and 14
-// digits), inside tx when it is not nil.
-//
-// Errors: ErrAccountNotFound, ErrStorage, or a context error.
-func (l *Ledger) AccountByIdentification(ctx context.Context, tx *gorm.DB, scheme, identification string) (models.Account, error) {
-	db := l.db
-	if tx != nil {
-		db = tx
-	}
-	return l.oneAccount(ctx, db.WithContext(ctx), `scheme_name = ? AND identification = ?`, scheme, identification)
-}
-
-func (l *Ledger) oneAccount(ctx context.Context, db *gorm.DB, where string, args ...any) (models.Account, error) {
-	var rows []accountRow
-	if err := db.Raw(`SELECT `+accountColumns+` FROM accounts WHERE `+where, args...).Scan(&rows).Error; err != nil {
-		return models.Account{}, translate(ctx, err)
-	}
-	if len(rows) != 1 {
-		return models.Account{}, ErrAccountNotFound
-	}
-	return rows[0].model(), nil
-}
-
-// AccountsByOwner returns the customer accounts of owner, oldest first (an
-// empty slice when there are none). Settlement accounts are never listed.
-//
-// Errors: ErrStorage, or a context error.
-func (l *Ledger) AccountsByOwner(ctx context.Context, owner string) ([]models.Account, error) {
-	var rows []accountRow
-	if err := l.db.WithContext(ctx).Raw(`SELECT `+accountColumns+` FROM accounts
-		WHERE owner = ? AND kind = 'customer' ORDER BY created_at, id`, owner).Scan(&rows).Error; err != nil {
-		return nil, translate(ctx, err)
-	}
-	out := make([]models.Account, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r.model())
-	}
-	return out, nil
-}
-
-// Balance returns the booked balance of an account.
-//
-// Errors: ErrAccountNotFound, ErrStorage, or a context error.
-func (l *Ledger) Balance(ctx context.Context, id models.AccountID) (models.Amount, error) {
-	a, err := l.Account(ctx, id)
-	if err != nil {
-		return models.Amount{}, err
-	}
-	return a.Balance, nil
+	return nil
 }

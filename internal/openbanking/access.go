@@ -3,15 +3,11 @@ package openbanking
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
-	"github.com/obpay/payments/internal/coalesce"
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
 )
@@ -56,24 +52,12 @@ type AccountAccessConsent struct {
 	TransactionTo   *time.Time
 }
 
-func (r consentRow) accessConsent() AccountAccessConsent {
-	var perms []Permission
-	for _, p := range strings.Fields(deref(r.Permissions)) {
-		perms = append(perms, Permission(p))
-	}
+func (r Consent) accessConsent() AccountAccessConsent {
 	return AccountAccessConsent{
-		ID: r.ID, ClientID: r.ClientID, Status: ConsentStatus(r.Status),
-		CreatedAt: r.CreatedAt.UTC(), StatusUpdatedAt: r.StatusUpdatedAt.UTC(), Permissions: perms,
-		ExpiresAt: utc(r.ExpiresAt), TransactionFrom: utc(r.TransactionFrom), TransactionTo: utc(r.TransactionTo),
+		ID: r.ID, ClientID: r.ClientID, Status: r.Status,
+		CreatedAt: r.CreatedAt, StatusUpdatedAt: r.StatusUpdatedAt, Permissions: r.Permissions,
+		ExpiresAt: r.ExpiresAt, TransactionFrom: r.TransactionFrom, TransactionTo: r.TransactionTo,
 	}
-}
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
 
 func truncated(t *time.Time) *time.Time {
@@ -112,15 +96,12 @@ func (s *Service) CreateAccountAccessConsent(ctx context.Context, c Caller, req 
 		StatusUpdatedAt: now, Permissions: perms, ExpiresAt: truncated(req.ExpiresAt),
 		TransactionFrom: truncated(req.TransactionFrom), TransactionTo: truncated(req.TransactionTo),
 	}
-	names := make([]string, len(perms))
-	for i, p := range perms {
-		names[i] = string(p)
-	}
-	if err := s.db.WithContext(ctx).Exec(`INSERT INTO consents (id, kind, client_id, status, created_at,
-			status_updated_at, permissions, expires_at, transaction_from, transaction_to)
-		VALUES (?, 'account-access', ?, 'AwaitingAuthorisation', ?, ?, ?, ?, ?, ?)`,
-		out.ID, c.ClientID, now, now, strings.Join(names, " "), out.ExpiresAt, out.TransactionFrom, out.TransactionTo).Error; err != nil {
-		return AccountAccessConsent{}, dbError(ctx, err)
+	if err := s.store.CreateAccessConsent(ctx, Consent{
+		ID: out.ID, Kind: KindAccountAccess, ClientID: out.ClientID, Status: out.Status, CreatedAt: now,
+		StatusUpdatedAt: now, Permissions: out.Permissions, ExpiresAt: out.ExpiresAt,
+		TransactionFrom: out.TransactionFrom, TransactionTo: out.TransactionTo,
+	}); err != nil {
+		return AccountAccessConsent{}, err
 	}
 	return out, nil
 }
@@ -152,11 +133,11 @@ func checkPermissions(in []Permission) ([]Permission, error) {
 // Errors: ErrNotFound (unknown, or not an account access consent),
 // ErrForbidden, ErrStorage, or a context error.
 func (s *Service) AccountAccessConsent(ctx context.Context, c Caller, id string) (AccountAccessConsent, error) {
-	r, err := loadConsent(ctx, s.db, id, false)
+	r, err := s.store.Consent(ctx, id)
 	if err != nil {
 		return AccountAccessConsent{}, err
 	}
-	if ConsentKind(r.Kind) != KindAccountAccess {
+	if r.Kind != KindAccountAccess {
 		return AccountAccessConsent{}, ErrNotFound
 	}
 	if err := checkOwner(c, r); err != nil {
@@ -173,25 +154,20 @@ func (s *Service) AccountAccessConsent(ctx context.Context, c Caller, id string)
 // Errors: ErrNotFound, ErrForbidden, ErrInvalidConsentStatus (Rejected),
 // ledger.ErrTxConflict, ErrStorage, or a context error.
 func (s *Service) RevokeAccountAccessConsent(ctx context.Context, c Caller, id string) error {
-	return s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
-		r, err := loadConsent(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		if ConsentKind(r.Kind) != KindAccountAccess {
-			return ErrNotFound
+	return s.store.UpdateConsent(ctx, id, func(r Consent) (*ConsentChange, error) {
+		if r.Kind != KindAccountAccess {
+			return nil, ErrNotFound
 		}
 		if err := checkOwner(c, r); err != nil {
-			return err
+			return nil, err
 		}
-		switch ConsentStatus(r.Status) {
+		switch r.Status {
 		case StatusRevoked:
-			return nil
+			return nil, nil
 		case StatusRejected:
-			return ErrInvalidConsentStatus
+			return nil, ErrInvalidConsentStatus
 		}
-		return dbError(ctx, tx.Exec(`UPDATE consents SET status = 'Revoked', status_updated_at = ? WHERE id = ?`,
-			s.clock(), r.ID).Error)
+		return &ConsentChange{Status: StatusRevoked, At: s.clock()}, nil
 	})
 }
 
@@ -220,7 +196,7 @@ func (s *Service) accessGrant(ctx context.Context, c Caller, perms ...Permission
 	if c.ClientID == "" || c.PSU == "" || c.ConsentID == "" {
 		return grant{}, ErrForbidden
 	}
-	r, err := loadConsent(ctx, s.db, c.ConsentID, false)
+	r, err := s.store.Consent(ctx, c.ConsentID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return grant{}, ErrForbidden
@@ -231,10 +207,10 @@ func (s *Service) accessGrant(ctx context.Context, c Caller, perms ...Permission
 }
 
 // grantOf checks the consent r read for c: see accessGrant.
-func (s *Service) grantOf(c Caller, r consentRow, perms []Permission) (grant, error) {
+func (s *Service) grantOf(c Caller, r Consent, perms []Permission) (grant, error) {
 	ac := r.accessConsent()
 	switch {
-	case ConsentKind(r.Kind) != KindAccountAccess, r.ClientID != c.ClientID, deref(r.PSU) != c.PSU,
+	case r.Kind != KindAccountAccess, r.ClientID != c.ClientID, r.PSU != c.PSU,
 		ac.Status != StatusAuthorised, ac.ExpiresAt != nil && !s.clock().Before(*ac.ExpiresAt):
 		return grant{}, ErrForbidden
 	}
@@ -247,146 +223,22 @@ func (s *Service) grantOf(c Caller, r consentRow, perms []Permission) (grant, er
 	return grant{}, ErrForbidden
 }
 
-// consentAccountSelect reads, for a batch of AISP reads, what each needs of
-// its consent (the columns accessConsent uses) and the account it asks for,
-// in one statement. Parameters: two Postgres uuid[] literals of equal length,
-// the account ids and the consent ids; read i is row ordinality i+1. A read
-// whose consent does not exist has no row; the account columns are NULL when
-// there is no such account. Each consent and account id is a primary key, so
-// no read has more than one row.
-const consentAccountSelect = `SELECT q.ord, c.id::text, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
-	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
-	b.id::text, b.owner, b.currency, b.kind, b.scheme_name, b.identification, b.name, b.balance, b.version, b.created_at
-	FROM unnest(?::uuid[], ?::uuid[]) WITH ORDINALITY AS q(aid, cid, ord)
-	JOIN consents c ON c.id = q.cid
-	LEFT JOIN accounts b ON b.id = q.aid`
-
-// accessKey is one AISP read's account and consent ids, both canonical UUIDs.
-type accessKey struct {
-	account, consent string
-}
-
-// accessRow is what consentAccountSelect read for one accessKey.
-type accessRow struct {
-	consent    consentRow
-	hasConsent bool
-	account    models.Account
-	hasAccount bool
-}
-
-// DefaultAccountReadBatches is the default of Config.AccountReadBatches.
-//
-// One: batching exists to save CPU (the server's and Postgres's) per read on
-// hosts where they share few cores, and every further batch in flight splits
-// the arrivals into one more, smaller batch (one more round trip). With one,
-// a read that arrives while a batch runs waits for it and goes in the next
-// batch with every other read that arrived meanwhile; a read that finds no
-// batch running starts at once, so a lone read waits for nothing. Measured
-// end to end (docs/performance.md), one batch in flight served more reads per
-// second than two at 8 and at 32 concurrent readers, with a lower p99. It
-// also keeps the batched reads on one database connection, leaving the rest
-// of the pool to payments.
-const DefaultAccountReadBatches = 1
-
-// accountReadBatch is the largest number of reads in one batch: at the
-// concurrency a server sees it is rarely reached, and it bounds the size of
-// one statement's arrays.
-const accountReadBatch = 64
-
-// newAccessReads returns the batcher of s's AISP reads.
-func (s *Service) newAccessReads(inFlight int) *coalesce.Batcher[accessKey, accessRow] {
-	return coalesce.New(s.fetchAccess, coalesce.Options{MaxInFlight: inFlight, MaxBatch: accountReadBatch})
-}
-
-// fetchAccess runs consentAccountSelect for a batch of reads. The ids are
-// canonical UUIDs (canonicalID checked them), so they can be joined into
-// array literals as they are; gorm would expand a Go slice into a list of
-// parameters instead. Rows are scanned by hand into the fields: this is the
-// hot path of every AISP read, and reflection-based scanning cost more than
-// the query.
-func (s *Service) fetchAccess(ctx context.Context, keys []accessKey) ([]accessRow, error) {
-	var aids, cids strings.Builder
-	aids.Grow(len(keys)*37 + 2)
-	cids.Grow(len(keys)*37 + 2)
-	aids.WriteByte('{')
-	cids.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			aids.WriteByte(',')
-			cids.WriteByte(',')
-		}
-		aids.WriteString(k.account)
-		cids.WriteString(k.consent)
-	}
-	aids.WriteByte('}')
-	cids.WriteByte('}')
-
-	rows, err := s.db.WithContext(ctx).Raw(consentAccountSelect, aids.String(), cids.String()).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("read consents and accounts: %w", err)
-	}
-	defer rows.Close()
-	out := make([]accessRow, len(keys))
-	for rows.Next() {
-		var (
-			ord                                                        int64
-			r                                                          consentRow
-			accID, owner, currency, kind, scheme, identification, name *string
-			balance, version                                           *int64
-			created                                                    *time.Time
-		)
-		if err := rows.Scan(&ord, &r.ID, &r.Kind, &r.ClientID, &r.Status, &r.PSU, &r.CreatedAt, &r.StatusUpdatedAt,
-			&r.Permissions, &r.ExpiresAt, &r.TransactionFrom, &r.TransactionTo,
-			&accID, &owner, &currency, &kind, &scheme, &identification, &name, &balance, &version, &created); err != nil {
-			return nil, fmt.Errorf("read consents and accounts: %w", err)
-		}
-		if ord < 1 || ord > int64(len(out)) || out[ord-1].hasConsent {
-			return nil, fmt.Errorf("read consents and accounts: unexpected row ordinality %d of %d", ord, len(out))
-		}
-		row := &out[ord-1]
-		row.consent, row.hasConsent = r, true
-		if accID == nil {
-			continue
-		}
-		row.hasAccount = true
-		row.account = models.Account{
-			ID:             models.AccountID(*accID),
-			Owner:          deref(owner),
-			Currency:       deref(currency),
-			Kind:           models.AccountKind(deref(kind)),
-			SchemeName:     deref(scheme),
-			Identification: deref(identification),
-			Name:           deref(name),
-			Balance:        models.Amount{Minor: deref(balance), Currency: deref(currency)},
-			Version:        deref(version),
-		}
-		if created != nil {
-			row.account.CreatedAt = created.UTC()
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read consents and accounts: %w", err)
-	}
-	return out, nil
-}
-
 // accessAndAccount is accessGrant followed by ownAccount in one database
 // round trip (the hot path of AISP reads): the grant's errors first, then
 // ErrNotFound for an unknown account and ErrForbidden for one that is not a
 // customer account of the PSU.
 //
-// The round trip is shared: concurrent reads go through s.accessReads, which
-// answers all reads that arrived while earlier batches ran with one statement
-// (see consentAccountSelect). A read is always answered by a statement that
-// started after the read arrived, so nothing is cached: it sees the balance
-// committed before it arrived, and a consent revoked before it arrived
-// refuses it, exactly as with a query of its own.
+// The round trip is the Store's ConsentAndAccount, which concurrent reads may
+// share (internal/postgres batches them). A read is always answered by a
+// statement that started after the read arrived, so nothing is cached: it
+// sees the balance committed before it arrived, and a consent revoked before
+// it arrived refuses it, exactly as with a query of its own.
 func (s *Service) accessAndAccount(ctx context.Context, c Caller, accountID string, perms ...Permission) (grant, models.Account, error) {
 	if c.ClientID == "" || c.PSU == "" || c.ConsentID == "" {
 		return grant{}, models.Account{}, ErrForbidden
 	}
-	aid, okA := canonicalID(accountID)
-	cid, okC := canonicalID(c.ConsentID)
+	aid, okA := models.CanonicalID(accountID)
+	cid, okC := models.CanonicalID(c.ConsentID)
 	if !okA || !okC {
 		// Not a UUID: no such account (or consent); the grant's answer
 		// comes first, as in the two-step path.
@@ -397,31 +249,29 @@ func (s *Service) accessAndAccount(ctx context.Context, c Caller, accountID stri
 		_, err = s.ownAccount(ctx, g, accountID)
 		return grant{}, models.Account{}, err
 	}
-	row, err := s.accessReads.Do(ctx, accessKey{account: aid, consent: cid})
+	con, hasConsent, a, hasAccount, err := s.store.ConsentAndAccount(ctx, cid, aid)
 	switch {
 	case err != nil:
-		// A read whose own context ended gets the context's error, whatever
-		// became of its batch.
-		return grant{}, models.Account{}, dbError(ctx, err)
-	case !row.hasConsent:
+		return grant{}, models.Account{}, err
+	case !hasConsent:
 		return grant{}, models.Account{}, ErrForbidden
 	}
-	g, err := s.grantOf(c, row.consent, perms)
+	g, err := s.grantOf(c, con, perms)
 	if err != nil {
 		return grant{}, models.Account{}, err
 	}
-	if !row.hasAccount {
+	if !hasAccount {
 		return grant{}, models.Account{}, ErrNotFound
 	}
-	if a := row.account; a.Kind != models.KindCustomer || a.Owner != g.psu {
+	if a.Kind != models.KindCustomer || a.Owner != g.psu {
 		return grant{}, models.Account{}, ErrForbidden
 	}
-	return g, row.account, nil
+	return g, a, nil
 }
 
 // ownAccount returns the account id if it is a customer account of g's PSU.
 func (s *Service) ownAccount(ctx context.Context, g grant, id string) (models.Account, error) {
-	a, err := s.ledger.Account(ctx, models.AccountID(id))
+	a, err := s.store.Account(ctx, models.AccountID(id))
 	switch {
 	case errors.Is(err, ledger.ErrAccountNotFound):
 		return models.Account{}, ErrNotFound
@@ -443,7 +293,7 @@ func (s *Service) Accounts(ctx context.Context, c Caller) ([]models.Account, Gra
 	if err != nil {
 		return nil, Grant{}, err
 	}
-	accts, err := s.ledger.AccountsByOwner(ctx, g.psu)
+	accts, err := s.store.AccountsByOwner(ctx, g.psu)
 	if err != nil {
 		return nil, Grant{}, err
 	}
@@ -525,7 +375,7 @@ func (s *Service) Transactions(ctx context.Context, c Caller, accountID string, 
 	if from != nil && to != nil && from.After(*to) {
 		return out, nil // the consent's window and the query's do not meet
 	}
-	page, err := s.ledger.Entries(ctx, ledger.EntriesQuery{Account: a.ID, From: from, To: to, After: after, Limit: s.pageSize})
+	page, err := s.store.Entries(ctx, ledger.EntriesQuery{Account: a.ID, From: from, To: to, After: after, Limit: s.pageSize})
 	if err != nil {
 		return TransactionsPage{}, err
 	}

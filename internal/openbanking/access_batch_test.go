@@ -18,7 +18,7 @@ import (
 // oneBatchAtATime makes every AISP read that arrives while a batch runs wait
 // for the next batch, so that concurrent reads share batches as much as they
 // can.
-func oneBatchAtATime(c *openbanking.Config) { c.AccountReadBatches = 1 }
+func oneBatchAtATime(c *fixtureConfig) { c.store.AccountReadBatches = 1 }
 
 // batchStats counts the batched account reads the service sends to the
 // database.

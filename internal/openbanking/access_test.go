@@ -133,7 +133,7 @@ func TestCreateAccountAccessConsentRefusesBadInput(t *testing.T) {
 
 func TestTransactionsPagesSeeEveryEntryOnceWhileBooking(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, func(c *openbanking.Config) { c.TransactionsPageSize = openbanking.MinTransactionsPageSize })
+	f := newFixture(t, func(c *fixtureConfig) { c.ob.TransactionsPageSize = openbanking.MinTransactionsPageSize })
 	alice := f.open("alice", "GBP", "1000.00")
 	bob := f.open("bob", "GBP", "")
 	reader := f.accessFor(clientA, "alice", perms(openbanking.ReadTransactionsDetail))

@@ -38,7 +38,7 @@ func (s *Service) OpenAccount(ctx context.Context, req OpenAccountRequest) (mode
 		}
 		p.Opening = &a
 	}
-	a, err := s.ledger.OpenAccount(ctx, p)
+	a, err := s.store.OpenAccount(ctx, p)
 	if errors.Is(err, ledger.ErrInvalidAccount) {
 		return models.Account{}, invalidField("Owner", "owner or nickname is not valid text of the allowed length")
 	}
@@ -46,9 +46,9 @@ func (s *Service) OpenAccount(ctx context.Context, req OpenAccountRequest) (mode
 }
 
 // Reconcile recomputes every balance from the ledger's entries (see
-// ledger.Reconcile).
+// LedgerStore.Reconcile).
 //
-// Errors: those of ledger.Reconcile.
+// Errors: those of LedgerStore.Reconcile.
 func (s *Service) Reconcile(ctx context.Context) (ledger.Report, error) {
-	return s.ledger.Reconcile(ctx)
+	return s.store.Reconcile(ctx)
 }

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
@@ -98,100 +97,57 @@ type FundsConfirmation struct {
 	At        time.Time
 }
 
-// consentRow is a consents row joined with its debtor account.
-type consentRow struct {
-	ID                   string
-	Kind                 string
-	ClientID             string
-	Status               string
-	PSU                  *string
-	CreatedAt            time.Time
-	StatusUpdatedAt      time.Time
-	Currency             *string
-	Amount               *int64
-	Initiation           *string
-	Authorisation        *string
-	Risk                 *string
-	Reference            *string
-	CreditorAccountID    *string
-	CreditorInternal     *bool
-	CreditorCurrency     *string // the creditor account's own currency
-	DebtorAccountID      *string
-	Permissions          *string
-	ExpiresAt            *time.Time
-	TransactionFrom      *time.Time
-	TransactionTo        *time.Time
-	DebtorScheme         *string
-	DebtorIdentification *string
-	DebtorName           *string
+// Consent is a consent as the Store keeps it: the fields of both kinds, and
+// for a payment consent its debtor account's identification once
+// authorised.
+type Consent struct {
+	ID              string
+	Kind            ConsentKind
+	ClientID        string
+	Status          ConsentStatus
+	PSU             string // "" until authorised
+	CreatedAt       time.Time
+	StatusUpdatedAt time.Time
+
+	// Payment consents.
+	Amount            models.Amount
+	InitiationJSON    []byte
+	AuthorisationJSON []byte // nil when absent
+	RiskJSON          []byte
+	Reference         string
+	CreditorAccountID models.AccountID
+	CreditorInternal  bool   // the creditor is a customer account of this bank
+	CreditorCurrency  string // the creditor account's own currency
+	DebtorAccountID   models.AccountID
+	Debtor            *AccountRef // nil until authorised
+
+	// Account access consents.
+	Permissions     []Permission
+	ExpiresAt       *time.Time
+	TransactionFrom *time.Time
+	TransactionTo   *time.Time
 }
 
-const consentSelect = `SELECT c.id::text AS id, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
-	c.currency, c.amount, c.initiation, c.authorisation, c.risk, c.reference,
-	c.creditor_account_id::text AS creditor_account_id, c.creditor_internal, c.debtor_account_id::text AS debtor_account_id,
-	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
-	a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name,
-	cr.currency AS creditor_currency
-	FROM consents c LEFT JOIN accounts a ON a.id = c.debtor_account_id
-	LEFT JOIN accounts cr ON cr.id = c.creditor_account_id
-	WHERE c.id = ?`
-
-// loadConsent reads a consent, locking its row when lock is set (db must then
-// be a transaction). An id that is not a UUID is unknown: ErrNotFound.
-func loadConsent(ctx context.Context, db *gorm.DB, id string, lock bool) (consentRow, error) {
-	cid, ok := canonicalID(id)
-	if !ok {
-		return consentRow{}, ErrNotFound
+func (r Consent) paymentConsent() PaymentConsent {
+	return PaymentConsent{
+		ID:                r.ID,
+		ClientID:          r.ClientID,
+		Status:            r.Status,
+		CreatedAt:         r.CreatedAt,
+		StatusUpdatedAt:   r.StatusUpdatedAt,
+		Amount:            r.Amount,
+		InitiationJSON:    r.InitiationJSON,
+		AuthorisationJSON: r.AuthorisationJSON,
+		RiskJSON:          r.RiskJSON,
+		PSU:               r.PSU,
+		DebtorAccountID:   r.DebtorAccountID,
+		Debtor:            r.Debtor,
 	}
-	q := consentSelect
-	if lock {
-		q += " FOR UPDATE OF c"
-	}
-	var rows []consentRow
-	if err := db.WithContext(ctx).Raw(q, cid).Scan(&rows).Error; err != nil {
-		return consentRow{}, dbError(ctx, err)
-	}
-	if len(rows) != 1 {
-		return consentRow{}, ErrNotFound
-	}
-	return rows[0], nil
-}
-
-func (r consentRow) paymentConsent() PaymentConsent {
-	pc := PaymentConsent{
-		ID:              r.ID,
-		ClientID:        r.ClientID,
-		Status:          ConsentStatus(r.Status),
-		CreatedAt:       r.CreatedAt.UTC(),
-		StatusUpdatedAt: r.StatusUpdatedAt.UTC(),
-		InitiationJSON:  []byte(deref(r.Initiation)),
-		RiskJSON:        []byte(deref(r.Risk)),
-		PSU:             deref(r.PSU),
-		DebtorAccountID: models.AccountID(deref(r.DebtorAccountID)),
-	}
-	if r.Amount != nil && r.Currency != nil {
-		pc.Amount = models.Amount{Minor: *r.Amount, Currency: *r.Currency}
-	}
-	if r.Authorisation != nil {
-		pc.AuthorisationJSON = []byte(*r.Authorisation)
-	}
-	if r.DebtorIdentification != nil {
-		pc.Debtor = &AccountRef{SchemeName: deref(r.DebtorScheme), Identification: *r.DebtorIdentification, Name: deref(r.DebtorName)}
-	}
-	return pc
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 // checkOwner enforces that the consent belongs to the caller's client and,
 // for a PSU token, that the token was issued for this consent.
-func checkOwner(c Caller, r consentRow) error {
+func checkOwner(c Caller, r Consent) error {
 	if c.ClientID == "" || c.ClientID != r.ClientID {
 		return ErrForbidden
 	}
@@ -239,39 +195,23 @@ func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempo
 
 	id := uuid.NewString()
 	now := s.clock()
-	var existing string
-	err = s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
-		var err error
-		if existing, err = s.claimKey(ctx, tx, c.ClientID, opCreatePaymentConsent, key, id); err != nil || existing != "" {
-			return err
-		}
-		// Checked after the key: a replay returns the consent first created
-		// even once its CompletionDateTime has passed. A refusal rolls the
-		// key back.
-		if err := checkCompletion(req.AuthorisationJSON, now); err != nil {
-			return err
-		}
-		var auth *string
-		if req.AuthorisationJSON != nil {
-			a := string(req.AuthorisationJSON)
-			auth = &a
-		}
-		return dbError(ctx, tx.Exec(`INSERT INTO consents (id, kind, client_id, status, created_at, status_updated_at,
-				currency, amount, initiation, authorisation, risk, reference, creditor_account_id, creditor_internal)
-			VALUES (?, 'payment', ?, 'AwaitingAuthorisation', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, c.ClientID, now, now, amount.Currency, amount.Minor, string(req.InitiationJSON), auth,
-			string(req.RiskJSON), req.Initiation.Reference, string(creditorID), internal).Error)
-	})
+	c2 := Consent{
+		ID: id, Kind: KindPayment, ClientID: c.ClientID, Status: StatusAwaitingAuthorisation,
+		CreatedAt: now, StatusUpdatedAt: now, Amount: amount, InitiationJSON: req.InitiationJSON,
+		AuthorisationJSON: req.AuthorisationJSON, RiskJSON: req.RiskJSON, Reference: req.Initiation.Reference,
+		CreditorAccountID: creditorID, CreditorInternal: internal,
+	}
+	// Checked after the key: a replay returns the consent first created even
+	// once its CompletionDateTime has passed. A refusal rolls the key back.
+	refuse := checkCompletion(req.AuthorisationJSON, now)
+	existing, err := s.store.CreatePaymentConsent(ctx, s.claim(c.ClientID, opCreatePaymentConsent, key, id, now), c2, refuse)
 	if err != nil {
 		return PaymentConsent{}, err
 	}
 	if existing != "" {
 		return s.PaymentConsent(ctx, Caller{ClientID: c.ClientID}, existing)
 	}
-	return PaymentConsent{
-		ID: id, ClientID: c.ClientID, Status: StatusAwaitingAuthorisation, CreatedAt: now, StatusUpdatedAt: now,
-		Amount: amount, InitiationJSON: req.InitiationJSON, AuthorisationJSON: req.AuthorisationJSON, RiskJSON: req.RiskJSON,
-	}, nil
+	return c2.paymentConsent(), nil
 }
 
 // completionPath is the OB path of a payment consent's authorisation
@@ -335,14 +275,14 @@ func parseInstructedAmount(amount, currency string) (models.Amount, error) {
 // other creditor, and Authorise refuses it (checkCreditor) once the
 // customer is authenticated.
 func (s *Service) resolveCreditor(ctx context.Context, cr AccountRef, currency string) (models.AccountID, bool, error) {
-	a, err := s.ledger.AccountByIdentification(ctx, nil, cr.SchemeName, cr.Identification)
+	a, err := s.store.AccountByIdentification(ctx, cr.SchemeName, cr.Identification)
 	switch {
 	case err == nil && a.Kind == models.KindCustomer:
 		return a.ID, true, nil
 	case err != nil && !errors.Is(err, ledger.ErrAccountNotFound):
 		return "", false, err
 	}
-	settlement, err := s.ledger.SettlementAccount(ctx, nil, currency)
+	settlement, err := s.store.SettlementAccount(ctx, currency)
 	if err != nil {
 		return "", false, err
 	}
@@ -355,11 +295,11 @@ func (s *Service) resolveCreditor(ctx context.Context, cr AccountRef, currency s
 // Errors: ErrNotFound (unknown id, or not a payment consent), ErrForbidden,
 // ErrStorage, or a context error.
 func (s *Service) PaymentConsent(ctx context.Context, c Caller, id string) (PaymentConsent, error) {
-	r, err := loadConsent(ctx, s.db, id, false)
+	r, err := s.store.Consent(ctx, id)
 	if err != nil {
 		return PaymentConsent{}, err
 	}
-	if ConsentKind(r.Kind) != KindPayment {
+	if r.Kind != KindPayment {
 		return PaymentConsent{}, ErrNotFound
 	}
 	if err := checkOwner(c, r); err != nil {
@@ -375,27 +315,27 @@ func (s *Service) PaymentConsent(ctx context.Context, c Caller, id string) (Paym
 // Errors: ErrNotFound, ErrForbidden, ErrInvalidConsentStatus (not
 // Authorised), ErrStorage, or a context error.
 func (s *Service) FundsConfirmation(ctx context.Context, c Caller, id string) (FundsConfirmation, error) {
-	r, err := loadConsent(ctx, s.db, id, false)
+	r, err := s.store.Consent(ctx, id)
 	if err != nil {
 		return FundsConfirmation{}, err
 	}
-	if ConsentKind(r.Kind) != KindPayment {
+	if r.Kind != KindPayment {
 		return FundsConfirmation{}, ErrNotFound
 	}
 	if err := checkOwner(c, r); err != nil {
 		return FundsConfirmation{}, err
 	}
-	if c.PSU == "" || c.PSU != deref(r.PSU) {
+	if c.PSU == "" || c.PSU != r.PSU {
 		return FundsConfirmation{}, ErrForbidden
 	}
-	if ConsentStatus(r.Status) != StatusAuthorised {
+	if r.Status != StatusAuthorised {
 		return FundsConfirmation{}, ErrInvalidConsentStatus
 	}
-	bal, err := s.ledger.Balance(ctx, models.AccountID(deref(r.DebtorAccountID)))
+	debtor, err := s.store.Account(ctx, r.DebtorAccountID)
 	if err != nil {
 		return FundsConfirmation{}, err
 	}
-	return FundsConfirmation{Available: bal.Minor >= deref(r.Amount), At: s.clock()}, nil
+	return FundsConfirmation{Available: debtor.Balance.Minor >= r.Amount.Minor, At: s.clock()}, nil
 }
 
 // AuthoriseConsent records that psu approved the consent. For a payment
@@ -425,11 +365,11 @@ func (s *Service) RejectConsent(ctx context.Context, consentID string) error {
 //
 // Errors: ErrNotFound, ErrStorage, or a context error.
 func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID, kind string, err error) {
-	r, err := loadConsent(ctx, s.db, consentID, false)
+	r, err := s.store.Consent(ctx, consentID)
 	if err != nil {
 		return "", "", err
 	}
-	return r.ClientID, r.Kind, nil
+	return r.ClientID, string(r.Kind), nil
 }
 
 // Authorise is AuthoriseConsent returning the decision.
@@ -445,7 +385,7 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 	}
 	var debtor *models.Account
 	if debtorAccount != "" {
-		a, err := s.ledger.Account(ctx, models.AccountID(debtorAccount))
+		a, err := s.store.Account(ctx, models.AccountID(debtorAccount))
 		switch {
 		case errors.Is(err, ledger.ErrAccountNotFound):
 			return Decision{}, invalidField("DebtorAccount", "unknown account")
@@ -457,23 +397,19 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 		debtor = &a
 	}
 	var d Decision
-	err := s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
-		r, err := loadConsent(ctx, tx, consentID, true)
-		if err != nil {
-			return err
-		}
-		if ConsentStatus(r.Status) != StatusAwaitingAuthorisation {
-			return ErrInvalidConsentStatus
+	err := s.store.UpdateConsent(ctx, consentID, func(r Consent) (*ConsentChange, error) {
+		if r.Status != StatusAwaitingAuthorisation {
+			return nil, ErrInvalidConsentStatus
 		}
 		now := s.clock()
-		var debtorID *string
-		switch ConsentKind(r.Kind) {
+		var debtorID models.AccountID
+		switch r.Kind {
 		case KindAccountAccess:
 			if debtor != nil {
-				return &FieldError{Path: "DebtorAccount", Reason: "not allowed for account access consents", Err: ErrInvalidField}
+				return nil, &FieldError{Path: "DebtorAccount", Reason: "not allowed for account access consents", Err: ErrInvalidField}
 			}
 			if r.ExpiresAt != nil && !now.Before(*r.ExpiresAt) {
-				return ErrInvalidConsentStatus
+				return nil, ErrInvalidConsentStatus
 			}
 		case KindPayment:
 			// The authorisation must be complete before the consent's
@@ -482,25 +418,23 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 			// AwaitingAuthorisation (it can still be rejected), as an expired
 			// account access consent does, rather than being turned Rejected
 			// by a call that failed.
-			at, ok := completionDateTime(authorisationOf(r))
+			at, ok := completionDateTime(r.AuthorisationJSON)
 			if !ok {
-				return fmt.Errorf("%w: consent %s: stored authorisation unreadable", ErrStorage, r.ID)
+				return nil, fmt.Errorf("%w: consent %s: stored authorisation unreadable", ErrStorage, r.ID)
 			}
 			if at != nil && !now.Before(*at) {
-				return ErrInvalidConsentStatus
+				return nil, ErrInvalidConsentStatus
 			}
 			if err := checkCreditor(r); err != nil {
-				return err
+				return nil, err
 			}
 			if err := checkDebtor(r, debtor); err != nil {
-				return err
+				return nil, err
 			}
-			id := string(debtor.ID)
-			debtorID = &id
+			debtorID = debtor.ID
 		}
 		d = Decision{ConsentID: r.ID, Status: StatusAuthorised, StatusUpdatedAt: now}
-		return dbError(ctx, tx.Exec(`UPDATE consents SET status = 'Authorised', psu = ?, debtor_account_id = ?,
-			status_updated_at = ? WHERE id = ?`, psu, debtorID, now, r.ID).Error)
+		return &ConsentChange{Status: StatusAuthorised, PSU: psu, DebtorAccountID: debtorID, At: now}, nil
 	})
 	if err != nil {
 		return Decision{}, err
@@ -508,34 +442,27 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 	return d, nil
 }
 
-func authorisationOf(r consentRow) []byte {
-	if r.Authorisation == nil {
-		return nil
-	}
-	return []byte(*r.Authorisation)
-}
-
 // checkCreditor refuses to authorise a payment consent whose creditor is an
 // account of this bank in another currency (see resolveCreditor: consent
 // creation accepted it like any unknown creditor, so that the aggregator
 // learns nothing about the account). Here the customer is authenticated, and
 // the bank's own consent app hears why.
-func checkCreditor(r consentRow) error {
-	if deref(r.CreditorInternal) && deref(r.CreditorCurrency) != deref(r.Currency) {
+func checkCreditor(r Consent) error {
+	if r.CreditorInternal && r.CreditorCurrency != r.Amount.Currency {
 		return invalidField("Data.Initiation.CreditorAccount", "the creditor account cannot receive the consent's currency")
 	}
 	return nil
 }
 
 // checkDebtor checks the debtor account chosen for a payment consent.
-func checkDebtor(r consentRow, debtor *models.Account) error {
+func checkDebtor(r Consent, debtor *models.Account) error {
 	if debtor == nil {
 		return &FieldError{Path: "DebtorAccount", Reason: "required for payment consents", Missing: true, Err: ErrInvalidField}
 	}
-	if debtor.Currency != deref(r.Currency) {
+	if debtor.Currency != r.Amount.Currency {
 		return invalidField("DebtorAccount", "account is not in the consent's currency")
 	}
-	if string(debtor.ID) == deref(r.CreditorAccountID) {
+	if debtor.ID == r.CreditorAccountID {
 		return invalidField("DebtorAccount", "account is the creditor account")
 	}
 	var init struct {
@@ -544,7 +471,7 @@ func checkDebtor(r consentRow, debtor *models.Account) error {
 			Identification string
 		}
 	}
-	if err := json.Unmarshal([]byte(deref(r.Initiation)), &init); err != nil {
+	if err := json.Unmarshal(r.InitiationJSON, &init); err != nil {
 		return invalidField("DebtorAccount", "stored initiation unreadable")
 	}
 	if d := init.DebtorAccount; d != nil && (d.SchemeName != debtor.SchemeName || d.Identification != debtor.Identification) {
@@ -560,17 +487,13 @@ func checkDebtor(r consentRow, debtor *models.Account) error {
 // ErrStorage, or a context error.
 func (s *Service) Reject(ctx context.Context, consentID string) (Decision, error) {
 	var d Decision
-	err := s.ledger.RunInTx(ctx, func(tx *gorm.DB) error {
-		r, err := loadConsent(ctx, tx, consentID, true)
-		if err != nil {
-			return err
-		}
-		if ConsentStatus(r.Status) != StatusAwaitingAuthorisation {
-			return ErrInvalidConsentStatus
+	err := s.store.UpdateConsent(ctx, consentID, func(r Consent) (*ConsentChange, error) {
+		if r.Status != StatusAwaitingAuthorisation {
+			return nil, ErrInvalidConsentStatus
 		}
 		now := s.clock()
 		d = Decision{ConsentID: r.ID, Status: StatusRejected, StatusUpdatedAt: now}
-		return dbError(ctx, tx.Exec(`UPDATE consents SET status = 'Rejected', status_updated_at = ? WHERE id = ?`, now, r.ID).Error)
+		return &ConsentChange{Status: StatusRejected, At: now}, nil
 	})
 	if err != nil {
 		return Decision{}, err

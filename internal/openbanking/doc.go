@@ -7,11 +7,12 @@
 //
 // # Invariants
 //
-// Each is enforced here and, where a database can, by the schema too
-// (migrations/00002_openbanking.sql). A payment runs as one call of the
-// database function ob_create_payment (migrations/00003_posting_functions.sql),
-// which posts through the ledger's own ledger_post: the steps below are its
-// steps, in one statement and so one transaction and one round trip.
+// Each is decided here and enforced through the Store this package declares
+// (store.go), which internal/postgres implements and its schema checks again.
+// The package imports no database code, and runs on an in-memory Store in its
+// unit tests. A payment is one call of Store.CreatePayment, which checks the
+// consent with CheckPayment under its lock and posts through the ledger: in
+// Postgres one statement and so one transaction and one round trip.
 //
 //  1. A consent moves only AwaitingAuthorisation -> Authorised -> Consumed
 //     (payment) or Revoked (account access), or AwaitingAuthorisation ->
@@ -40,10 +41,10 @@
 //
 // Methods return the sentinels below (possibly wrapped), *FieldError for a
 // request field the service refuses, ledger sentinels that callers may map
-// (ledger.ErrTxConflict above all), or context errors. No gorm or pgx error
-// escapes: a database that cannot be reached matches ErrUnavailable (the
-// same value as ledger.ErrUnavailable, judged by ledger.IsUnavailable), and
-// any other unexpected database failure matches ErrStorage. Every method
+// (ledger.ErrTxConflict above all), or context errors. The Store returns no
+// driver error: a database that cannot be reached matches ErrUnavailable (the
+// same value as ledger.ErrUnavailable), and any other unexpected database
+// failure matches ErrStorage. Every method
 // that reads or writes may return ErrUnavailable, even where its own list of
 // errors does not name it.
 package openbanking

@@ -1,11 +1,8 @@
 package openbanking
 
 import (
-	"context"
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/obpay/payments/internal/ledger"
 )
@@ -37,7 +34,7 @@ var (
 	// ErrUnavailable is ledger.ErrUnavailable, the same value under this
 	// package's name: the database cannot be reached; retry later (with the
 	// same idempotency key: a write that met it may have committed). The
-	// judgement is ledger.IsUnavailable's, made once for both packages.
+	// judgement is postgres.IsUnavailable's, made once for both packages.
 	ErrUnavailable = ledger.ErrUnavailable
 	// ErrStorage: the database failed unexpectedly (the cause is in the
 	// message, for the log).
@@ -63,56 +60,4 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 func invalidField(path, reason string) error {
 	return &FieldError{Path: path, Reason: reason, Err: ErrInvalidField}
-}
-
-// dbError translates a database error met in this package. Serialization
-// failures and deadlocks pass through unchanged so that ledger.RunInTx retries
-// the transaction (and wraps them as ledger.ErrTxConflict when retries run
-// out); ErrUnavailable passes through; a done ctx gives the context's error;
-// a database that cannot be reached (ledger.IsUnavailable) gives
-// ErrUnavailable; anything else becomes ErrStorage.
-func dbError(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	if ledger.IsRetryable(err) || errors.Is(err, ErrUnavailable) {
-		return err
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("openbanking: %w", ctxErr)
-	}
-	if ledger.IsUnavailable(ctx, err) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return fmt.Errorf("%w: %v", ErrStorage, err)
-}
-
-// SQLSTATEs that ob_create_payment and ob_claim_key raise (see their
-// migration).
-var refusals = map[string]error{
-	"OB001": ErrNotFound,
-	"OB002": ErrForbidden,
-	"OB003": ErrInvalidConsentStatus,
-	"OB004": ErrConsentMismatch,
-	"OB005": ErrIdempotencyConflict,
-}
-
-// refusalError maps an error of a call of this package's database functions:
-// their refusals to this package's errors, a refused posting to the ledger's
-// error, anything else as dbError does (retryable conflicts pass through for
-// the retry).
-func refusalError(ctx context.Context, err error) error {
-	var pg *pgconn.PgError
-	if err == nil || !errors.As(err, &pg) {
-		return dbError(ctx, err)
-	}
-	if e, ok := refusals[pg.Code]; ok {
-		return e
-	}
-	if pg.Code == "OB010" {
-		if e := ledger.PostingError(pg.Message); e != nil {
-			return e
-		}
-	}
-	return dbError(ctx, err)
 }

@@ -6,12 +6,13 @@ import (
 	"net"
 	"testing"
 
-	"gorm.io/driver/postgres"
+	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 // downService returns a service whose database refuses every connection.
@@ -23,7 +24,7 @@ func downService(t *testing.T) *openbanking.Service {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	db, err := gorm.Open(postgres.Open("postgres://postgres@"+addr+"/postgres?sslmode=disable"),
+	db, err := gorm.Open(gormpostgres.Open("postgres://postgres@"+addr+"/postgres?sslmode=disable"),
 		&gorm.Config{Logger: logger.Discard, DisableAutomaticPing: true})
 	if err != nil {
 		t.Fatal(err)
@@ -33,11 +34,15 @@ func downService(t *testing.T) *openbanking.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sqlDB.Close() })
-	lg, err := ledger.New(db)
+	lg, err := postgres.NewLedger(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := openbanking.New(openbanking.Config{DB: db, Ledger: lg})
+	store, err := postgres.NewStore(lg, postgres.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := openbanking.New(openbanking.Config{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

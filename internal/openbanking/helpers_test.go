@@ -15,6 +15,7 @@ import (
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
 	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/testdb"
 )
 
@@ -27,25 +28,36 @@ const (
 type fixture struct {
 	t   *testing.T
 	db  *gorm.DB
-	l   *ledger.Ledger
+	l   *postgres.Ledger
 	svc *openbanking.Service
 
 	mu  sync.Mutex
 	now time.Time
 }
 
-func newFixture(t *testing.T, opts ...func(*openbanking.Config)) *fixture {
+// fixtureConfig is what a test may change of a fixture's service and store.
+type fixtureConfig struct {
+	ob    openbanking.Config
+	store postgres.StoreConfig
+}
+
+func newFixture(t *testing.T, opts ...func(*fixtureConfig)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, db: testdb.Open(t), now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)}
-	l, err := ledger.New(f.db, ledger.WithClock(f.clock))
+	l, err := postgres.NewLedger(f.db, postgres.WithClock(f.clock))
 	if err != nil {
 		t.Fatalf("ledger.New = %v", err)
 	}
-	cfg := openbanking.Config{DB: f.db, Ledger: l, Now: f.clock}
+	var cfg fixtureConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	svc, err := openbanking.New(cfg)
+	store, err := postgres.NewStore(l, cfg.store)
+	if err != nil {
+		t.Fatalf("postgres.NewStore = %v", err)
+	}
+	cfg.ob.Store, cfg.ob.Now = store, f.clock
+	svc, err := openbanking.New(cfg.ob)
 	if err != nil {
 		t.Fatalf("openbanking.New = %v", err)
 	}

@@ -1,13 +1,14 @@
 package openbanking
 
 import (
+	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
+
+	"github.com/obpay/payments/internal/models"
 )
 
 // PaymentStatus is a domestic payment's OB status.
@@ -50,10 +51,10 @@ type Payment struct {
 // fund it the payment is Rejected, nothing is posted, and the consent is
 // Consumed all the same. c must be a PSU token issued for req.ConsentID.
 //
-// The whole transaction is one call of the database function
-// ob_create_payment (migrations/00003_posting_functions.sql), which posts
-// through the ledger's own ledger_post: one round trip per payment, retried
-// as a whole on serialization failures and deadlocks.
+// The whole transaction is one call of the Store's CreatePayment (in
+// Postgres one call of a database function: one round trip per payment,
+// retried as a whole on serialization failures and deadlocks), which checks
+// the consent with CheckPayment under its row lock.
 //
 // The same key and body again return the payment first created, in its
 // current state, without any new effect.
@@ -66,49 +67,61 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 	if err := checkKey(key); err != nil {
 		return Payment{}, err
 	}
-	consentID, ok := canonicalID(req.ConsentID)
+	consentID, ok := models.CanonicalID(req.ConsentID)
 	if c.ClientID == "" || c.PSU == "" || !ok || c.ConsentID != consentID {
 		return Payment{}, ErrForbidden
 	}
-	id, transferID := uuid.NewString(), uuid.NewString()
 	now := s.clock()
-	var existing, status, scheme, identification, name sql.NullString
-	err := s.ledger.RunStatement(ctx, func(db *gorm.DB) error {
-		err := db.Raw(`SELECT o_existing::text, o_status, o_debtor_scheme, o_debtor_identification, o_debtor_name
-			FROM ob_create_payment(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, c.ClientID, c.PSU, consentID,
-			opCreatePayment, key.Key, key.RequestHash[:], now.Add(s.keyTTL),
-			string(req.InitiationJSON), string(req.RiskJSON), now,
-			transferID, s.ledger.BookingTime()).Row().Scan(&existing, &status, &scheme, &identification, &name)
-		return refusalError(ctx, err)
-	})
+	p := PaymentExecution{
+		ID: uuid.NewString(), ClientID: c.ClientID, PSU: c.PSU, ConsentID: consentID,
+		InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON, Now: now,
+		TransferID: uuid.NewString(), BookingTime: now,
+	}
+	res, err := s.store.CreatePayment(ctx, s.claim(c.ClientID, opCreatePayment, key, p.ID, now), p)
 	switch {
 	case err != nil:
 		return Payment{}, err
-	case existing.Valid:
-		return s.Payment(ctx, Caller{ClientID: c.ClientID}, existing.String)
-	case !status.Valid:
-		return Payment{}, fmt.Errorf("%w: payment function returned no status", ErrStorage)
+	case res.Existing != "":
+		return s.Payment(ctx, Caller{ClientID: c.ClientID}, res.Existing)
+	case res.Status == "":
+		return Payment{}, fmt.Errorf("%w: payment store returned no status", ErrStorage)
 	}
-	out := Payment{ID: id, ConsentID: consentID, ClientID: c.ClientID, Status: PaymentStatus(status.String),
-		CreatedAt: now, StatusUpdatedAt: now, InitiationJSON: req.InitiationJSON}
-	if identification.Valid {
-		out.Debtor = &AccountRef{SchemeName: scheme.String, Identification: identification.String, Name: name.String}
-	}
-	return out, nil
+	return Payment{ID: p.ID, ConsentID: consentID, ClientID: c.ClientID, Status: res.Status,
+		CreatedAt: now, StatusUpdatedAt: now, InitiationJSON: req.InitiationJSON, Debtor: res.Debtor}, nil
 }
 
-type paymentRow struct {
-	ID                   string
-	ConsentID            string
-	ClientID             string
-	Status               string
-	CreatedAt            time.Time
-	StatusUpdatedAt      time.Time
-	Initiation           string
-	DebtorScheme         *string
-	DebtorIdentification *string
-	DebtorName           *string
+// CheckPayment is the rule a payment's consent must pass, checked by the
+// Store under the consent's row lock (see ConsentStore.CreatePayment): a
+// payment consent (else ErrNotFound) of the payment's client and PSU (else
+// ErrForbidden), Authorised (else ErrInvalidConsentStatus), whose Initiation
+// and Risk the payment repeats (else ErrConsentMismatch). The checks run in
+// this order, and the first failing one answers.
+func CheckPayment(con Consent, p PaymentExecution) error {
+	switch {
+	case con.Kind != KindPayment:
+		return ErrNotFound
+	case con.ClientID != p.ClientID || con.PSU != p.PSU:
+		return ErrForbidden
+	case con.Status != StatusAuthorised:
+		return ErrInvalidConsentStatus
+	case !bytes.Equal(con.InitiationJSON, p.InitiationJSON) || !bytes.Equal(con.RiskJSON, p.RiskJSON):
+		return ErrConsentMismatch
+	}
+	return nil
+}
+
+// PaymentStatusFor is the status of a payment on con: Rejected when the
+// debtor could not fund it (funded false), else
+// AcceptedCreditSettlementCompleted for an internal creditor and
+// AcceptedSettlementCompleted for one paid through the settlement account.
+func PaymentStatusFor(con Consent, funded bool) PaymentStatus {
+	switch {
+	case !funded:
+		return PaymentRejected
+	case con.CreditorInternal:
+		return PaymentAcceptedCreditSettlementCompleted
+	}
+	return PaymentAcceptedSettlementCompleted
 }
 
 // Payment returns a domestic payment of c's client. A PSU token may read only
@@ -116,30 +129,12 @@ type paymentRow struct {
 //
 // Errors: ErrNotFound, ErrForbidden, ErrStorage, or a context error.
 func (s *Service) Payment(ctx context.Context, c Caller, id string) (Payment, error) {
-	pid, ok := canonicalID(id)
-	if !ok {
-		return Payment{}, ErrNotFound
+	p, err := s.store.Payment(ctx, id)
+	if err != nil {
+		return Payment{}, err
 	}
-	var rows []paymentRow
-	if err := s.db.WithContext(ctx).Raw(`SELECT p.id::text AS id, p.consent_id::text AS consent_id, p.client_id,
-			p.status, p.created_at, p.status_updated_at, c.initiation,
-			a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name
-		FROM payments p JOIN consents c ON c.id = p.consent_id
-		LEFT JOIN accounts a ON a.id = c.debtor_account_id
-		WHERE p.id = ?`, pid).Scan(&rows).Error; err != nil {
-		return Payment{}, dbError(ctx, err)
-	}
-	if len(rows) != 1 {
-		return Payment{}, ErrNotFound
-	}
-	r := rows[0]
-	if c.ClientID == "" || r.ClientID != c.ClientID || (c.PSU != "" && c.ConsentID != r.ConsentID) {
+	if c.ClientID == "" || p.ClientID != c.ClientID || (c.PSU != "" && c.ConsentID != p.ConsentID) {
 		return Payment{}, ErrForbidden
-	}
-	p := Payment{ID: r.ID, ConsentID: r.ConsentID, ClientID: r.ClientID, Status: PaymentStatus(r.Status),
-		CreatedAt: r.CreatedAt.UTC(), StatusUpdatedAt: r.StatusUpdatedAt.UTC(), InitiationJSON: []byte(r.Initiation)}
-	if r.DebtorIdentification != nil {
-		p.Debtor = &AccountRef{SchemeName: deref(r.DebtorScheme), Identification: *r.DebtorIdentification, Name: deref(r.DebtorName)}
 	}
 	return p, nil
 }

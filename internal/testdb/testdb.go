@@ -29,11 +29,11 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 	"github.com/testcontainers/testcontainers-go/wait"
-	"gorm.io/driver/postgres"
+	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"github.com/obpay/payments/migrations"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 const howTo = "set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) " +
@@ -124,7 +124,7 @@ func newOn(t testing.TB, base string, drop bool) string {
 		t.Fatalf("testdb: open %s: %v", name, err)
 	}
 	defer db.Close()
-	if err := migrations.Up(ctx, db, nil); err != nil {
+	if err := postgres.MigrateUp(ctx, db, nil); err != nil {
 		t.Fatalf("testdb: migrate %s: %v", name, err)
 	}
 	return dsn
@@ -135,7 +135,7 @@ func newOn(t testing.TB, base string, drop bool) string {
 func Open(t testing.TB) *gorm.DB {
 	t.Helper()
 	dsn := New(t)
-	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(gormpostgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		t.Fatalf("testdb: gorm open: %v", err)
 	}

@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -12,25 +12,26 @@ import (
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	_, db := newLedger(t)
-	if _, err := ledger.New(nil); err == nil {
+	if _, err := postgres.NewLedger(nil); err == nil {
 		t.Error("New(nil) = nil error")
 	}
 	tests := []struct {
 		name string
-		opt  ledger.Option
+		opt  postgres.Option
 	}{
-		{"nil clock", ledger.WithClock(nil)},
-		{"zero retries", ledger.WithRetries(0)},
-		{"short sort code", ledger.WithSortCode("12345")},
-		{"letters in sort code", ledger.WithSortCode("12345a")},
+		{"nil clock", postgres.WithClock(nil)},
+		{"zero retries", postgres.WithRetries(0)},
+		{"short sort code", postgres.WithSortCode("12345")},
+		{"letters in sort code", postgres.WithSortCode("12345a")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := ledger.New(db, tc.opt); err == nil {
+			if _, err := postgres.NewLedger(db, tc.opt); err == nil {
 				t.Fatalf("New(%s) = nil error", tc.name)
 			}
 		})
@@ -39,7 +40,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 func TestOpenAccount(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	l, db := newLedger(t, ledger.WithClock(fixedClock(at)), ledger.WithSortCode("112233"))
+	l, db := newLedger(t, postgres.WithClock(fixedClock(at)), postgres.WithSortCode("112233"))
 	ctx := context.Background()
 	opening := gbp(t, "100.00")
 
@@ -129,7 +130,7 @@ func TestOpenAccountErrors(t *testing.T) {
 
 func TestTransfer(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	l, db := newLedger(t, ledger.WithClock(fixedClock(at)))
+	l, db := newLedger(t, postgres.WithClock(fixedClock(at)))
 	ctx := context.Background()
 	a := openAccount(t, l, "alice", "GBP", "100.00")
 	b := openAccount(t, l, "bob", "GBP", "")

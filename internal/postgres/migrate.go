@@ -1,24 +1,27 @@
-// Package migrations holds the goose SQL migrations of the service, embedded in
-// the binary so that `payments migrate up` and `payments serve` need no files on
-// disk. Migrations are numbered and forward-only.
-package migrations
+package postgres
 
 import (
 	"context"
 	"database/sql"
 	"embed"
 	"fmt"
+	"io/fs"
 	"log/slog"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
 
-//go:embed *.sql
-var files embed.FS
+// migrationFiles holds the goose SQL migrations of the service, embedded in
+// the binary so that `payments migrate up` and `payments serve` need no files
+// on disk. Migrations are numbered and forward-only: a change to a database
+// function is a new migration, never an edit of an applied one.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
 
-// Status is one migration and whether it has been applied.
-type Status struct {
+// MigrationStatus is one migration and whether it has been applied.
+type MigrationStatus struct {
 	Version int64
 	Source  string
 	Applied bool
@@ -33,6 +36,10 @@ func provider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger))
 	}
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, files, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
@@ -40,10 +47,10 @@ func provider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 	return p, nil
 }
 
-// Up applies every pending migration in order. It is safe to call on an
+// MigrateUp applies every pending migration in order. It is safe to call on an
 // up-to-date database and from several processes at once: goose takes a
 // Postgres advisory lock for the duration.
-func Up(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+func MigrateUp(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	p, err := provider(db, logger)
 	if err != nil {
 		return err
@@ -54,8 +61,8 @@ func Up(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	return nil
 }
 
-// List reports every embedded migration and whether it is applied.
-func List(ctx context.Context, db *sql.DB) ([]Status, error) {
+// ListMigrations reports every embedded migration and whether it is applied.
+func ListMigrations(ctx context.Context, db *sql.DB) ([]MigrationStatus, error) {
 	p, err := provider(db, nil)
 	if err != nil {
 		return nil, err
@@ -64,9 +71,9 @@ func List(ctx context.Context, db *sql.DB) ([]Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration status: %w", err)
 	}
-	out := make([]Status, 0, len(st))
+	out := make([]MigrationStatus, 0, len(st))
 	for _, s := range st {
-		out = append(out, Status{Version: s.Source.Version, Source: s.Source.Path, Applied: s.State == goose.StateApplied})
+		out = append(out, MigrationStatus{Version: s.Source.Version, Source: s.Source.Path, Applied: s.State == goose.StateApplied})
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 // regressionSeeds are seeds of TestPropertyRandomOperations kept as fixed
@@ -112,7 +113,7 @@ func runProperty(t *testing.T, seed uint64) {
 
 // randomOp performs one random operation and returns an error when its
 // outcome is not one the inputs allow.
-func randomOp(ctx context.Context, l *ledger.Ledger, w *world, r *rand.Rand) error {
+func randomOp(ctx context.Context, l *postgres.Ledger, w *world, r *rand.Rand) error {
 	currencies := []string{"GBP", "JPY"}
 	if r.IntN(100) < 20 {
 		cur := currencies[r.IntN(2)]

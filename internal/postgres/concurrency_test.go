@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 // TestDoubleSpendRace: 40 goroutines try to move 30.00 each out of an account
@@ -118,7 +119,7 @@ func TestRunInTxRetriesDeadlock(t *testing.T) {
 	bothLocked.Add(2)
 	var once [2]sync.Once
 	run := func(i int, first, second models.AccountID) error {
-		return ledger.RunInTx(ctx, db, func(tx *gorm.DB) error {
+		return postgres.RunInTx(ctx, db, func(tx *gorm.DB) error {
 			calls.Add(1)
 			if err := tx.Exec(`SELECT 1 FROM accounts WHERE id = ? FOR UPDATE`, string(first)).Error; err != nil {
 				return err
@@ -163,15 +164,15 @@ func TestRunInTxGivesUp(t *testing.T) {
 		wantCalls int32
 		want      error
 	}{
-		{"serialization failure", &pgconn.PgError{Code: "40001"}, ledger.DefaultAttempts, ledger.ErrTxConflict},
-		{"deadlock", &pgconn.PgError{Code: "40P01"}, ledger.DefaultAttempts, ledger.ErrTxConflict},
-		{"ledger conflict", ledger.ErrTxConflict, ledger.DefaultAttempts, ledger.ErrTxConflict},
+		{"serialization failure", &pgconn.PgError{Code: "40001"}, postgres.DefaultAttempts, ledger.ErrTxConflict},
+		{"deadlock", &pgconn.PgError{Code: "40P01"}, postgres.DefaultAttempts, ledger.ErrTxConflict},
+		{"ledger conflict", ledger.ErrTxConflict, postgres.DefaultAttempts, ledger.ErrTxConflict},
 		{"caller error is not retried", ledger.ErrInsufficientFunds, 1, ledger.ErrInsufficientFunds},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
-			err := ledger.RunInTx(ctx, db, func(*gorm.DB) error { calls.Add(1); return tc.err })
+			err := postgres.RunInTx(ctx, db, func(*gorm.DB) error { calls.Add(1); return tc.err })
 			if !errors.Is(err, tc.want) || calls.Load() != tc.wantCalls {
 				t.Fatalf("RunInTx = %v after %d calls, want %v after %d", err, calls.Load(), tc.want, tc.wantCalls)
 			}
@@ -206,7 +207,7 @@ func TestRunInTxGivesUp(t *testing.T) {
 		}
 	})
 	t.Run("retry count option", func(t *testing.T) {
-		l, err := ledger.New(db, ledger.WithRetries(2))
+		l, err := postgres.NewLedger(db, postgres.WithRetries(2))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +234,7 @@ func TestIsRetryable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ledger.IsRetryable(tc.err); got != tc.want {
+			if got := postgres.IsRetryable(tc.err); got != tc.want {
 				t.Fatalf("IsRetryable(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})

@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -13,12 +13,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"gorm.io/driver/postgres"
+	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/testdb"
 )
 
@@ -98,7 +99,7 @@ func TestIsUnavailable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ledger.IsUnavailable(context.Background(), tc.err); got != tc.want {
+			if got := postgres.IsUnavailable(context.Background(), tc.err); got != tc.want {
 				t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
@@ -123,10 +124,10 @@ func TestIsUnavailableNotForOwnContext(t *testing.T) {
 	}
 	for name, ctx := range map[string]context.Context{"cancelled": cancelled, "expired": expired} {
 		for _, err := range errs {
-			if ledger.IsUnavailable(ctx, err) {
+			if postgres.IsUnavailable(ctx, err) {
 				t.Errorf("IsUnavailable(%s ctx, %v) = true, want false", name, err)
 			}
-			got := ledger.Translate(ctx, err)
+			got := postgres.Translate(ctx, err)
 			if errors.Is(got, ledger.ErrUnavailable) || !errors.Is(got, ctx.Err()) {
 				t.Errorf("translate(%s ctx, %v) = %v, want the context's error", name, err, got)
 			}
@@ -136,13 +137,13 @@ func TestIsUnavailableNotForOwnContext(t *testing.T) {
 
 func TestTranslateUnavailable(t *testing.T) {
 	ctx := context.Background()
-	if err := ledger.Translate(ctx, refusedConnect(t)); !errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, ledger.ErrStorage) {
+	if err := postgres.Translate(ctx, refusedConnect(t)); !errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, ledger.ErrStorage) {
 		t.Errorf("translate(connection refused) = %v, want ErrUnavailable", err)
 	}
-	if err := ledger.Translate(ctx, &pgconn.PgError{Code: "57P01"}); !errors.Is(err, ledger.ErrUnavailable) {
+	if err := postgres.Translate(ctx, &pgconn.PgError{Code: "57P01"}); !errors.Is(err, ledger.ErrUnavailable) {
 		t.Errorf("translate(57P01) = %v, want ErrUnavailable", err)
 	}
-	if err := ledger.Translate(ctx, errors.New("bug")); !errors.Is(err, ledger.ErrStorage) || errors.Is(err, ledger.ErrUnavailable) {
+	if err := postgres.Translate(ctx, errors.New("bug")); !errors.Is(err, ledger.ErrStorage) || errors.Is(err, ledger.ErrUnavailable) {
 		t.Errorf("translate(bug) = %v, want ErrStorage", err)
 	}
 }
@@ -152,9 +153,9 @@ func TestTranslateUnavailable(t *testing.T) {
 // against a real server stopped under an open pool and started again.
 func TestLedgerUnavailableWhenTheDatabaseIsDown(t *testing.T) {
 	ctx := context.Background()
-	open := func(t *testing.T, dsn string) *ledger.Ledger {
+	open := func(t *testing.T, dsn string) *postgres.Ledger {
 		t.Helper()
-		db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard, DisableAutomaticPing: true})
+		db, err := gorm.Open(gormpostgres.Open(dsn), &gorm.Config{Logger: logger.Discard, DisableAutomaticPing: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +164,7 @@ func TestLedgerUnavailableWhenTheDatabaseIsDown(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = sqlDB.Close() })
-		l, err := ledger.New(db)
+		l, err := postgres.NewLedger(db)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,10 +209,10 @@ func ExampleIsUnavailable() {
 	// A database that refuses connections is an outage: answer 503 and
 	// let the client retry. The same error under a cancelled request is not.
 	err := fmt.Errorf("connect: %w", syscall.ECONNREFUSED)
-	fmt.Println(ledger.IsUnavailable(context.Background(), err))
+	fmt.Println(postgres.IsUnavailable(context.Background(), err))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	fmt.Println(ledger.IsUnavailable(ctx, err))
+	fmt.Println(postgres.IsUnavailable(ctx, err))
 	// Output:
 	// true
 	// false

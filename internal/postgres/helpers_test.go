@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -9,14 +9,15 @@ import (
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/testdb"
 )
 
 // newLedger returns a ledger on a fresh, migrated database and the database.
-func newLedger(t testing.TB, opts ...ledger.Option) (*ledger.Ledger, *gorm.DB) {
+func newLedger(t testing.TB, opts ...postgres.Option) (*postgres.Ledger, *gorm.DB) {
 	t.Helper()
 	db := testdb.Open(t)
-	l, err := ledger.New(db, opts...)
+	l, err := postgres.NewLedger(db, opts...)
 	if err != nil {
 		t.Fatalf("ledger.New = %v", err)
 	}
@@ -37,7 +38,7 @@ func gbp(t testing.TB, s string) models.Amount { return money(t, s, "GBP") }
 
 // openAccount opens a customer account with an opening balance (none when
 // opening is "").
-func openAccount(t testing.TB, l *ledger.Ledger, owner, currency, opening string) models.Account {
+func openAccount(t testing.TB, l *postgres.Ledger, owner, currency, opening string) models.Account {
 	t.Helper()
 	p := ledger.OpenAccountParams{Owner: owner, Currency: currency, Nickname: owner + " " + currency}
 	if opening != "" {
@@ -51,7 +52,7 @@ func openAccount(t testing.TB, l *ledger.Ledger, owner, currency, opening string
 	return acc
 }
 
-func balance(t testing.TB, l *ledger.Ledger, id models.AccountID) models.Amount {
+func balance(t testing.TB, l *postgres.Ledger, id models.AccountID) models.Amount {
 	t.Helper()
 	b, err := l.Balance(context.Background(), id)
 	if err != nil {
@@ -65,7 +66,7 @@ func balance(t testing.TB, l *ledger.Ledger, id models.AccountID) models.Amount 
 // totals zero, no negative customer balance, every transfer with exactly its
 // two matching entries, and entry balance_after chains consistent with the
 // cached balances.
-func checkInvariants(t testing.TB, l *ledger.Ledger, db *gorm.DB) ledger.Report {
+func checkInvariants(t testing.TB, l *postgres.Ledger, db *gorm.DB) ledger.Report {
 	t.Helper()
 	ctx := context.Background()
 	rep, err := l.Reconcile(ctx)

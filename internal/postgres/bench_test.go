@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 const benchAccounts = 1000
@@ -32,7 +33,7 @@ func BenchmarkTransfer(b *testing.B) {
 	})
 }
 
-func openBenchAccounts(b *testing.B, l *ledger.Ledger) []models.AccountID {
+func openBenchAccounts(b *testing.B, l *postgres.Ledger) []models.AccountID {
 	b.Helper()
 	ids := make([]models.AccountID, benchAccounts)
 	opening := models.Amount{Minor: 100_000_000, Currency: "GBP"} // 1,000,000.00: no transfer runs out
@@ -61,7 +62,7 @@ func openBenchAccounts(b *testing.B, l *ledger.Ledger) []models.AccountID {
 	return ids
 }
 
-func benchTransfers(b *testing.B, l *ledger.Ledger, accounts []models.AccountID, workers int, hot bool) {
+func benchTransfers(b *testing.B, l *postgres.Ledger, accounts []models.AccountID, workers int, hot bool) {
 	ctx := context.Background()
 	amount := models.Amount{Minor: 1, Currency: "GBP"}
 	var done atomic.Int64

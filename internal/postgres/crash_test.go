@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 // TestNothingPartialIsCommitted kills transfers in the middle of the posting
@@ -46,7 +47,7 @@ func TestNothingPartialIsCommitted(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l, db := newLedger(t, ledger.WithRetries(1))
+			l, db := newLedger(t, postgres.WithRetries(1))
 			a := openAccount(t, l, "alice", "GBP", "50.00")
 			b := openAccount(t, l, "bob", "GBP", "")
 			// From now on every entry insert stalls inside the posting.
@@ -175,7 +176,7 @@ func TestCallerTransactionRollsBackPostings(t *testing.T) {
 
 // assertUntouched checks that only the opening transfer exists and balances
 // are as opened (a: 50.00, b: 0).
-func assertUntouched(t *testing.T, l *ledger.Ledger, db *gorm.DB, a, b models.AccountID) {
+func assertUntouched(t *testing.T, l *postgres.Ledger, db *gorm.DB, a, b models.AccountID) {
 	t.Helper()
 	var transfers, entries int64
 	var maxVersion sql.NullInt64

@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/obpay/payments/internal/ledger"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 // TestSchemaRefusesTampering proves the database itself keeps the invariants
@@ -78,7 +79,7 @@ func TestSchemaRefusesTampering(t *testing.T) {
 			if !errors.As(err, &pg) || pg.ConstraintName != tc.constraint {
 				t.Fatalf("%s = %v, want a violation of %s", tc.sql, err, tc.constraint)
 			}
-			if got := ledger.Translate(ctx, err); !errors.Is(got, tc.want) {
+			if got := postgres.Translate(ctx, err); !errors.Is(got, tc.want) {
 				t.Errorf("translate(%v) = %v, want %v", err, got, tc.want)
 			}
 		})
@@ -114,7 +115,7 @@ func TestTranslate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ledger.Translate(tc.ctx, tc.err)
+			got := postgres.Translate(tc.ctx, tc.err)
 			if !errors.Is(got, tc.want) || (tc.want == nil) != (got == nil) {
 				t.Fatalf("translate(%v) = %v, want %v", tc.err, got, tc.want)
 			}

@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/obpay/payments/internal/ledger"
+	"github.com/obpay/payments/internal/postgres"
 )
 
 // TestPostingFunctionRefusesBeforeWriting calls the database function
@@ -59,7 +60,7 @@ func TestPostingFunctionRefusesBeforeWriting(t *testing.T) {
 			if outcome != tc.outcome || booked != nil {
 				t.Errorf("outcome = %q, booked %v; want %q, none", outcome, booked, tc.outcome)
 			}
-			if err := ledger.PostingError(outcome); !errors.Is(err, tc.want) {
+			if err := postgres.PostingError(outcome); !errors.Is(err, tc.want) {
 				t.Errorf("PostingError(%q) = %v, want %v", outcome, err, tc.want)
 			}
 			var transfers int64
@@ -71,10 +72,10 @@ func TestPostingFunctionRefusesBeforeWriting(t *testing.T) {
 	}
 	checkInvariants(t, l, db)
 
-	if err := ledger.PostingError("posted"); err != nil {
+	if err := postgres.PostingError("posted"); err != nil {
 		t.Errorf(`PostingError("posted") = %v`, err)
 	}
-	if err := ledger.PostingError("something new"); !errors.Is(err, ledger.ErrStorage) {
+	if err := postgres.PostingError("something new"); !errors.Is(err, ledger.ErrStorage) {
 		t.Errorf("PostingError(unknown) = %v, want ErrStorage", err)
 	}
 }

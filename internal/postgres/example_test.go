@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -10,15 +10,16 @@ import (
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/testdb"
 )
 
 // exampleLedger opens a ledger on a fresh test database for the examples,
 // which need a real Postgres server like every other test here.
-func exampleLedger() (*ledger.Ledger, *gorm.DB, func()) {
+func exampleLedger() (*postgres.Ledger, *gorm.DB, func()) {
 	t := &exampleT{}
 	db := testdb.Open(t)
-	l, err := ledger.New(db)
+	l, err := postgres.NewLedger(db)
 	if err != nil {
 		panic(err)
 	}
@@ -91,7 +92,7 @@ func ExampleLedger_TransferTx() {
 	payee, _ := l.OpenAccount(ctx, ledger.OpenAccountParams{Owner: "payee", Currency: "EUR"})
 
 	amount, _ := models.ParseAmount("4.00", "EUR")
-	err := ledger.RunInTx(ctx, db, func(tx *gorm.DB) error {
+	err := postgres.RunInTx(ctx, db, func(tx *gorm.DB) error {
 		// ... insert the payment and the idempotency record with tx ...
 		_, err := l.TransferTx(ctx, tx, ledger.TransferParams{From: payer.ID, To: payee.ID, Amount: amount})
 		return err // any error rolls back the payment rows too

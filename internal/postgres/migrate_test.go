@@ -1,12 +1,12 @@
-package migrations_test
+package postgres_test
 
 import (
 	"context"
 	"database/sql"
 	"testing"
 
+	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/testdb"
-	"github.com/obpay/payments/migrations"
 )
 
 func TestEveryMigrationApplies(t *testing.T) {
@@ -17,7 +17,7 @@ func TestEveryMigrationApplies(t *testing.T) {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	list, err := migrations.List(ctx, db)
+	list, err := postgres.ListMigrations(ctx, db)
 	if err != nil {
 		t.Fatalf("List = %v", err)
 	}
@@ -30,7 +30,7 @@ func TestEveryMigrationApplies(t *testing.T) {
 		}
 	}
 	// Up again is a no-op on an up-to-date database.
-	if err := migrations.Up(ctx, db, nil); err != nil {
+	if err := postgres.MigrateUp(ctx, db, nil); err != nil {
 		t.Fatalf("second Up = %v", err)
 	}
 }
