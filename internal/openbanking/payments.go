@@ -3,7 +3,9 @@ package openbanking
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -104,10 +106,27 @@ func CheckPayment(con Consent, p PaymentExecution) error {
 		return ErrForbidden
 	case con.Status != StatusAuthorised:
 		return ErrInvalidConsentStatus
-	case !bytes.Equal(con.InitiationJSON, p.InitiationJSON) || !bytes.Equal(con.RiskJSON, p.RiskJSON):
+	case !sameJSON(con.InitiationJSON, p.InitiationJSON) || !sameJSON(con.RiskJSON, p.RiskJSON):
 		return ErrConsentMismatch
 	}
 	return nil
+}
+
+// sameJSON reports whether a and b encode the same JSON value: the same
+// members with the same values, whatever their order or the white space (the
+// rule the database applies with jsonb equality, migration 00005). A new
+// encoding of the same terms, such as a regenerated type that orders its
+// fields differently, still matches its consent. Text that is not JSON
+// matches nothing.
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // PaymentStatusFor is the status of a payment on con: Rejected when the
