@@ -3,8 +3,11 @@ package openbanking
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
-	"unicode/utf8"
+	"unicode"
+
+	"github.com/obpay/payments/internal/ledger"
 )
 
 // Operations an idempotency key is scoped to (with the client).
@@ -13,14 +16,25 @@ const (
 	opCreatePayment        = "domestic-payments"
 )
 
-// checkKey validates an idempotency key: 1 to MaxIdempotencyKeyLen
-// characters of valid UTF-8.
-func checkKey(k Idempotency) error {
-	if k.Key == "" || !utf8.ValidString(k.Key) || utf8.RuneCountInString(k.Key) > MaxIdempotencyKeyLen {
-		return invalidField("x-idempotency-key", "must be 1 to 40 characters")
+// CheckIdempotencyKey is the one rule for an x-idempotency-key value: 1 to
+// MaxIdempotencyKeyLen characters of storable text (models.CheckText: valid
+// UTF-8 without NUL) without leading or trailing white space. The refusal
+// never contains the key.
+//
+// Errors: *FieldError (ErrInvalidField, Path "x-idempotency-key"; Missing
+// when key is empty).
+func CheckIdempotencyKey(key string) error {
+	if key == "" {
+		return &FieldError{Path: "x-idempotency-key", Reason: "is required", Missing: true, Err: ErrInvalidField}
+	}
+	if ledger.CheckText(key, MaxIdempotencyKeyLen) != nil || strings.TrimFunc(key, unicode.IsSpace) != key {
+		return invalidField("x-idempotency-key", "must be 1 to 40 characters without surrounding white space")
 	}
 	return nil
 }
+
+// checkKey is CheckIdempotencyKey on k's key.
+func checkKey(k Idempotency) error { return CheckIdempotencyKey(k.Key) }
 
 // PurgeExpiredKeys deletes at most limit idempotency keys whose lifetime
 // (Config.IdempotencyTTL, 24 hours by default) ended before the service's
