@@ -29,7 +29,7 @@ type claimMembers struct {
 }
 
 // decodeClaims performs P15, RFC 9449 §4.2 and §4.3 (3), for both kinds of
-// proof: the payload is a JSON object with jti (1..256 characters), htm and
+// proof: the payload is a JSON object with jti (1 to 256 bytes), htm and
 // htu strings, a numeric iat, an ath string when withATH is set (RFC 9449
 // §4.3 (12) applies only with an access token, so a token request's ath is
 // not read), a string nonce if present and valid exp/nbf if present. Member

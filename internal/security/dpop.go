@@ -45,7 +45,7 @@ type Config struct {
 	// NonceSecret keys the stateless nonces, at least 32 bytes; empty means a
 	// random secret for this process (then other nodes reject its nonces).
 	NonceSecret []byte
-	// NonceWindow is the life of one nonce window; zero means 5m.
+	// NonceWindow is the life of one nonce window, at least 1s; zero means 5m.
 	NonceWindow time.Duration
 	// ReplayStore records accepted proofs; required.
 	ReplayStore ReplayStore
@@ -53,6 +53,13 @@ type Config struct {
 	Introspector Introspector
 	// Audience, when set, must be among the token's aud values.
 	Audience string
+	// ResourceMetadata is the URL of the service's protected-resource
+	// metadata (RFC 9728 §3), which every 401 challenge names in its
+	// resource_metadata parameter (RFC 9728 §5.1). Optional: empty means the
+	// challenges name none. When set it must be an absolute http(s) URL
+	// without userinfo or fragment, made only of characters a quoted-string
+	// may carry.
+	ResourceMetadata string
 	// RetryAfter is advertised with 503 answers; zero means 5s.
 	RetryAfter time.Duration
 	// Now is the clock; nil means time.Now.
@@ -76,6 +83,7 @@ type Verifier struct {
 	intro      Introspector
 	keyed      keyedIntrospector // intro, when it bounds calls per proof key
 	audience   string
+	metadata   string // RFC 9728 §5.1 resource_metadata of 401 challenges
 	retryAfter time.Duration
 	now        func() time.Time
 	log        *slog.Logger
@@ -123,13 +131,13 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		v.maxAge = 60 * time.Second
 	}
 	if v.maxAge < 0 || v.maxAge > 5*time.Minute {
-		return nil, errors.New("security: DPoP max age must be between 1s and 5m")
+		return nil, errors.New("security: DPoP max age must not be negative or above 5m")
 	}
 	if v.skew == 0 {
 		v.skew = 10 * time.Second
 	}
 	if v.skew < 0 || v.skew > 60*time.Second {
-		return nil, errors.New("security: DPoP clock skew must be between 1s and 60s")
+		return nil, errors.New("security: DPoP clock skew must not be negative or above 60s")
 	}
 	switch cfg.NonceMode {
 	case "", NonceRequired:
@@ -162,6 +170,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errors.New("security: introspector is required")
 	}
 	v.keyed, _ = v.intro.(keyedIntrospector)
+	if v.metadata, err = checkResourceMetadata(cfg.ResourceMetadata); err != nil {
+		return nil, err
+	}
 	if v.retryAfter == 0 {
 		v.retryAfter = 5 * time.Second
 	}
@@ -279,7 +290,13 @@ func (v *Verifier) verify(ctx context.Context, req Request) (Principal, Result, 
 	if e := v.checkReplay(ctx, key, claims); e != nil {
 		return p, Result{}, e
 	}
-	p.Subject = info.Subject
+	// A token is a customer (PSU) token only when it carries a consent id,
+	// and then sub is the PSU. A client-credentials token keeps an empty
+	// Subject whatever its sub says: RFC 9068 §2.2 asks such tokens to carry
+	// sub = the client id, which is no customer.
+	if info.ConsentID != "" {
+		p.Subject = info.Subject
+	}
 	p.Scopes = strings.Fields(info.Scope)
 	p.ConsentID = info.ConsentID
 	return p, res, nil
@@ -544,8 +561,12 @@ func (v *Verifier) checkTokenHash(c proofClaims, token string) *Error {
 }
 
 // introspect performs P21, RFC 7662 §2.2 and RFC 9449 §6.2: the token is
-// active, of type DPoP (or untyped), inside its validity period, meant for us
-// when an audience is configured, and bound to a key (cnf.jkt). An
+// active, of type DPoP (RFC 9449 §6.2), access_token or untyped (RFC 7662
+// §2.2 leaves token_type optional and some servers name the token kind; a
+// Bearer token is never accepted, RFC 9449 §7.2), inside its validity
+// period, meant for us when an audience is configured, and bound to a key
+// (cnf.jkt). Its consent id can be told (Introspection.refusal), and a token
+// with a consent id names its customer (sub). An
 // introspection failure answers 503: we never fail open. The proof key jkt
 // goes to an introspector that bounds calls per key; a token it refused to
 // send (ErrIntrospectionThrottled) gets the answer an inactive token gets, so
@@ -567,7 +588,7 @@ func (v *Verifier) introspect(ctx context.Context, token, jkt string, now time.T
 	switch {
 	case !info.Active:
 		return info, v.tokenError("token_inactive")
-	case info.TokenType != "" && !asciiEqualFold(info.TokenType, "DPoP"):
+	case info.TokenType != "" && !asciiEqualFold(info.TokenType, "DPoP") && !asciiEqualFold(info.TokenType, "access_token"):
 		return info, v.tokenError("token_type")
 	case info.Exp != 0 && now.Unix() >= info.Exp:
 		return info, v.tokenError("token_expired")
@@ -577,6 +598,11 @@ func (v *Verifier) introspect(ctx context.Context, token, jkt string, now time.T
 		return info, v.tokenError("token_audience")
 	case len(info.CnfJKT) != 43:
 		return info, v.bindingError("token_not_bound")
+	case info.refusal != "":
+		return info, v.tokenError(info.refusal)
+	case info.ConsentID != "" && info.Subject == "":
+		// A customer token must name its customer.
+		return info, v.tokenError("token_consent_without_sub")
 	}
 	return info, nil
 }

@@ -31,8 +31,12 @@ const (
 	descReplayDown     = "Replay store unavailable"
 )
 
-// Error is the only error type the verifier, the middleware and RequireScope
-// return. The server's HTTP error handler renders it: Status, a
+// Error is the error type of every rejection: Verifier.Verify returns no
+// other, and RequireScope and CheckScope return no other of their own. The
+// middleware of NewMiddleware returns it too, except for a form-encoded body
+// it cannot read (a 400 *echo.HTTPError) or that is larger than its scan
+// bound (a 413 *echo.HTTPError); both middlewares also pass on whatever the
+// next handler returns. The server's HTTP error handler renders it: Status, a
 // WWW-Authenticate header with WWWAuthenticate() when that is not empty,
 // DPoP-Nonce plus "Cache-Control: no-store" when Nonce is set, Retry-After
 // (whole seconds) when RetryAfter > 0, and the OB error body built from
@@ -55,7 +59,8 @@ type Error struct {
 	// Scope is the scope the route requires (insufficient_scope only).
 	Scope string
 
-	algs string // space-separated allowed algorithms, from configuration
+	algs     string // space-separated allowed algorithms, from configuration
+	metadata string // RFC 9728 §5.1 resource_metadata URL (401 only), from configuration
 }
 
 // Error returns a fixed summary suitable for logs.
@@ -68,9 +73,10 @@ func (e *Error) Error() string {
 }
 
 // WWWAuthenticate renders the value of the WWW-Authenticate header exactly as
-// RFC 9449 §7.1 and RFC 6750 §3 shape it (docs/design.md section 4), or ""
-// when no challenge belongs to the answer (503: the service, not the
-// credentials, failed).
+// RFC 9449 §7.1 and RFC 6750 §3 shape it (docs/design.md section 4), with
+// RFC 9728 §5.1's resource_metadata on 401 answers when the verifier was
+// configured with one, or "" when no challenge belongs to the answer (503:
+// the service, not the credentials, failed).
 func (e *Error) WWWAuthenticate() string {
 	var b strings.Builder
 	b.WriteString("DPoP")
@@ -89,9 +95,12 @@ func (e *Error) WWWAuthenticate() string {
 			return ""
 		}
 	case CodeUseNonce:
-		// RFC 9449 Fig.24: error and description only.
+		// RFC 9449 Fig.24: error and description, and no algs.
 		param("error", e.Code)
 		param("error_description", quotable(e.Description))
+		if e.metadata != "" {
+			param("resource_metadata", e.metadata)
+		}
 		return b.String()
 	case CodeInsufficientScope:
 		// RFC 6750 §3.1: error and the scope the route needs.
@@ -106,6 +115,10 @@ func (e *Error) WWWAuthenticate() string {
 	}
 	if e.algs != "" {
 		param("algs", e.algs)
+	}
+	if e.metadata != "" {
+		// RFC 9728 §5.1: where to learn how to get a token for this API.
+		param("resource_metadata", e.metadata)
 	}
 	return b.String()
 }
@@ -135,7 +148,11 @@ func quotable(s string) string {
 }
 
 func (v *Verifier) fail(status int, code, desc, reason string) *Error {
-	return &Error{Status: status, Code: code, Description: desc, Reason: reason, algs: v.algsHeader}
+	e := &Error{Status: status, Code: code, Description: desc, Reason: reason, algs: v.algsHeader}
+	if status == 401 {
+		e.metadata = v.metadata
+	}
+	return e
 }
 
 func (v *Verifier) proofError(reason string) *Error {
