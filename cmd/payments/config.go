@@ -35,6 +35,11 @@ type config struct {
 	WriteTimeout    time.Duration
 	IdleTimeout     time.Duration
 
+	// Issuer is the authorization server's issuer identifier
+	// (PAYMENTS_ISSUER, RFC 8414 §2): an https URL (http only on a loopback
+	// host) without query or fragment; empty when unset.
+	Issuer string
+
 	IntrospectionURL      string
 	IntrospectionClientID string
 	IntrospectionSecret   string
@@ -105,6 +110,8 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.WriteTimeout, err = positiveDuration(v); return }},
 	{name: "PAYMENTS_IDLE_TIMEOUT", def: "120s", help: "HTTP: keep-alive idle time",
 		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_ISSUER", def: "", help: "issuer identifier of the authorization server (https; http only on loopback)",
+		parse: func(c *config, v string) error { c.Issuer = v; return checkIssuer(v) }},
 	{name: "PAYMENTS_INTROSPECTION_URL", def: "", help: "RFC 7662 endpoint of the authorization server (required unless PAYMENTS_DEV_AUTH=true)",
 		parse: func(c *config, v string) error { c.IntrospectionURL = v; return optionalURL(v) }},
 	{name: "PAYMENTS_INTROSPECTION_CLIENT_ID", def: "", help: "client id for introspection (HTTP Basic)",
@@ -113,7 +120,7 @@ var settings = []setting{
 		parse: func(c *config, v string) error { c.IntrospectionSecret = v; return nil }},
 	{name: "PAYMENTS_INTROSPECTION_TIMEOUT", def: "3s", help: "timeout of one introspection call",
 		parse: func(c *config, v string) (err error) { c.IntrospectionTimeout, err = positiveDuration(v); return }},
-	{name: "PAYMENTS_INTROSPECTION_CACHE_TTL", def: "30s", help: "how long an active introspection result is reused (never past exp)",
+	{name: "PAYMENTS_INTROSPECTION_CACHE_TTL", def: "30s", help: "how long an active introspection result is reused (never past exp; 0: not reused)",
 		parse: func(c *config, v string) (err error) { c.IntrospectionCacheTTL, err = nonNegativeDuration(v); return }},
 	{name: "PAYMENTS_AUDIENCE", def: "", help: "when set, the introspected aud must contain it",
 		parse: func(c *config, v string) error { c.Audience = v; return nil }},
@@ -129,19 +136,19 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{name: "PAYMENTS_DPOP_NONCE_SECRET", def: "", help: "HMAC key for stateless nonces, at least 32 characters; same on every node (empty: random per process)", secret: true,
+	{name: "PAYMENTS_DPOP_NONCE_SECRET", def: "", help: "HMAC key for stateless nonces, at least 32 bytes; same on every node (empty: random per process)", secret: true,
 		parse: func(c *config, v string) error {
 			c.DPoPNonceSecret = v
 			if v != "" && len(v) < 32 {
-				return fmt.Errorf("must be at least 32 characters (has %d)", len(v))
+				return fmt.Errorf("must be at least 32 bytes (has %d)", len(v))
 			}
 			return nil
 		}},
-	{name: "PAYMENTS_DPOP_NONCE_WINDOW", def: "5m", help: "lifetime of one nonce window (current and previous accepted)",
+	{name: "PAYMENTS_DPOP_NONCE_WINDOW", def: "5m", help: "lifetime of one nonce window (current and previous accepted), at least 1s",
 		parse: func(c *config, v string) (err error) { c.DPoPNonceWindow, err = positiveDuration(v); return }},
-	{name: "PAYMENTS_DPOP_MAX_AGE", def: "60s", help: "a proof's iat may be at most this old",
+	{name: "PAYMENTS_DPOP_MAX_AGE", def: "60s", help: "a proof's iat may be at most this old (at most 5m)",
 		parse: func(c *config, v string) (err error) { c.DPoPMaxAge, err = positiveDuration(v); return }},
-	{name: "PAYMENTS_DPOP_SKEW", def: "10s", help: "a proof's iat may be at most this far in the future (at most 60s)",
+	{name: "PAYMENTS_DPOP_SKEW", def: "10s", help: "a proof's iat may be at most this far in the future (at most 60s; 0 means the default, 10s)",
 		parse: func(c *config, v string) error {
 			d, err := nonNegativeDuration(v)
 			if err == nil && d > time.Minute {
@@ -300,6 +307,30 @@ func optionalURL(v string) error {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+// checkIssuer accepts "" (unset) or an issuer identifier as RFC 8414 §2
+// defines it: an https URL with a host and no query or fragment. Plain http
+// is accepted only for a loopback host (a local authorization server in
+// development and tests).
+func checkIssuer(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return errors.New("must be an absolute https URL such as https://as.bank.example")
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#") {
+		return errors.New("must not carry user info, a query or a fragment (RFC 8414 §2)")
+	}
+	if u.Scheme == "http" {
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return errors.New("must use https (http only for a loopback host such as 127.0.0.1)")
+		}
 	}
 	return nil
 }
