@@ -120,7 +120,7 @@ var settings = []setting{
 		parse: func(c *config, v string) error { c.IntrospectionSecret = v; return nil }},
 	{name: "PAYMENTS_INTROSPECTION_TIMEOUT", def: "3s", help: "timeout of one introspection call",
 		parse: func(c *config, v string) (err error) { c.IntrospectionTimeout, err = positiveDuration(v); return }},
-	{name: "PAYMENTS_INTROSPECTION_CACHE_TTL", def: "30s", help: "how long an active introspection result is reused (never past exp)",
+	{name: "PAYMENTS_INTROSPECTION_CACHE_TTL", def: "30s", help: "how long an active introspection result is reused (never past exp; 0: not reused)",
 		parse: func(c *config, v string) (err error) { c.IntrospectionCacheTTL, err = nonNegativeDuration(v); return }},
 	{name: "PAYMENTS_AUDIENCE", def: "", help: "when set, the introspected aud must contain it",
 		parse: func(c *config, v string) error { c.Audience = v; return nil }},
@@ -136,19 +136,19 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{name: "PAYMENTS_DPOP_NONCE_SECRET", def: "", help: "HMAC key for stateless nonces, at least 32 characters; same on every node (empty: random per process)", secret: true,
+	{name: "PAYMENTS_DPOP_NONCE_SECRET", def: "", help: "HMAC key for stateless nonces, at least 32 bytes; same on every node (empty: random per process)", secret: true,
 		parse: func(c *config, v string) error {
 			c.DPoPNonceSecret = v
 			if v != "" && len(v) < 32 {
-				return fmt.Errorf("must be at least 32 characters (has %d)", len(v))
+				return fmt.Errorf("must be at least 32 bytes (has %d)", len(v))
 			}
 			return nil
 		}},
-	{name: "PAYMENTS_DPOP_NONCE_WINDOW", def: "5m", help: "lifetime of one nonce window (current and previous accepted)",
+	{name: "PAYMENTS_DPOP_NONCE_WINDOW", def: "5m", help: "lifetime of one nonce window (current and previous accepted), at least 1s",
 		parse: func(c *config, v string) (err error) { c.DPoPNonceWindow, err = positiveDuration(v); return }},
-	{name: "PAYMENTS_DPOP_MAX_AGE", def: "60s", help: "a proof's iat may be at most this old",
+	{name: "PAYMENTS_DPOP_MAX_AGE", def: "60s", help: "a proof's iat may be at most this old (at most 5m)",
 		parse: func(c *config, v string) (err error) { c.DPoPMaxAge, err = positiveDuration(v); return }},
-	{name: "PAYMENTS_DPOP_SKEW", def: "10s", help: "a proof's iat may be at most this far in the future (at most 60s)",
+	{name: "PAYMENTS_DPOP_SKEW", def: "10s", help: "a proof's iat may be at most this far in the future (at most 60s; 0 means the default, 10s)",
 		parse: func(c *config, v string) error {
 			d, err := nonNegativeDuration(v)
 			if err == nil && d > time.Minute {
