@@ -24,8 +24,10 @@
 //     under the row lock, and by a CHECK constraint).
 //  5. Transfers and entries are never updated or deleted (triggers raise).
 //  6. An operation commits entirely or not at all: each use case is one
-//     database transaction (or one statement), and TransferTx lets a caller
-//     add its own rows to the same transaction.
+//     database transaction (or one statement). TransferTx is the API for a
+//     caller that adds its own rows to a posting's transaction; the service
+//     itself does not call it (a payment and its posting are one call of
+//     ob_create_payment).
 //
 // # Concurrency
 //
@@ -39,15 +41,17 @@
 // posts through the same ledger_post. The whole transaction is retried, with
 // jittered exponential backoff and a bounded number of attempts, on
 // serialization failures and deadlocks (SQLSTATE 40001, 40P01), which can
-// still come from a caller's own statements in TransferTx. A conflict is never
+// also come from a caller's own statements around TransferTx. A conflict is never
 // reported as insufficient funds: when retries run out the error is
 // ledger.ErrTxConflict.
 //
 // # Errors
 //
-// Every error returned by this package is a sentinel of ledger or
+// Every error a Ledger or Store method returns is a sentinel of ledger or
 // openbanking (possibly wrapped with context), a models parsing error, or a
-// context error. Database constraint violations are mapped by constraint
+// context error. (NewLedger, NewStore and the options return plain
+// configuration errors; MigrateUp and ListMigrations return goose's errors
+// with context.) Database constraint violations are mapped by constraint
 // name, the database functions' refusals by SQLSTATE; no gorm or pgx error
 // escapes, so callers branch with errors.Is only. Any call that reaches the
 // database may return ledger.ErrUnavailable when it cannot be reached (the

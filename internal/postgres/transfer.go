@@ -36,8 +36,10 @@ func (l *Ledger) Transfer(ctx context.Context, p ledger.TransferParams) (models.
 }
 
 // TransferTx is Transfer inside the caller's transaction tx (a *gorm.DB from
-// db.Transaction or Ledger.RunInTx), so the caller can commit its own rows together
-// with the postings. It does not retry: when it returns an error matching
+// db.Transaction or Ledger.RunInTx), so the caller can commit its own rows
+// together with the postings. It is the API for such callers; nothing in the
+// service calls it (payments post inside ob_create_payment), and its tests
+// hold it to the promises below. It does not retry: when it returns an error matching
 // ledger.ErrTxConflict the caller should run its whole transaction again, which
 // RunInTx does. After any other error the caller must roll back: the
 // transaction may already hold part of the transfer. ledger.ErrInsufficientFunds is
