@@ -21,7 +21,9 @@ type OpenAccountRequest struct {
 // settlement account when OpeningBalance is positive.
 //
 // Errors: *FieldError (Owner, Nickname, Currency with ErrUnsupportedCurrency,
-// OpeningBalance), ledger.ErrTxConflict, ledger.ErrStorage, or a context
+// OpeningBalance), ledger.ErrOverflow (the settlement balance would
+// overflow), ledger.ErrDuplicateIdentification (no free account number),
+// ledger.ErrTxConflict, ErrUnavailable, ledger.ErrStorage, or a context
 // error.
 func (s *Service) OpenAccount(ctx context.Context, req OpenAccountRequest) (models.Account, error) {
 	if _, ok := models.CurrencyExponent(req.Currency); !ok {

@@ -24,8 +24,8 @@ const (
 )
 
 // PaymentRequest is a domestic payment submission: the consent it executes
-// and the canonical JSON of its Initiation and Risk, which must equal the
-// consent's byte for byte.
+// and the JSON of its Initiation and Risk, which must be the same JSON values
+// as the consent's (member order and white space aside; see CheckPayment).
 type PaymentRequest struct {
 	ConsentID      string
 	InitiationJSON []byte
