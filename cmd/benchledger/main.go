@@ -9,10 +9,10 @@
 //
 // tpcb-like is the closest standard yardstick for a ledger posting: one
 // transaction of three balance UPDATEs, one SELECT and one history INSERT.
-// A ledger transfer is one transaction of a locking SELECT, a booking-time
-// lookup, one UPDATE of both balances and one statement inserting the
-// transfer and its two entries, plus a deferred balance check at commit,
-// through gorm.
+// A ledger transfer is one transaction holding one call, through gorm, of
+// the database function ledger_post (a locking SELECT, the funds check, a
+// booking-time lookup, one UPDATE of both balances, the transfer and its two
+// entries), plus a deferred balance check at commit.
 package main
 
 import (
