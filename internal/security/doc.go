@@ -45,9 +45,11 @@
 //	                             (§4.3 (10), §9); else use_dpop_nonce
 //	P19     checkIssuedAt        iat within [now-MaxAge, now+Skew] (§4.3 (11))
 //	P20     checkTokenHash       ath over the token as sent (§4.3 (12))
-//	P21     introspect           active, token_type DPoP, exp/nbf, aud, cnf.jkt
-//	                             present (RFC 7662 §2.2; RFC 9449 §6.2); a token
-//	                             the introspector throttled for its proof key is
+//	P21     introspect           active, token_type DPoP, access_token or absent,
+//	                             exp/nbf, aud, cnf.jkt present (RFC 7662 §2.2;
+//	                             RFC 9449 §6.2), one consent id (RFC 9396 §2),
+//	                             sub when there is one; a token the
+//	                             introspector throttled for its proof key is
 //	                             answered as an inactive one
 //	P22     checkBinding         cnf.jkt equals the proof key thumbprint
 //	                             (§4.3 (12), §6; RFC 7638)

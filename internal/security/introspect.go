@@ -19,8 +19,11 @@ import (
 )
 
 // Introspection is what the authorization server says about an access token
-// (RFC 7662 §2.2, with cnf from RFC 9449 §6.2 and consent_id from our
+// (RFC 7662 §2.2, with cnf from RFC 9449 §6.2 and the consent id from our
 // contract). Times are Unix seconds; zero means the member was absent.
+// ConsentID is read from consent_id, else openbanking_intent_id, else an RFC
+// 9396 authorization_details element of type openbanking_intent
+// (consentFromWire); a token with a consent id is a customer (PSU) token.
 type Introspection struct {
 	Active    bool     `json:"active"`
 	Scope     string   `json:"scope,omitempty"`
@@ -33,7 +36,19 @@ type Introspection struct {
 	CnfJKT    string   `json:"-"`
 	Aud       []string `json:"-"`
 	ConsentID string   `json:"consent_id,omitempty"`
+
+	// refusal, when set, is the reason the verifier refuses the token
+	// whatever else it says: its consent id cannot be told (two different
+	// values, or authorization_details that is not an array of objects).
+	// UnmarshalJSON sets it; the answer itself decoded fine.
+	refusal string
 }
+
+// Reasons for Introspection.refusal, as the verifier logs and counts them.
+const (
+	reasonConsentConflict      = "token_consent_conflict"
+	reasonAuthorizationDetails = "token_authorization_details"
+)
 
 // introspectionWire is the JSON shape: cnf is nested, aud is a string or an
 // array, and active must be present.
@@ -49,8 +64,10 @@ type introspectionWire struct {
 	Cnf       *struct {
 		JKT string `json:"jkt"`
 	} `json:"cnf"`
-	Aud       json.RawMessage `json:"aud"`
-	ConsentID string          `json:"consent_id"`
+	Aud                  json.RawMessage `json:"aud"`
+	ConsentID            string          `json:"consent_id"`
+	OpenBankingIntentID  string          `json:"openbanking_intent_id"`
+	AuthorizationDetails json.RawMessage `json:"authorization_details"`
 }
 
 // MarshalJSON writes the RFC 7662 shape (cnf nested, aud as an array).
@@ -72,19 +89,29 @@ func (in Introspection) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads an RFC 7662 answer. It fails when active is missing or
-// not a boolean, or when a member has the wrong type.
+// not a boolean, or when a member has the wrong type. A consent id that
+// cannot be told (consentFromWire) is not a decoding error: the answer
+// decodes, marked for the verifier to refuse.
 func (in *Introspection) UnmarshalJSON(b []byte) error {
+	return in.decode(b, true)
+}
+
+// decode is UnmarshalJSON; without needActive a missing active reads as
+// false, so that the claims of a JWT access token (RFC 9068 §2.2), which have
+// no active member, decode the same way.
+func (in *Introspection) decode(b []byte, needActive bool) error {
 	var w introspectionWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	if w.Active == nil {
+	if w.Active == nil && needActive {
 		return errors.New("introspection: active missing")
 	}
 	var out Introspection
-	out.Active = *w.Active
+	out.Active = w.Active != nil && *w.Active
 	out.Scope, out.ClientID, out.Subject = w.Scope, w.ClientID, w.Subject
-	out.TokenType, out.ConsentID = w.TokenType, w.ConsentID
+	out.TokenType = w.TokenType
+	out.ConsentID, out.refusal = consentFromWire(&w)
 	for _, f := range []struct {
 		n   json.Number
 		dst *int64
@@ -111,6 +138,62 @@ func (in *Introspection) UnmarshalJSON(b []byte) error {
 	}
 	*in = out
 	return nil
+}
+
+// consentFromWire returns the consent id of an answer, read in this order:
+// consent_id; openbanking_intent_id (the UK Open Banking claim); the
+// openbanking_intent_id, or consent_id, member of an RFC 9396 §2
+// authorization_details element of type openbanking_intent. Empty values are
+// absent, and elements of other types are ignored. Two different values, from
+// two sources or two elements, return refusal reasonConsentConflict: which
+// consent the customer granted cannot be told. authorization_details that is
+// not an array of objects, each with a string type (RFC 9396 §2), or an
+// openbanking_intent element whose id is not a string, returns
+// reasonAuthorizationDetails.
+func consentFromWire(w *introspectionWire) (id, refusal string) {
+	var ids []string
+	add := func(v string) {
+		if v != "" {
+			ids = append(ids, v)
+		}
+	}
+	add(w.ConsentID)
+	add(w.OpenBankingIntentID)
+	if len(w.AuthorizationDetails) > 0 && string(w.AuthorizationDetails) != "null" {
+		var details []map[string]json.RawMessage
+		if err := json.Unmarshal(w.AuthorizationDetails, &details); err != nil {
+			return "", reasonAuthorizationDetails
+		}
+		for _, d := range details {
+			var typ string
+			if d == nil || json.Unmarshal(d["type"], &typ) != nil {
+				return "", reasonAuthorizationDetails
+			}
+			if typ != "openbanking_intent" {
+				continue
+			}
+			for _, m := range []string{"openbanking_intent_id", "consent_id"} {
+				raw, ok := d[m]
+				if !ok || string(raw) == "null" {
+					continue
+				}
+				var v string
+				if json.Unmarshal(raw, &v) != nil {
+					return "", reasonAuthorizationDetails
+				}
+				add(v)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return "", ""
+	}
+	for _, v := range ids[1:] {
+		if v != ids[0] {
+			return "", reasonConsentConflict
+		}
+	}
+	return ids[0], ""
 }
 
 // unixSeconds accepts integer or fractional seconds and truncates.
