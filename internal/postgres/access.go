@@ -47,7 +47,8 @@ const accountReadBatch = 64
 // array literals as they are; gorm would expand a Go slice into a list of
 // parameters instead. Rows are scanned by hand into the fields: this is the
 // hot path of every AISP read, and reflection-based scanning cost more than
-// the query.
+// the query. The scanned columns still map to the domain through
+// consentRow.model and accountRow.model, the one mapping of each table.
 func (s *Store) fetchAccess(ctx context.Context, keys []accessKey) ([]accessRow, error) {
 	var aids, cids strings.Builder
 	aids.Grow(len(keys)*37 + 2)
@@ -93,20 +94,11 @@ func (s *Store) fetchAccess(ctx context.Context, keys []accessKey) ([]accessRow,
 			continue
 		}
 		row.hasAccount = true
-		row.account = models.Account{
-			ID:             models.AccountID(*accID),
-			Owner:          deref(owner),
-			Currency:       deref(currency),
-			Kind:           models.AccountKind(deref(kind)),
-			SchemeName:     deref(scheme),
-			Identification: deref(identification),
-			Name:           deref(name),
-			Balance:        models.Amount{Minor: deref(balance), Currency: deref(currency)},
-			Version:        deref(version),
-		}
-		if created != nil {
-			row.account.CreatedAt = created.UTC()
-		}
+		row.account = accountRow{
+			ID: *accID, Owner: deref(owner), Currency: deref(currency), Kind: deref(kind),
+			SchemeName: deref(scheme), Identification: deref(identification), Name: deref(name),
+			Balance: deref(balance), Version: deref(version), CreatedAt: deref(created),
+		}.model()
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read consents and accounts: %w", err)
