@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -185,7 +184,7 @@ func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempo
 	if err != nil {
 		return PaymentConsent{}, err
 	}
-	if utf8.RuneCountInString(req.Initiation.Reference) > ledger.MaxReferenceLen || models.CheckText(req.Initiation.Reference) != nil {
+	if ledger.CheckText(req.Initiation.Reference, ledger.MaxReferenceLen) != nil {
 		return PaymentConsent{}, invalidField("Data.Initiation.RemittanceInformation", "reference too long")
 	}
 	creditorID, internal, err := s.resolveCreditor(ctx, req.Initiation.Creditor, amount.Currency)
@@ -380,7 +379,7 @@ func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID
 // Data.Initiation.CreditorAccount), ledger.ErrTxConflict, ErrUnavailable,
 // ErrStorage, or a context error.
 func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount string) (Decision, error) {
-	if psu == "" || models.CheckText(psu) != nil || utf8.RuneCountInString(psu) > MaxPSULen {
+	if psu == "" || ledger.CheckText(psu, MaxPSULen) != nil {
 		return Decision{}, invalidField("Psu", "must be 1 to 128 characters")
 	}
 	var debtor *models.Account

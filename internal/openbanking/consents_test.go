@@ -3,9 +3,11 @@ package openbanking_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/openbanking"
 )
 
@@ -93,6 +95,8 @@ func TestAuthoriseRefusesBadDebtors(t *testing.T) {
 		{"debtor is the creditor", func() string { return f.consent(clientA, toBob).ID }, "bob", string(bob.ID), openbanking.ErrInvalidField, "DebtorAccount"},
 		{"not the Initiation's DebtorAccount", func() string { return f.consent(clientA, requestFor(named)).ID }, "alice", string(alice.ID), openbanking.ErrInvalidField, "DebtorAccount"},
 		{"empty PSU", func() string { return f.consent(clientA, toBob).ID }, "", string(alice.ID), openbanking.ErrInvalidField, "Psu"},
+		{"PSU with NUL", func() string { return f.consent(clientA, toBob).ID }, "alice\x00", string(alice.ID), openbanking.ErrInvalidField, "Psu"},
+		{"PSU longer than MaxPSULen", func() string { return f.consent(clientA, toBob).ID }, strings.Repeat("é", openbanking.MaxPSULen+1), string(alice.ID), openbanking.ErrInvalidField, "Psu"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +135,8 @@ func TestCreatePaymentConsentRefusesBadInput(t *testing.T) {
 		{"CompletionDateTime in the past", withCompletion(consentRequest("1.00", "GBP", external), f.clock().Add(-time.Second)), "k", openbanking.ErrInvalidField, "Data.Authorisation.CompletionDateTime"},
 		{"CompletionDateTime now", withCompletion(consentRequest("1.00", "GBP", external), f.clock()), "k", openbanking.ErrInvalidField, "Data.Authorisation.CompletionDateTime"},
 		{"empty idempotency key", consentRequest("1.00", "GBP", external), "", openbanking.ErrInvalidField, "x-idempotency-key"},
+		{"reference with NUL", withReference(consentRequest("1.00", "GBP", external), "e2e\x00"), "k", openbanking.ErrInvalidField, "Data.Initiation.RemittanceInformation"},
+		{"reference longer than MaxReferenceLen", withReference(consentRequest("1.00", "GBP", external), strings.Repeat("é", ledger.MaxReferenceLen+1)), "k", openbanking.ErrInvalidField, "Data.Initiation.RemittanceInformation"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,4 +221,10 @@ func TestFundsConfirmation(t *testing.T) {
 	}
 	_, err := f.svc.FundsConfirmation(ctx, smallPSU, small.ID)
 	wantErr(t, "FundsConfirmation on a Consumed consent", err, openbanking.ErrInvalidConsentStatus)
+}
+
+// withReference is req with Initiation.Reference set to r.
+func withReference(req openbanking.PaymentConsentRequest, r string) openbanking.PaymentConsentRequest {
+	req.Initiation.Reference = r
+	return req
 }
