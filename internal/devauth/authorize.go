@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/obpay/payments/internal/models"
@@ -102,8 +101,8 @@ func (s *Server) approve(ctx context.Context, cl *client, q url.Values) (string,
 	// Tokens carry the consent id in the canonical lower-case form the
 	// resource server compares against; an upper-case UUID would otherwise
 	// authorise a consent its token could never use.
-	if u, err := uuid.Parse(consentID); err == nil && len(consentID) == 36 {
-		consentID = u.String()
+	if id, ok := models.CanonicalID(consentID); ok {
+		consentID = id
 	}
 	if consentID == "" || psu == "" {
 		return "", badRequest(errInvalidRequest, "consent_id and psu are required", "consent_parameters_missing")

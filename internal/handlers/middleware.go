@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/obpay/payments/internal/models"
 )
 
 // HeaderInteractionID is the FAPI interaction id header, echoed on every
@@ -94,7 +96,7 @@ func interactionID() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			id := c.Request().Header.Get(HeaderInteractionID)
-			if !isUUID(id) {
+			if _, ok := models.CanonicalID(id); !ok {
 				id = uuid.NewString()
 			}
 			c.Response().Header().Set(HeaderInteractionID, id)
@@ -120,16 +122,6 @@ func deadline(d time.Duration) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
-}
-
-// isUUID reports whether s is a UUID in its canonical 36-character textual
-// form (any version, either case).
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	_, err := uuid.Parse(s)
-	return err == nil
 }
 
 // accessLog writes one structured line per request. It logs the route
