@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -87,6 +88,11 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		return nil, errors.New("no introspection: set PAYMENTS_INTROSPECTION_URL or PAYMENTS_DEV_AUTH=true")
 	}
 
+	metadataURL, err := handlers.ResourceMetadataURL(c.PublicURL)
+	if err != nil {
+		app.close()
+		return nil, fmt.Errorf("PAYMENTS_PUBLIC_URL: %w", err)
+	}
 	verifier, err := security.NewVerifier(security.Config{
 		Algs:         c.DPoPAlgs,
 		PublicURL:    c.PublicURL,
@@ -100,6 +106,9 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		Audience:     c.Audience,
 		Registerer:   reg,
 		Logger:       log,
+
+		// RFC 9728 §5.1: 401 challenges name the metadata document.
+		ResourceMetadata: metadataURL,
 	})
 	if err != nil {
 		app.close()
@@ -123,6 +132,14 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		if sandbox != nil {
 			sandbox.Register(e)
 		}
+		err := handlers.RegisterResourceMetadata(e, handlers.ResourceMetadataConfig{
+			PublicURL:            c.PublicURL,
+			AuthorizationServers: authorizationServers(c),
+			DPoPAlgs:             strings.Fields(verifier.Algs()),
+		})
+		if err != nil {
+			return err
+		}
 		return handlers.RegisterRoutes(e, h, dpop)
 	}
 	return app, nil
@@ -141,6 +158,20 @@ func warnReplayStore(ctx context.Context, c config, log *slog.Logger) {
 	if (c.ReplayStore == "memory" || c.ReplayStore == "") && c.DPoPNonceSecret != "" {
 		log.WarnContext(ctx, msgMemoryReplayStore)
 	}
+}
+
+// authorizationServers returns the issuers that protected-resource metadata
+// names (RFC 9728 §2 authorization_servers): PAYMENTS_ISSUER when set, else
+// the sandbox authorization server, whose issuer is the public URL, when
+// PAYMENTS_DEV_AUTH=true, else none (the member is left out).
+func authorizationServers(c config) []string {
+	switch {
+	case c.Issuer != "":
+		return []string{c.Issuer}
+	case c.DevAuth:
+		return []string{strings.TrimSuffix(c.PublicURL, "/")}
+	}
+	return nil
 }
 
 // cacheTTL maps the configured TTL to the introspector's: zero in the
