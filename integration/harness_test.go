@@ -76,8 +76,14 @@ func (s *server) Logs() string { return s.logs.String() }
 // env entries are KEY=VALUE.
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
+	return startServerAt(t, freePort(t), env...)
+}
+
+// startServerAt is startServer on a port the caller chose, for tests that
+// must give the server's URL to another process before it starts.
+func startServerAt(t *testing.T, port int, env ...string) *server {
+	t.Helper()
 	dsn := testdb.New(t)
-	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = append(os.Environ(),
