@@ -579,9 +579,13 @@ func (v *Verifier) introspect(ctx context.Context, token, jkt string, now time.T
 	} else {
 		info, err = v.intro.Introspect(ctx, token)
 	}
+	var refused *AccessTokenError
 	switch {
 	case errors.Is(err, ErrIntrospectionThrottled):
 		return Introspection{}, v.tokenError("token_throttled")
+	case errors.As(err, &refused):
+		// A JWT access token that failed local validation (TokenResolver).
+		return Introspection{}, v.tokenError(refused.Reason)
 	case err != nil:
 		return info, v.unavailable(descAuthServerDown, "introspection_unavailable")
 	}
