@@ -3,12 +3,13 @@ package security
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -233,9 +234,24 @@ var ErrIntrospectionThrottled = errors.New("security: introspection throttled fo
 type IntrospectionConfig struct {
 	// URL is the RFC 7662 endpoint (required, http or https).
 	URL string
-	// ClientID and ClientSecret authenticate the resource server with HTTP
-	// Basic (RFC 7662 §2.1, RFC 6749 §2.3.1); both required.
-	ClientID, ClientSecret string
+	// ClientID is the resource server's client id at the authorization
+	// server (required): RFC 7662 §2.1 has it authenticate every call, by
+	// AuthMethod.
+	ClientID string
+	// AuthMethod is AuthClientSecretBasic, AuthClientSecretPost or
+	// AuthPrivateKeyJWT; empty means AuthClientSecretBasic.
+	AuthMethod string
+	// ClientSecret is the secret of the client_secret_* methods (required
+	// with them, unused with private_key_jwt).
+	ClientSecret string
+	// PrivateKey signs the private_key_jwt assertions (required with it):
+	// EC P-256, RSA of at least 2048 bits or Ed25519 (ClientAssertionAlg).
+	PrivateKey crypto.Signer
+	// KeyID is the kid header of the assertions; empty omits it.
+	KeyID string
+	// AssertionAudience is the aud of the assertions: the authorization
+	// server's issuer identifier (required with private_key_jwt).
+	AssertionAudience string
 	// Timeout bounds one introspection call; zero means 3s.
 	Timeout time.Duration
 	// HTTPClient sends the calls; nil means a new client without redirects.
@@ -279,7 +295,7 @@ type IntrospectionConfig struct {
 // use.
 type HTTPIntrospector struct {
 	url      string
-	auth     string
+	auth     *clientAuth
 	timeout  time.Duration
 	client   *http.Client
 	ttl      time.Duration
@@ -313,11 +329,16 @@ func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, errors.New("security: introspection URL must be an absolute http(s) URL")
 	}
-	if cfg.ClientID == "" || cfg.ClientSecret == "" {
-		return nil, errors.New("security: introspection client id and secret are required")
+	auth, err := newClientAuth(clientAuthConfig{
+		method: cfg.AuthMethod, clientID: cfg.ClientID, clientSecret: cfg.ClientSecret,
+		key: cfg.PrivateKey, keyID: cfg.KeyID, audience: cfg.AssertionAudience, now: cfg.Now,
+	})
+	if err != nil {
+		return nil, err
 	}
 	in := &HTTPIntrospector{
 		url:     cfg.URL,
+		auth:    auth,
 		timeout: cfg.Timeout,
 		client:  cfg.HTTPClient,
 		ttl:     cfg.CacheTTL,
@@ -350,8 +371,6 @@ func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 	if in.now == nil {
 		in.now = time.Now
 	}
-	// RFC 6749 §2.3.1: form-urlencode id and secret before Base64.
-	in.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cfg.ClientID)+":"+url.QueryEscape(cfg.ClientSecret)))
 	entries := cfg.CacheEntries
 	if entries <= 0 {
 		entries = 10_000
@@ -481,14 +500,19 @@ func (in *HTTPIntrospector) introspect(ctx context.Context, token, jkt string) (
 func (in *HTTPIntrospector) ask(ctx context.Context, token string) (Introspection, error) {
 	ctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
-	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.url, strings.NewReader(form))
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	// RFC 7662 §2.1: the resource server authenticates as a client.
+	auth := http.Header{}
+	if err := in.auth.apply(auth, form); err != nil {
+		return Introspection{}, fmt.Errorf("security: introspection client authentication: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.url, strings.NewReader(form.Encode()))
 	if err != nil {
 		return Introspection{}, fmt.Errorf("security: introspection request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", in.auth)
+	maps.Copy(req.Header, auth)
 	resp, err := in.client.Do(req)
 	if err != nil {
 		// The error may quote the URL, never the token (it is in the body).
