@@ -23,6 +23,9 @@ import (
 type application struct {
 	routes  func(e *echo.Echo) error
 	closers []func() error
+	// status adds the authorization server's state to /readyz's body when
+	// PAYMENTS_ISSUER is set; nil otherwise.
+	status func(context.Context) map[string]string
 }
 
 func (a *application) close() {
@@ -57,22 +60,51 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	}
 	app.closers = append(app.closers, closeReplay)
 	warnReplayStore(ctx, c, log)
+	warnIntrospectionAuth(ctx, c, log)
 
 	var intro security.Introspector
 	if c.IntrospectionURL != "" {
-		hi, err := security.NewHTTPIntrospector(security.IntrospectionConfig{
+		hi, err := security.NewHTTPIntrospector(withClientAuth(c, security.IntrospectionConfig{
 			URL:          c.IntrospectionURL,
 			ClientID:     c.IntrospectionClientID,
 			ClientSecret: c.IntrospectionSecret,
 			Timeout:      c.IntrospectionTimeout,
 			CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
-		})
+			Logger:       log,
+			Registerer:   reg,
+		}))
 		if err != nil {
 			app.close()
 			return nil, fmt.Errorf("PAYMENTS_INTROSPECTION_URL: %w", err)
 		}
 		app.closers = append(app.closers, func() error { hi.Close(); return nil })
 		intro = hi
+	}
+	var disc *security.Discovery
+	if c.Issuer != "" {
+		disc, err = startDiscovery(ctx, app, c, log)
+		if err != nil {
+			app.close()
+			return nil, fmt.Errorf("PAYMENTS_ISSUER: %w", err)
+		}
+		app.status = func(context.Context) map[string]string {
+			return map[string]string{"AuthorizationServer": disc.Status()}
+		}
+		if intro == nil && c.AccessTokens != security.AccessTokensJWT {
+			// RFC 8414 §2 introspection_endpoint, once the metadata is known.
+			di, err := security.NewDiscoveredIntrospector(disc, withClientAuth(c, security.IntrospectionConfig{
+				ClientID:     c.IntrospectionClientID,
+				ClientSecret: c.IntrospectionSecret,
+				Timeout:      c.IntrospectionTimeout,
+				CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
+			}))
+			if err != nil {
+				app.close()
+				return nil, fmt.Errorf("PAYMENTS_ISSUER: introspection: %w", err)
+			}
+			app.closers = append(app.closers, func() error { di.Close(); return nil })
+			intro = di
+		}
 	}
 	var sandboxTokens *devauth.Tokens
 	if c.DevAuth {
@@ -83,9 +115,25 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 			intro = sandboxTokens
 		}
 	}
-	if intro == nil {
+	if intro == nil && (disc == nil || c.AccessTokens != security.AccessTokensJWT) {
 		app.close()
-		return nil, errors.New("no introspection: set PAYMENTS_INTROSPECTION_URL or PAYMENTS_DEV_AUTH=true")
+		return nil, errors.New("no introspection: set PAYMENTS_INTROSPECTION_URL, PAYMENTS_ISSUER or PAYMENTS_DEV_AUTH=true")
+	}
+	if disc != nil && c.AccessTokens != security.AccessTokensIntrospect {
+		// RFC 9068: JWT access tokens are validated with the issuer's JWKS.
+		r, err := security.NewTokenResolver(security.TokenResolverConfig{
+			Mode:         c.AccessTokens,
+			Discovery:    disc,
+			Introspector: intro,
+			Audience:     c.Audience,
+			Skew:         c.DPoPSkew,
+		})
+		if err != nil {
+			app.close()
+			return nil, fmt.Errorf("PAYMENTS_ACCESS_TOKENS: %w", err)
+		}
+		app.closers = append(app.closers, func() error { r.Close(); return nil })
+		intro = r
 	}
 
 	metadataURL, err := handlers.ResourceMetadataURL(c.PublicURL)
@@ -172,6 +220,27 @@ func authorizationServers(c config) []string {
 		return []string{strings.TrimSuffix(c.PublicURL, "/")}
 	}
 	return nil
+}
+
+// startDiscovery fetches the issuer's RFC 8414 metadata once, then keeps it
+// fresh in the background until the application closes. An authorization
+// server that does not answer at start does not stop the service: it is
+// retried with backoff, requests that need it answer 503 meanwhile, and
+// /readyz reports it.
+func startDiscovery(ctx context.Context, app *application, c config, log *slog.Logger) (*security.Discovery, error) {
+	disc, err := security.NewDiscovery(security.DiscoveryConfig{Issuer: c.Issuer, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := disc.Fetch(ctx); err != nil {
+		log.WarnContext(ctx, "authorization server metadata not available at start; retrying",
+			"issuer", c.Issuer, "error", err.Error())
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); disc.Run(runCtx) }()
+	app.closers = append(app.closers, func() error { cancel(); <-done; return nil })
+	return disc, nil
 }
 
 // cacheTTL maps the configured TTL to the introspector's: zero in the

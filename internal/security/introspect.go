@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"mime"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Introspection is what the authorization server says about an access token
@@ -283,6 +285,13 @@ type IntrospectionConfig struct {
 	InactiveKeys int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Logger receives an ERROR line when a call fails (the server's status
+	// and error code, never the token), at most once per 10s per cause;
+	// nil discards.
+	Logger *slog.Logger
+	// Registerer receives the introspection metrics (answers by outcome,
+	// call latency); nil registers nothing.
+	Registerer prometheus.Registerer
 }
 
 // HTTPIntrospector calls an RFC 7662 endpoint. It caches active answers
@@ -304,6 +313,9 @@ type HTTPIntrospector struct {
 	cache    *ristretto.Cache[string, cachedAnswer]
 	negative *ristretto.Cache[string, int64] // until when (Unix ns) the token is known inactive
 	limiter  *inactiveLimiter                // nil when InactivePerKey < 0
+	log      *slog.Logger
+	logLimit *logLimiter
+	metrics  *introspectionMetrics
 
 	transport *http.Transport // the transport of the client made here, if any
 }
@@ -403,6 +415,14 @@ func NewHTTPIntrospector(cfg IntrospectionConfig) (*HTTPIntrospector, error) {
 		}
 		in.limiter = newInactiveLimiter(limit, block, keys)
 	}
+	in.log, in.logLimit = cfg.Logger, newLogLimiter(logEvery)
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
+	}
+	if in.metrics, err = newIntrospectionMetrics(cfg.Registerer); err != nil {
+		in.Close()
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -433,7 +453,10 @@ func (in *HTTPIntrospector) Close() {
 }
 
 // Introspect returns the cached answer for token or asks the server.
-// Non-200 answers, non-JSON answers, transport errors and timeouts are errors.
+// A 400 answer with error invalid_token or unsupported_token_type is an
+// inactive token; other non-200 answers (401 and 403 above all: our own
+// credentials refused), non-JSON answers, transport errors and timeouts are
+// errors, each logged at ERROR at most once per 10s per cause.
 // It counts no proof key, so it never returns ErrIntrospectionThrottled.
 func (in *HTTPIntrospector) Introspect(ctx context.Context, token string) (Introspection, error) {
 	return in.introspect(ctx, token, "")
@@ -458,23 +481,30 @@ func (in *HTTPIntrospector) introspect(ctx context.Context, token, jkt string) (
 		// The entry holds its own deadline (CacheTTL, never past exp) on our
 		// clock; ristretto's TTL only reclaims the memory.
 		if got, ok := in.cache.Get(key); ok && now.UnixNano() < got.until {
+			in.metrics.count(outcomeCacheActive)
 			return got.res, nil
 		}
 	}
 	if in.negative != nil {
 		if until, ok := in.negative.Get(key); ok && now.UnixNano() < until {
+			in.metrics.count(outcomeCacheInactive)
 			return Introspection{}, nil
 		}
 	}
 	if jkt != "" && in.limiter != nil && in.limiter.blocked(jkt, now) {
+		in.metrics.count(outcomeThrottled)
 		return Introspection{}, ErrIntrospectionThrottled
 	}
+	started := time.Now() // latency metric only; decisions use in.now
 	res, err := in.ask(ctx, token)
+	in.metrics.duration.Observe(time.Since(started).Seconds())
 	if err != nil {
-		// Not counted: the server, not the token, failed.
+		// Not counted by the per-key bound: the server, not the token, failed.
+		in.failed(ctx, err)
 		return Introspection{}, err
 	}
 	if !res.Active {
+		in.metrics.count(outcomeInactive)
 		if in.negative != nil {
 			in.negative.SetWithTTL(key, now.Add(in.negTTL).UnixNano(), 1, in.negTTL)
 		}
@@ -494,6 +524,7 @@ func (in *HTTPIntrospector) introspect(ctx context.Context, token, jkt string) (
 			in.cache.SetWithTTL(key, cachedAnswer{res: res, until: now.Add(ttl).UnixNano()}, 1, ttl)
 		}
 	}
+	in.metrics.count(outcomeActive)
 	return res, nil
 }
 
@@ -516,26 +547,26 @@ func (in *HTTPIntrospector) ask(ctx context.Context, token string) (Introspectio
 	resp, err := in.client.Do(req)
 	if err != nil {
 		// The error may quote the URL, never the token (it is in the body).
-		return Introspection{}, fmt.Errorf("security: introspection call: %w", err)
+		return Introspection{}, transportFailure(ctx, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntrospectionBody+1))
 	if err != nil {
-		return Introspection{}, fmt.Errorf("security: introspection read: %w", err)
+		return Introspection{}, transportFailure(ctx, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Introspection{}, fmt.Errorf("security: introspection status %d", resp.StatusCode)
+		return statusAnswer(resp.StatusCode, body)
 	}
 	if len(body) > maxIntrospectionBody {
-		return Introspection{}, errors.New("security: introspection answer too large")
+		return Introspection{}, malformed(errors.New("answer too large"))
 	}
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return Introspection{}, errors.New("security: introspection answer is not JSON")
+		return Introspection{}, malformed(errors.New("answer is not JSON"))
 	}
 	var res Introspection
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&res); err != nil {
-		return Introspection{}, fmt.Errorf("security: introspection answer: %v", err)
+		return Introspection{}, malformed(fmt.Errorf("answer: %v", err))
 	}
 	return res, nil
 }

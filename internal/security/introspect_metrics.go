@@ -1,0 +1,72 @@
+package security
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of HTTPIntrospector.Introspect, the values of the outcome label
+// of payments_introspection_answers_total. The error_* outcomes answer 503.
+const (
+	outcomeActive        = "active"             // the server said active
+	outcomeInactive      = "inactive"           // the server said inactive, or 400 invalid_token / unsupported_token_type
+	outcomeCacheActive   = "cache_hit_active"   // a cached active answer, no call
+	outcomeCacheInactive = "cache_hit_inactive" // a cached inactive answer, no call
+	outcomeThrottled     = "throttled"          // the proof key's bound on inactive answers, no call
+	outcomeCredentials   = "error_as_401_403"   // the server refused our own credentials
+	outcomeAS4xx         = "error_as_4xx"       // any other 4xx
+	outcomeAS5xx         = "error_as_5xx"
+	outcomeASStatus      = "error_as_status" // 1xx, 3xx (redirects are not followed) or a 2xx other than 200
+	outcomeTimeout       = "error_timeout"
+	outcomeTransport     = "error_transport" // no answer: connection refused, TLS, reset
+	outcomeMalformed     = "error_malformed" // 200 that is not an RFC 7662 JSON answer
+	outcomeRequest       = "error_request"   // the call could not be built (client authentication)
+	outcomeCanceled      = "canceled"        // the request went away first; not the server's fault
+)
+
+var introspectionOutcomes = []string{
+	outcomeActive, outcomeInactive, outcomeCacheActive, outcomeCacheInactive, outcomeThrottled,
+	outcomeCredentials, outcomeAS4xx, outcomeAS5xx, outcomeASStatus, outcomeTimeout, outcomeTransport,
+	outcomeMalformed, outcomeRequest, outcomeCanceled,
+}
+
+// introspectionMetrics count the introspector's answers by outcome and time
+// its calls to the authorization server. They work unregistered when
+// IntrospectionConfig.Registerer is nil.
+type introspectionMetrics struct {
+	answers  *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+func newIntrospectionMetrics(reg prometheus.Registerer) (*introspectionMetrics, error) {
+	m := &introspectionMetrics{
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payments_introspection_answers_total",
+			Help: "Access tokens resolved by the RFC 7662 introspector, by outcome (cache hits, answers, failures by class).",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "payments_introspection_request_duration_seconds",
+			Help:    "Time of one introspection call to the authorization server, failures included.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}),
+	}
+	for _, o := range introspectionOutcomes {
+		m.answers.WithLabelValues(o) // every outcome is exported, at zero until it happens
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.answers, m.duration} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, errors.New("security: introspection metrics already registered on this registry")
+			}
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *introspectionMetrics) count(outcome string) { m.answers.WithLabelValues(outcome).Inc() }
