@@ -39,6 +39,9 @@ type config struct {
 	// (PAYMENTS_ISSUER, RFC 8414 §2): an https URL (http only on a loopback
 	// host) without query or fragment; empty when unset.
 	Issuer string
+	// AccessTokens is "auto", "introspect" or "jwt" (PAYMENTS_ACCESS_TOKENS):
+	// how access tokens are resolved once Issuer is set.
+	AccessTokens string
 
 	IntrospectionURL      string
 	IntrospectionClientID string
@@ -112,7 +115,16 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return }},
 	{name: "PAYMENTS_ISSUER", def: "", help: "issuer identifier of the authorization server (https; http only on loopback)",
 		parse: func(c *config, v string) error { c.Issuer = v; return checkIssuer(v) }},
-	{name: "PAYMENTS_INTROSPECTION_URL", def: "", help: "RFC 7662 endpoint of the authorization server (required unless PAYMENTS_DEV_AUTH=true)",
+	{name: "PAYMENTS_ACCESS_TOKENS", def: "auto", help: "auto (JWT access tokens, typ at+jwt, validated with the issuer's JWKS; others introspected), introspect, or jwt (needs PAYMENTS_ISSUER)",
+		parse: func(c *config, v string) error {
+			c.AccessTokens = v
+			switch v {
+			case "auto", "introspect", "jwt":
+				return nil
+			}
+			return errors.New("must be auto, introspect or jwt")
+		}},
+	{name: "PAYMENTS_INTROSPECTION_URL", def: "", help: "RFC 7662 endpoint of the authorization server (unset: PAYMENTS_ISSUER's metadata; one of them required unless PAYMENTS_DEV_AUTH=true)",
 		parse: func(c *config, v string) error { c.IntrospectionURL = v; return optionalURL(v) }},
 	{name: "PAYMENTS_INTROSPECTION_CLIENT_ID", def: "", help: "client id for introspection (HTTP Basic)",
 		parse: func(c *config, v string) error { c.IntrospectionClientID = v; return nil }},
@@ -203,8 +215,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	if len(errs) == 0 {
-		if !c.DevAuth && c.IntrospectionURL == "" {
-			errs = append(errs, errors.New("PAYMENTS_INTROSPECTION_URL: required unless PAYMENTS_DEV_AUTH=true"))
+		if !c.DevAuth && c.IntrospectionURL == "" && c.Issuer == "" {
+			errs = append(errs, errors.New("PAYMENTS_INTROSPECTION_URL or PAYMENTS_ISSUER: one is required unless PAYMENTS_DEV_AUTH=true"))
+		}
+		if c.AccessTokens == "jwt" && c.Issuer == "" {
+			errs = append(errs, errors.New("PAYMENTS_ACCESS_TOKENS=jwt: needs PAYMENTS_ISSUER (the keys come from its metadata)"))
 		}
 		if c.IntrospectionURL != "" && (c.IntrospectionClientID == "" || c.IntrospectionSecret == "") {
 			errs = append(errs, errors.New("PAYMENTS_INTROSPECTION_CLIENT_ID and PAYMENTS_INTROSPECTION_CLIENT_SECRET: required with PAYMENTS_INTROSPECTION_URL"))

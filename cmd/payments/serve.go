@@ -80,6 +80,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		// anyway: its context ends then, so it stops using the node.
 		RequestTimeout: c.WriteTimeout,
 		Ping:           sqlDB.PingContext,
+		Status:         app.status,
 		Routes: func(e *echo.Echo) error {
 			if hooks != nil && hooks.routes != nil {
 				hooks.routes(e)

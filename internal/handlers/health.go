@@ -17,7 +17,8 @@ const readyTimeout = time.Second
 const retryAfterSeconds = "1"
 
 type healthStatus struct {
-	Status string `json:"Status"`
+	Status     string            `json:"Status"`
+	Components map[string]string `json:"Components,omitempty"`
 }
 
 // healthz answers 200 while the process serves HTTP.
@@ -26,8 +27,11 @@ func healthz(c echo.Context) error {
 }
 
 // readyz answers 200 when ping succeeds within readyTimeout, else 503 with an
-// OB error body.
-func readyz(ping func(context.Context) error) echo.HandlerFunc {
+// OB error body. status, when not nil, fills the ready body's Components:
+// reported, never failing readiness (a node whose authorization server is
+// down still serves what needs no token, and leaving the load balancer would
+// not bring the server back).
+func readyz(ping func(context.Context) error, status func(context.Context) map[string]string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
 		defer cancel()
@@ -38,6 +42,10 @@ func readyz(ping func(context.Context) error) echo.HandlerFunc {
 				Header:  http.Header{echo.HeaderRetryAfter: []string{retryAfterSeconds}},
 			}
 		}
-		return c.JSON(http.StatusOK, healthStatus{Status: "READY"})
+		body := healthStatus{Status: "READY"}
+		if status != nil {
+			body.Components = status(ctx)
+		}
+		return c.JSON(http.StatusOK, body)
 	}
 }

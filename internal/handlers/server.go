@@ -34,6 +34,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Ping checks the database for GET /readyz. Required.
 	Ping func(context.Context) error
+	// Status, when set, adds components and their state to the body of a
+	// ready /readyz answer (e.g. the authorization server, which is
+	// reported but does not fail readiness). Optional.
+	Status func(context.Context) map[string]string
 	// Routes registers the API and sandbox routes on the prepared server
 	// (see routes.go). Optional: without it only health and metrics exist.
 	Routes func(e *echo.Echo) error
@@ -79,7 +83,7 @@ func New(cfg Config) (*echo.Echo, error) {
 	)
 
 	e.GET("/healthz", healthz)
-	e.GET("/readyz", readyz(cfg.Ping))
+	e.GET("/readyz", readyz(cfg.Ping, cfg.Status))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 
 	if cfg.Routes != nil {
