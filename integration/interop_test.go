@@ -38,10 +38,11 @@ type interopConfig struct {
 
 var interopConfigs = []interopConfig{
 	{name: "opaque tokens, consent_id", consentClaim: "consent_id", tokens: "opaque", rsAuth: "client_secret_basic"},
-	{name: "opaque tokens, openbanking_intent_id", consentClaim: "openbanking_intent_id", tokens: "opaque", rsAuth: "client_secret_basic",
-		skip: "waiting for the service to read the consent id from openbanking_intent_id"},
-	{name: "opaque tokens, authorization_details", consentClaim: "authorization_details", tokens: "opaque", rsAuth: "client_secret_basic",
-		skip: "waiting for the service to read the consent id from RFC 9396 authorization_details"},
+	{name: "opaque tokens, openbanking_intent_id", consentClaim: "openbanking_intent_id", tokens: "opaque", rsAuth: "client_secret_basic"},
+	{name: "opaque tokens, authorization_details", consentClaim: "authorization_details", tokens: "opaque", rsAuth: "client_secret_basic"},
+	{name: "opaque tokens, private_key_jwt introspection", consentClaim: "consent_id", tokens: "opaque", rsAuth: "private_key_jwt",
+		skip: "waiting for PAYMENTS_INTROSPECTION_AUTH_METHOD and PAYMENTS_INTROSPECTION_PRIVATE_KEY in cmd/payments"},
+	{name: "JWT access tokens", consentClaim: "consent_id", tokens: "jwt", rsAuth: "client_secret_basic"},
 }
 
 // TestInteropOIDCProvider runs an aggregator built on panva's oauth4webapi
@@ -95,6 +96,8 @@ func runInterop(t *testing.T, node, dir string, tc interopConfig) {
 		"PAYMENTS_DEV_AUTH=false",
 		"PAYMENTS_INTROSPECTION_URL=" + issuer + "/token/introspection",
 		"PAYMENTS_INTROSPECTION_CLIENT_ID=payments-rs",
+		// The AS's tokens name the service as their audience (RFC 8707).
+		"PAYMENTS_AUDIENCE=" + api,
 	}
 	switch tc.rsAuth {
 	case "private_key_jwt":
@@ -105,12 +108,15 @@ func runInterop(t *testing.T, node, dir string, tc interopConfig) {
 		env = append(env,
 			"PAYMENTS_ISSUER="+issuer,
 			"PAYMENTS_INTROSPECTION_AUTH_METHOD=private_key_jwt",
-			"PAYMENTS_INTROSPECTION_PRIVATE_KEY="+keyFile)
+			"PAYMENTS_INTROSPECTION_PRIVATE_KEY="+keyFile,
+			"PAYMENTS_INTROSPECTION_KEY_ID=payments-rs-1")
 	default:
 		env = append(env, "PAYMENTS_INTROSPECTION_CLIENT_SECRET="+rsSecret)
 	}
 	if tc.tokens == "jwt" {
-		env = append(env, "PAYMENTS_ISSUER="+issuer)
+		// RFC 9068 tokens are checked locally against the issuer's keys;
+		// jwt rather than auto, so that no token is introspected.
+		env = append(env, "PAYMENTS_ISSUER="+issuer, "PAYMENTS_ACCESS_TOKENS=jwt")
 	}
 	srv := startServerAt(t, apiPort, env...)
 

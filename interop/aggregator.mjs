@@ -179,6 +179,20 @@ function consentParameters(consentID) {
   return { consent_id: consentID };
 }
 
+// describeToken says what kind of access token the AS issued, never the
+// token itself: an RFC 9068 JWT (its typ and whether cnf.jkt binds it to the
+// DPoP key) or an opaque string.
+function describeToken(token) {
+  const parts = token.split('.');
+  if (parts.length !== 3) {
+    return ', opaque access token';
+  }
+  const decode = (p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+  const header = decode(parts[0]);
+  const claims = decode(parts[1]);
+  return `, JWT access token (typ ${header.typ}, alg ${header.alg}, cnf.jkt ${claims.cnf?.jkt ? 'present' : 'MISSING'})`;
+}
+
 // authorizationCode runs PAR, the customer's authorization and the code
 // exchange, returning a DPoP-bound token for the consent.
 async function authorizationCode(as, client, auth, dpop, scope, consentID, psu) {
@@ -214,7 +228,8 @@ async function authorizationCode(as, client, auth, dpop, scope, consentID, psu) 
     fail(`token endpoint: token_type ${tokens.token_type}, want DPoP`);
   }
   detail(`token: token_type ${tokens.token_type}, scope "${tokens.scope}"` +
-    (tokens.authorization_details ? `, authorization_details ${JSON.stringify(tokens.authorization_details)}` : ''));
+    (tokens.authorization_details ? `, authorization_details ${JSON.stringify(tokens.authorization_details)}` : '') +
+    describeToken(tokens.access_token));
   return tokens.access_token;
 }
 
@@ -240,6 +255,7 @@ async function main() {
 
   step('back office: client credentials token (ledger:admin consents:admin), DPoP-bound');
   const adminToken = (await clientCredentials(as, admin, adminAuth, adminDPoP, 'ledger:admin consents:admin')).access_token;
+  detail(`token${describeToken(adminToken)}`);
 
   const suffix = randomUUID().slice(0, 8);
   const alice = `alice-${suffix}`;
