@@ -1,9 +1,11 @@
 package main
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -14,6 +16,8 @@ import (
 	// The IANA time zone database is built in, so PAYMENTS_TIMEZONE works on
 	// hosts and images without one.
 	_ "time/tzdata"
+
+	"github.com/obpay/payments/internal/security"
 )
 
 // config is everything the process reads from its environment, validated.
@@ -46,6 +50,18 @@ type config struct {
 	IntrospectionURL      string
 	IntrospectionClientID string
 	IntrospectionSecret   string
+	// IntrospectionAuthMethod is how the service authenticates to the
+	// introspection endpoint: client_secret_basic (default),
+	// client_secret_post or private_key_jwt.
+	IntrospectionAuthMethod string
+	// IntrospectionKeyFile and IntrospectionKeyID are the private key's
+	// path and kid for private_key_jwt; IntrospectionKey is that key, loaded
+	// by loadConfig (nil with the other methods), and IntrospectionKeyMode
+	// its file's permission bits.
+	IntrospectionKeyFile  string
+	IntrospectionKeyID    string
+	IntrospectionKey      crypto.Signer
+	IntrospectionKeyMode  fs.FileMode
 	IntrospectionTimeout  time.Duration
 	IntrospectionCacheTTL time.Duration
 	Audience              string
@@ -126,10 +142,16 @@ var settings = []setting{
 		}},
 	{name: "PAYMENTS_INTROSPECTION_URL", def: "", help: "RFC 7662 endpoint of the authorization server (unset: PAYMENTS_ISSUER's metadata; one of them required unless PAYMENTS_DEV_AUTH=true)",
 		parse: func(c *config, v string) error { c.IntrospectionURL = v; return optionalURL(v) }},
-	{name: "PAYMENTS_INTROSPECTION_CLIENT_ID", def: "", help: "client id for introspection (HTTP Basic)",
+	{name: "PAYMENTS_INTROSPECTION_CLIENT_ID", def: "", help: "client id for introspection",
 		parse: func(c *config, v string) error { c.IntrospectionClientID = v; return nil }},
-	{name: "PAYMENTS_INTROSPECTION_CLIENT_SECRET", def: "", help: "client secret for introspection (HTTP Basic)", secret: true,
+	{name: "PAYMENTS_INTROSPECTION_CLIENT_SECRET", def: "", help: "client secret for introspection (client_secret_basic, client_secret_post)", secret: true,
 		parse: func(c *config, v string) error { c.IntrospectionSecret = v; return nil }},
+	{name: "PAYMENTS_INTROSPECTION_AUTH_METHOD", def: "client_secret_basic", help: "client authentication for introspection: client_secret_basic, client_secret_post or private_key_jwt (RFC 7523; aud = PAYMENTS_ISSUER)",
+		parse: func(c *config, v string) error { c.IntrospectionAuthMethod = v; return checkAuthMethod(v) }},
+	{name: "PAYMENTS_INTROSPECTION_PRIVATE_KEY", def: "", help: "private_key_jwt: path of the PKCS#8 PEM private key (EC P-256 -> ES256, RSA >= 2048 bits -> PS256, Ed25519 -> EdDSA), mode 600",
+		parse: func(c *config, v string) error { c.IntrospectionKeyFile = v; return nil }},
+	{name: "PAYMENTS_INTROSPECTION_KEY_ID", def: "", help: "private_key_jwt: the kid header of the client assertions (empty: none)",
+		parse: func(c *config, v string) error { c.IntrospectionKeyID = v; return nil }},
 	{name: "PAYMENTS_INTROSPECTION_TIMEOUT", def: "3s", help: "timeout of one introspection call",
 		parse: func(c *config, v string) (err error) { c.IntrospectionTimeout, err = positiveDuration(v); return }},
 	{name: "PAYMENTS_INTROSPECTION_CACHE_TTL", def: "30s", help: "how long an active introspection result is reused (never past exp; 0: not reused)",
@@ -221,7 +243,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if c.AccessTokens == "jwt" && c.Issuer == "" {
 			errs = append(errs, errors.New("PAYMENTS_ACCESS_TOKENS=jwt: needs PAYMENTS_ISSUER (the keys come from its metadata)"))
 		}
-		if c.IntrospectionURL != "" && (c.IntrospectionClientID == "" || c.IntrospectionSecret == "") {
+		if c.IntrospectionAuthMethod == security.AuthPrivateKeyJWT && (c.IntrospectionURL != "" || !c.DevAuth) {
+			errs = append(errs, checkPrivateKeyJWT(&c)...)
+		} else if c.IntrospectionURL != "" && (c.IntrospectionClientID == "" || c.IntrospectionSecret == "") {
 			errs = append(errs, errors.New("PAYMENTS_INTROSPECTION_CLIENT_ID and PAYMENTS_INTROSPECTION_CLIENT_SECRET: required with PAYMENTS_INTROSPECTION_URL"))
 		}
 		if c.DevAuth && c.IntrospectionURL == "" && c.Audience != "" {
