@@ -210,12 +210,14 @@ func TestIntrospectionFailuresNeverReachAHandler(t *testing.T) {
 		{"proof for another host", "DPoP tok", other, challengeInvalidProof},
 		{"proof for another token", "DPoP tok2", good, challengeInvalidProof},
 	}
+	// RFC 9728 §5.1: every 401 challenge ends with the metadata's URL.
+	metadata := `, resource_metadata="` + s.URL + `/.well-known/oauth-protected-resource"`
 	for _, tc := range local {
 		t.Run(tc.name, func(t *testing.T) {
 			res, b := do(t, http.MethodPost, u, []byte(`{"Owner":"x","Currency":"GBP"}`), http.Header{
 				"Authorization": {tc.auth}, "Dpop": {tc.proof}, "Content-Type": {"application/json"}})
-			if res.StatusCode != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != tc.challenge {
-				t.Errorf("= %d %q %s, want 401 %q", res.StatusCode, res.Header.Get("WWW-Authenticate"), b, tc.challenge)
+			if want := tc.challenge + metadata; res.StatusCode != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") != want {
+				t.Errorf("= %d %q %s, want 401 %q", res.StatusCode, res.Header.Get("WWW-Authenticate"), b, want)
 			}
 		})
 	}
