@@ -565,7 +565,7 @@ func (v *Verifier) checkTokenHash(c proofClaims, token string) *Error {
 // §2.2 leaves token_type optional and some servers name the token kind; a
 // Bearer token is never accepted, RFC 9449 §7.2), inside its validity
 // period, meant for us when an audience is configured, and bound to a key
-// (cnf.jkt). Its consent id can be told (Introspection.refusal), and a token
+// (cnf.jkt). Its consent id can be told (Introspection.Refusal), and a token
 // with a consent id names its customer (sub). An
 // introspection failure answers 503: we never fail open. The proof key jkt
 // goes to an introspector that bounds calls per key; a token it refused to
@@ -602,8 +602,8 @@ func (v *Verifier) introspect(ctx context.Context, token, jkt string, now time.T
 		return info, v.tokenError("token_audience")
 	case len(info.CnfJKT) != 43:
 		return info, v.bindingError("token_not_bound")
-	case info.refusal != "":
-		return info, v.tokenError(info.refusal)
+	case info.Refusal != "":
+		return info, v.tokenError(info.Refusal)
 	case info.ConsentID != "" && info.Subject == "":
 		// A customer token must name its customer.
 		return info, v.tokenError("token_consent_without_sub")

@@ -40,14 +40,15 @@ type Introspection struct {
 	Aud       []string `json:"-"`
 	ConsentID string   `json:"consent_id,omitempty"`
 
-	// refusal, when set, is the reason the verifier refuses the token
+	// Refusal, when set, is the reason the verifier refuses the token
 	// whatever else it says: its consent id cannot be told (two different
 	// values, or authorization_details that is not an array of objects).
-	// UnmarshalJSON sets it; the answer itself decoded fine.
-	refusal string
+	// UnmarshalJSON sets it; the answer itself decoded fine. It is never
+	// marshalled.
+	Refusal string `json:"-"`
 }
 
-// Reasons for Introspection.refusal, as the verifier logs and counts them.
+// Reasons for Introspection.Refusal, as the verifier logs and counts them.
 const (
 	reasonConsentConflict      = "token_consent_conflict"
 	reasonAuthorizationDetails = "token_authorization_details"
@@ -114,7 +115,7 @@ func (in *Introspection) decode(b []byte, needActive bool) error {
 	out.Active = w.Active != nil && *w.Active
 	out.Scope, out.ClientID, out.Subject = w.Scope, w.ClientID, w.Subject
 	out.TokenType = w.TokenType
-	out.ConsentID, out.refusal = consentFromWire(&w)
+	out.ConsentID, out.Refusal = consentFromWire(&w)
 	for _, f := range []struct {
 		n   json.Number
 		dst *int64

@@ -58,8 +58,8 @@ func TestIntrospectionConsentID(t *testing.T) {
 			if err := json.Unmarshal([]byte(`{"active":true,`+tt.members+`}`), &in); err != nil {
 				t.Fatalf("Unmarshal = %v, want the answer decoded", err)
 			}
-			if in.ConsentID != tt.wantConsent || in.refusal != tt.wantRefusal {
-				t.Errorf("ConsentID, refusal = %q, %q; want %q, %q", in.ConsentID, in.refusal, tt.wantConsent, tt.wantRefusal)
+			if in.ConsentID != tt.wantConsent || in.Refusal != tt.wantRefusal {
+				t.Errorf("ConsentID, refusal = %q, %q; want %q, %q", in.ConsentID, in.Refusal, tt.wantConsent, tt.wantRefusal)
 			}
 		})
 	}
