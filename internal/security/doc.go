@@ -172,6 +172,11 @@
 //     at most CacheTTL and never past the token's exp, inactive ones at most
 //     NegativeCacheTTL. Unknown, inactive and throttled tokens get the same
 //     answer.
+//   - The introspection client authenticates every call (RFC 7662 §2.1,
+//     clientauth.go). A private_key_jwt assertion serves one call: its own
+//     128-bit jti, exp 60 s after iat, the issuer as its only aud (RFC 7523
+//     §3), ES256, PS256 (RSA of 2048 bits or more) or EdDSA by key type; a
+//     call whose assertion cannot be made is not sent (503).
 //   - Nothing logs a token, a proof, a key or a secret: rejections log the
 //     reason, status, code, jkt and client_id only.
 package security
