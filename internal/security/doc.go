@@ -50,7 +50,11 @@
 //	                             RFC 9449 §6.2), one consent id (RFC 9396 §2),
 //	                             sub when there is one; a token the
 //	                             introspector throttled for its proof key is
-//	                             answered as an inactive one
+//	                             answered as an inactive one; a JWT access
+//	                             token (typ at+jwt) is validated locally by
+//	                             TokenResolver (RFC 9068 §4: alg allow-list,
+//	                             JWKS key of a fitting type, signature, iss,
+//	                             aud, exp, nbf, iat, client_id, cnf.jkt)
 //	P22     checkBinding         cnf.jkt equals the proof key thumbprint
 //	                             (§4.3 (12), §6; RFC 7638)
 //	P23     checkReplay          atomic record of (jkt, jti) until iat+MaxAge+Skew
@@ -172,6 +176,11 @@
 //     at most CacheTTL and never past the token's exp, inactive ones at most
 //     NegativeCacheTTL. Unknown, inactive and throttled tokens get the same
 //     answer.
+//   - JWT access tokens are verified only with keys of the issuer's JWKS
+//     (never a key or URL named by the token), with RS256, PS256, ES256 or
+//     EdDSA matching the key's type; a JWKS not fetched yet means 503. A
+//     verified JWT is cached until its exp, so its revocation takes effect
+//     then. Requests cause at most one JWKS fetch per minute.
 //   - The introspection client authenticates every call (RFC 7662 §2.1,
 //     clientauth.go). A private_key_jwt assertion serves one call: its own
 //     128-bit jti, exp 60 s after iat, the issuer as its only aud (RFC 7523

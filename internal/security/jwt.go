@@ -43,6 +43,10 @@ type AccessTokenError struct{ Reason string }
 
 func (e *AccessTokenError) Error() string { return "security: access token refused: " + e.Reason }
 
+// jwsEncoding decodes JWS segments (RFC 7515 §2: base64url without padding);
+// strict, so that no two texts decode to the same bytes.
+var jwsEncoding = base64.RawURLEncoding.Strict()
+
 // jwtAlgs is the allow-list of access token signature algorithms: asymmetric
 // only, so none and HS* (whose secret could be taken to be a published
 // public key) never verify anything.
@@ -268,7 +272,7 @@ func atHeader(token string) (jwtHeader, bool) {
 	if first <= 0 || last == first || last == len(token)-1 || strings.Count(token, ".") != 2 {
 		return jwtHeader{}, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token[:first])
+	raw, err := jwsEncoding.DecodeString(token[:first])
 	if err != nil {
 		return jwtHeader{}, false
 	}
@@ -314,7 +318,7 @@ func (r *TokenResolver) verifyJWT(ctx context.Context, token string, h jwtHeader
 		return Introspection{}, &AccessTokenError{Reason: "jwt_unknown_key"}
 	}
 	last := strings.LastIndexByte(token, '.')
-	sig, err := base64.RawURLEncoding.DecodeString(token[last+1:])
+	sig, err := jwsEncoding.DecodeString(token[last+1:])
 	if err != nil {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_malformed"}
 	}
@@ -339,7 +343,7 @@ func (r *TokenResolver) verifyJWT(ctx context.Context, token string, h jwtHeader
 		return Introspection{}, &AccessTokenError{Reason: "jwt_signature"}
 	}
 	first := strings.IndexByte(token, '.')
-	payload, err := base64.RawURLEncoding.DecodeString(token[first+1 : last])
+	payload, err := jwsEncoding.DecodeString(token[first+1 : last])
 	if err != nil {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_malformed"}
 	}

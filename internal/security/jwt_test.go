@@ -490,3 +490,22 @@ func TestNewTokenResolverConfig(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTokenResolverJWT: no token text makes the resolver panic, and none but
+// the signed original is accepted.
+func FuzzTokenResolverJWT(f *testing.F) {
+	jf := newJWTFixture(f, nil)
+	valid := jf.asKey.sign(f, jf.headerJWT(), jf.claimsJWT())
+	f.Add(valid)
+	f.Add(valid + "A")
+	f.Add(valid[:len(valid)-1] + "B")
+	f.Add("eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJub25lIn0.e30.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, token string) {
+		res, err := jf.r.IntrospectKey(context.Background(), token, jf.key.jkt)
+		if err == nil && res.Active && token != valid && jf.opaque.calls.Load() == 0 {
+			t.Fatalf("accepted a mutated token %q", token)
+		}
+		jf.opaque.calls.Store(0)
+	})
+}
