@@ -509,3 +509,43 @@ func FuzzTokenResolverJWT(f *testing.F) {
 		jf.opaque.calls.Store(0)
 	})
 }
+
+// The claims decode like an introspection answer: the consent id sources and
+// the sub rule are the same.
+func TestTokenResolverConsentRules(t *testing.T) {
+	t.Run("openbanking_intent_id", func(t *testing.T) {
+		jf := newJWTFixture(t, nil)
+		c := jf.claimsJWT()
+		delete(c, "consent_id")
+		c["openbanking_intent_id"] = "intent-7"
+		p, err := jf.verifyJWT(jf.asKey.sign(t, jf.headerJWT(), c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ConsentID != "intent-7" || p.Subject != "psu-1" {
+			t.Errorf("principal = %+v, want consent intent-7 for psu-1", p)
+		}
+	})
+	t.Run("client token whatever its sub", func(t *testing.T) {
+		jf := newJWTFixture(t, nil)
+		c := jf.claimsJWT()
+		delete(c, "consent_id")
+		c["sub"] = "tpp-1"
+		p, err := jf.verifyJWT(jf.asKey.sign(t, jf.headerJWT(), c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Subject != "" || p.ConsentID != "" {
+			t.Errorf("principal = %+v, want a client principal", p)
+		}
+	})
+	t.Run("two consent ids", func(t *testing.T) {
+		jf := newJWTFixture(t, nil)
+		c := jf.claimsJWT()
+		c["openbanking_intent_id"] = "intent-7"
+		_, err := jf.verifyJWT(jf.asKey.sign(t, jf.headerJWT(), c))
+		if e := errorOf(t, err); e.Status != http.StatusUnauthorized || e.Code != CodeInvalidToken {
+			t.Errorf("Verify = %d %s, want 401 invalid_token", e.Status, e.Code)
+		}
+	})
+}
