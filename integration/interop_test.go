@@ -40,8 +40,7 @@ var interopConfigs = []interopConfig{
 	{name: "opaque tokens, consent_id", consentClaim: "consent_id", tokens: "opaque", rsAuth: "client_secret_basic"},
 	{name: "opaque tokens, openbanking_intent_id", consentClaim: "openbanking_intent_id", tokens: "opaque", rsAuth: "client_secret_basic"},
 	{name: "opaque tokens, authorization_details", consentClaim: "authorization_details", tokens: "opaque", rsAuth: "client_secret_basic"},
-	{name: "opaque tokens, private_key_jwt introspection", consentClaim: "consent_id", tokens: "opaque", rsAuth: "private_key_jwt",
-		skip: "waiting for PAYMENTS_INTROSPECTION_AUTH_METHOD and PAYMENTS_INTROSPECTION_PRIVATE_KEY in cmd/payments"},
+	{name: "opaque tokens, private_key_jwt introspection", consentClaim: "consent_id", tokens: "opaque", rsAuth: "private_key_jwt"},
 	{name: "JWT access tokens", consentClaim: "consent_id", tokens: "jwt", rsAuth: "client_secret_basic"},
 }
 
