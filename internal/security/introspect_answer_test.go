@@ -184,3 +184,21 @@ func TestVerifierTokenAnswers(t *testing.T) {
 		})
 	}
 }
+
+// FuzzIntrospectionJSON: no answer makes the decoder panic, and an answer
+// that decodes names one consent id or a refusal, never both.
+func FuzzIntrospectionJSON(f *testing.F) {
+	f.Add([]byte(`{"active":true,"consent_id":"c1","openbanking_intent_id":"c2"}`))
+	f.Add([]byte(`{"active":true,"authorization_details":[{"type":"openbanking_intent","openbanking_intent_id":"c1"},{"type":"x"}]}`))
+	f.Add([]byte(`{"active":true,"authorization_details":[null,{"type":7}]}`))
+	f.Add([]byte(`{"active":false,"cnf":{"jkt":"x","kid":1},"aud":["a"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var in Introspection
+		if err := json.Unmarshal(b, &in); err != nil {
+			return
+		}
+		if in.ConsentID != "" && in.Refusal != "" {
+			t.Errorf("ConsentID %q and Refusal %q both set", in.ConsentID, in.Refusal)
+		}
+	})
+}
