@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+	gojson "github.com/goccy/go-json"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -277,7 +278,9 @@ func atHeader(token string) (jwtHeader, bool) {
 		return jwtHeader{}, false
 	}
 	var h jwtHeader
-	if err := json.Unmarshal(raw, &h); err != nil {
+	// goccy/go-json decodes like encoding/json, faster; only these two
+	// small fixed shapes use it.
+	if err := gojson.Unmarshal(raw, &h); err != nil {
 		return jwtHeader{}, false
 	}
 	if !asciiEqualFold(h.Typ, "at+jwt") && !asciiEqualFold(h.Typ, "application/at+jwt") {
@@ -355,7 +358,7 @@ func (r *TokenResolver) verifyJWT(ctx context.Context, token string, h jwtHeader
 // stating that a verified JWT is active, then checks the claims.
 func (r *TokenResolver) claims(payload []byte, now time.Time) (Introspection, error) {
 	var c jwtClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	if err := gojson.Unmarshal(payload, &c); err != nil {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_malformed"}
 	}
 	// RFC 9068 §4: iss must exactly match the issuer of the metadata.
