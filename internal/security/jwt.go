@@ -435,10 +435,15 @@ func (x *keyIndex) find(kid string) []jwtKey {
 	return x.byKID[kid]
 }
 
+// emptyRetry is the least time between two fetches caused by requests while
+// no set was ever fetched (each such request answers 503).
+const emptyRetry = 5 * time.Second
+
 // jwksKeys holds the issuer's JWKS in a jwk.Cache that refreshes it in the
 // background. Requests never fetch it, except that a request meeting an
-// unknown kid, or finding no set yet, may cause one fetch per
-// UnknownKeyInterval (RFC 7517 §5: key rotation adds a kid before using it).
+// unknown kid may cause one fetch per UnknownKeyInterval (RFC 7517 §5: key
+// rotation adds a kid before using it), and while no set was ever fetched one
+// fetch per 5s at most.
 type jwksKeys struct {
 	cache    *jwk.Cache
 	client   *http.Client
@@ -491,11 +496,13 @@ func (k *jwksKeys) current(ctx context.Context, uri string, now time.Time, force
 		}
 		return k.indexOf(set), nil
 	}
-	if !k.fetched && !k.lastAttempt.IsZero() && now.Sub(k.lastAttempt) < k.interval {
+	if !k.fetched && !k.lastAttempt.IsZero() && now.Sub(k.lastAttempt) < min(k.interval, emptyRetry) {
 		return nil, ErrAuthServerUnavailable
 	}
 	k.lastAttempt = now
-	fctx, cancel := context.WithTimeout(ctx, k.timeout)
+	// The fetch serves every request waiting here: a client that goes away
+	// must not cancel it.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.timeout)
 	defer cancel()
 	set, err := k.cache.Refresh(fctx, uri)
 	if err != nil {

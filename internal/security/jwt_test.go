@@ -376,10 +376,14 @@ func TestTokenResolverJWKSDown(t *testing.T) {
 	if n := jf.as.jwksHits.Load(); n != 1 {
 		t.Errorf("JWKS fetches = %d, want 1 (requests do not fetch more than once a minute)", n)
 	}
+	// With no set yet, a request may try again after 5s, not a minute.
 	jf.as.jwksDown.Store(false)
-	jf.now = jf.now.Add(time.Minute)
+	jf.now = jf.now.Add(5 * time.Second)
 	if _, err := jf.verifyJWT(jf.asKey.sign(t, jf.headerJWT(), jf.claimsJWT())); err != nil {
 		t.Fatalf("Verify after JWKS recovery = %v", err)
+	}
+	if n := jf.as.jwksHits.Load(); n != 2 {
+		t.Errorf("JWKS fetches = %d, want 2", n)
 	}
 }
 
