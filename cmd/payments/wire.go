@@ -97,6 +97,8 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 				ClientSecret: c.IntrospectionSecret,
 				Timeout:      c.IntrospectionTimeout,
 				CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
+				Logger:       log,
+				Registerer:   reg,
 			}))
 			if err != nil {
 				app.close()

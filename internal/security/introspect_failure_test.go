@@ -332,8 +332,19 @@ func TestIntrospectionMetrics(t *testing.T) {
 		"duration": 3,
 	})
 
-	// A second introspector on the same registry is a configuration error.
-	if _, err := NewHTTPIntrospector(IntrospectionConfig{URL: hs.URL, ClientID: "a", ClientSecret: "b", Registerer: reg}); err == nil {
-		t.Error("second registration on one registry succeeded")
+	// A second introspector on the same registry (a discovered endpoint that
+	// changed) counts into the same metrics.
+	second, err := NewHTTPIntrospector(IntrospectionConfig{URL: hs.URL, ClientID: "rs:client", ClientSecret: "s&cret", Registerer: reg,
+		Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatalf("second introspector on one registry: %v", err)
 	}
+	defer second.Close()
+	if _, err := second.Introspect(context.Background(), "junk-1"); err != nil {
+		t.Fatal(err)
+	}
+	wantOutcomes(t, reg, map[string]float64{
+		outcomeActive: 1, outcomeCacheActive: 1, outcomeInactive: 3, outcomeCacheInactive: 1, outcomeThrottled: 1,
+		"duration": 4,
+	})
 }

@@ -57,14 +57,27 @@ func newIntrospectionMetrics(reg prometheus.Registerer) (*introspectionMetrics, 
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.answers, m.duration} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, errors.New("security: introspection metrics already registered on this registry")
-			}
-			return nil, err
+	// Introspectors on one registry share the metrics: an introspector whose
+	// endpoint is discovered is rebuilt when the endpoint changes, and the
+	// counts must go on.
+	var are prometheus.AlreadyRegisteredError
+	if err := reg.Register(m.answers); errors.As(err, &are) {
+		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
+		if !ok {
+			return nil, errors.New("security: another collector is registered as the introspection answers")
 		}
+		m.answers = existing
+	} else if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(m.duration); errors.As(err, &are) {
+		existing, ok := are.ExistingCollector.(prometheus.Histogram)
+		if !ok {
+			return nil, errors.New("security: another collector is registered as the introspection duration")
+		}
+		m.duration = existing
+	} else if err != nil {
+		return nil, err
 	}
 	return m, nil
 }
