@@ -1,7 +1,6 @@
 package security
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -370,14 +369,11 @@ func (r *TokenResolver) claims(payload []byte, now time.Time) (Introspection, er
 	if c.Active != nil {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_malformed"}
 	}
-	trimmed := bytes.TrimSpace(payload)
-	withActive := make([]byte, 0, len(trimmed)+16)
-	withActive = append(withActive, trimmed[:len(trimmed)-1]...)
-	withActive = append(withActive, `,"active":true}`...)
 	var info Introspection
-	if err := json.Unmarshal(withActive, &info); err != nil {
+	if err := info.decode(payload, false); err != nil {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_claims"}
 	}
+	info.Active = true // verified and, as checked below, unexpired
 	switch {
 	case r.audience != "" && !contains(info.Aud, r.audience):
 		return Introspection{}, &AccessTokenError{Reason: "jwt_audience"}
