@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	gojson "github.com/goccy/go-json"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -105,7 +104,7 @@ type TokenResolver struct {
 	skew     time.Duration
 	now      func() time.Time
 	keys     *jwksKeys
-	cache    *ristretto.Cache[string, cachedAnswer]
+	cache    *tokenCache
 	verifier map[string]jws.Verifier
 	cancel   context.CancelFunc
 }
@@ -178,10 +177,7 @@ func NewTokenResolver(cfg TokenResolverConfig) (*TokenResolver, error) {
 	if entries <= 0 {
 		entries = 10_000
 	}
-	var err error
-	if r.cache, err = newAnswerCache[cachedAnswer](entries); err != nil {
-		return nil, err
-	}
+	r.cache = newTokenCache(int(min(entries, 1<<30)))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	// The refresh window is how often the cache looks for sets due for a
@@ -195,7 +191,6 @@ func NewTokenResolver(cfg TokenResolverConfig) (*TokenResolver, error) {
 // cache; the wrapped introspector is the caller's to close.
 func (r *TokenResolver) Close() {
 	r.cancel()
-	r.cache.Close()
 }
 
 // Introspect resolves token without a proof key; see IntrospectKey.
@@ -223,8 +218,8 @@ func (r *TokenResolver) IntrospectKey(ctx context.Context, token, jkt string) (I
 	sum := sha256.Sum256([]byte(token))
 	key := string(sum[:])
 	now := r.now()
-	if got, ok := r.cache.Get(key); ok && now.UnixNano() < got.until {
-		return got.res, nil
+	if got, ok := r.cache.get(key, now.UnixNano()); ok {
+		return got, nil
 	}
 	meta, ok := r.d.Metadata()
 	if !ok {
@@ -242,7 +237,7 @@ func (r *TokenResolver) IntrospectKey(ctx context.Context, token, jkt string) (I
 		return Introspection{}, err
 	}
 	if ttl := time.Unix(res.Exp, 0).Sub(now); ttl > 0 {
-		r.cache.SetWithTTL(key, cachedAnswer{res: res, until: now.Add(ttl).UnixNano()}, 1, ttl)
+		r.cache.put(key, cachedAnswer{res: res, until: now.Add(ttl).UnixNano()}, now.UnixNano())
 	}
 	return res, nil
 }

@@ -80,5 +80,4 @@ func warm(b *testing.B, jf *jwtFixture) {
 	if _, _, err := jf.v.Verify(context.Background(), jf.request(jf.proof())); err != nil {
 		b.Fatal(err)
 	}
-	jf.r.cache.Wait()
 }

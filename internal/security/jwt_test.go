@@ -393,7 +393,6 @@ func TestTokenResolverCachesVerifiedJWT(t *testing.T) {
 	if _, err := jf.verifyJWT(token); err != nil {
 		t.Fatal(err)
 	}
-	jf.r.cache.Wait()
 	// The JWKS is gone: only the cache can answer.
 	jf.as.jwksDown.Store(true)
 	jf.now = jf.now.Add(2 * time.Minute)
