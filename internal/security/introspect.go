@@ -58,6 +58,7 @@ const (
 // array, and active must be present.
 type introspectionWire struct {
 	Active    *bool       `json:"active"`
+	Issuer    string      `json:"iss"`
 	Scope     string      `json:"scope"`
 	ClientID  string      `json:"client_id"`
 	Subject   string      `json:"sub"`
@@ -97,20 +98,29 @@ func (in Introspection) MarshalJSON() ([]byte, error) {
 // cannot be told (consentFromWire) is not a decoding error: the answer
 // decodes, marked for the verifier to refuse.
 func (in *Introspection) UnmarshalJSON(b []byte) error {
-	return in.decode(b, true)
+	_, err := in.decode(b, true)
+	return err
+}
+
+// decoded is what decode read besides the Introspection: the iss member and
+// whether an active member was present at all.
+type decoded struct {
+	issuer    string
+	hasActive bool
 }
 
 // decode is UnmarshalJSON; without needActive a missing active reads as
 // false, so that the claims of a JWT access token (RFC 9068 §2.2), which have
-// no active member, decode the same way.
-func (in *Introspection) decode(b []byte, needActive bool) error {
+// no active member, decode the same way, in one pass that also returns iss.
+func (in *Introspection) decode(b []byte, needActive bool) (decoded, error) {
 	var w introspectionWire
 	if err := json.Unmarshal(b, &w); err != nil {
-		return err
+		return decoded{}, err
 	}
 	if w.Active == nil && needActive {
-		return errors.New("introspection: active missing")
+		return decoded{}, errors.New("introspection: active missing")
 	}
+	extra := decoded{issuer: w.Issuer, hasActive: w.Active != nil}
 	var out Introspection
 	out.Active = w.Active != nil && *w.Active
 	out.Scope, out.ClientID, out.Subject = w.Scope, w.ClientID, w.Subject
@@ -125,7 +135,7 @@ func (in *Introspection) decode(b []byte, needActive bool) error {
 		}
 		v, err := unixSeconds(f.n)
 		if err != nil {
-			return err
+			return decoded{}, err
 		}
 		*f.dst = v
 	}
@@ -137,11 +147,11 @@ func (in *Introspection) decode(b []byte, needActive bool) error {
 		if err := json.Unmarshal(w.Aud, &one); err == nil {
 			out.Aud = []string{one}
 		} else if err := json.Unmarshal(w.Aud, &out.Aud); err != nil {
-			return errors.New("introspection: aud is neither a string nor an array of strings")
+			return decoded{}, errors.New("introspection: aud is neither a string nor an array of strings")
 		}
 	}
 	*in = out
-	return nil
+	return extra, nil
 }
 
 // consentFromWire returns the consent id of an answer, read in this order:

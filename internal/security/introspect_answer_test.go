@@ -77,11 +77,17 @@ func TestIntrospectionConsentID(t *testing.T) {
 // §2.2) have no active member and decode through the same rules.
 func TestIntrospectionDecodeWithoutActive(t *testing.T) {
 	var in Introspection
-	err := in.decode([]byte(`{"sub":"psu","client_id":"tpp","authorization_details":[{"type":"openbanking_intent","openbanking_intent_id":"c1"}]}`), false)
+	extra, err := in.decode([]byte(`{"iss":"https://as.example","sub":"psu","client_id":"tpp","authorization_details":[{"type":"openbanking_intent","openbanking_intent_id":"c1"}]}`), false)
 	if err != nil || in.Active || in.ConsentID != "c1" || in.Subject != "psu" {
 		t.Errorf("decode = %+v, %v; want inactive with consent c1 and sub psu", in, err)
 	}
-	if err := in.decode([]byte(`{"sub":"psu"}`), true); err == nil {
+	if extra.issuer != "https://as.example" || extra.hasActive {
+		t.Errorf("decode extras = %+v, want iss and no active", extra)
+	}
+	if extra, err := in.decode([]byte(`{"active":false}`), false); err != nil || !extra.hasActive {
+		t.Errorf("decode(active present) = %+v, %v; want hasActive", extra, err)
+	}
+	if _, err := in.decode([]byte(`{"sub":"psu"}`), true); err == nil {
 		t.Error("decode without active, needActive = nil, want an error")
 	}
 }

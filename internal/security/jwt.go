@@ -283,13 +283,6 @@ func atHeader(token string) (jwtHeader, bool) {
 	return h, true
 }
 
-// jwtClaims are the claims checked here; the rest are read by Introspection's
-// own decoding.
-type jwtClaims struct {
-	Issuer string          `json:"iss"`
-	Active json.RawMessage `json:"active"`
-}
-
 // verifyJWT validates a JWT access token (RFC 9068 §4) in this order:
 // algorithm on the allow-list, no crit, a JWKS key for kid whose type fits
 // the algorithm, signature, then the claims: iss is the issuer, aud contains
@@ -328,7 +321,7 @@ func (r *TokenResolver) verifyJWT(ctx context.Context, token string, h jwtHeader
 			continue
 		}
 		matched = true
-		if verifier.Verify(input, sig, k.raw) == nil {
+		if k.verify(verifier, h.Alg, input, sig) {
 			verified = true
 			break
 		}
@@ -351,22 +344,19 @@ func (r *TokenResolver) verifyJWT(ctx context.Context, token string, h jwtHeader
 // decoding as an introspection answer (consent id sources, aud, cnf), after
 // stating that a verified JWT is active, then checks the claims.
 func (r *TokenResolver) claims(payload []byte, now time.Time) (Introspection, error) {
-	var c jwtClaims
-	if err := gojson.Unmarshal(payload, &c); err != nil {
+	var info Introspection
+	extra, err := info.decode(payload, false)
+	if err != nil {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_malformed"}
 	}
 	// RFC 9068 §4: iss must exactly match the issuer of the metadata.
-	if c.Issuer != r.d.issuer {
+	if extra.issuer != r.d.issuer {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_issuer"}
 	}
 	// active is an introspection member, not a claim: a token that says
 	// anything about it is not one of ours.
-	if c.Active != nil {
+	if extra.hasActive {
 		return Introspection{}, &AccessTokenError{Reason: "jwt_malformed"}
-	}
-	var info Introspection
-	if err := info.decode(payload, false); err != nil {
-		return Introspection{}, &AccessTokenError{Reason: "jwt_claims"}
 	}
 	info.Active = true // verified and, as checked below, unexpired
 	switch {
@@ -394,6 +384,26 @@ type jwtKey struct {
 	kty string // "RSA", "P-256", "Ed25519"
 	alg string // the JWK's alg, or ""
 	raw any    // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey
+}
+
+// verify checks sig over input with k. ES256, the FAPI 2.0 algorithm most
+// authorization servers sign with, is checked the way a proof's signature is
+// (R || S to DER, one VerifyASN1, no big.Int round trip); every other
+// algorithm goes through jwx's verifier for alg.
+func (k jwtKey) verify(verifier jws.Verifier, alg string, input, sig []byte) bool {
+	if pub, ok := k.raw.(*ecdsa.PublicKey); ok && alg == "ES256" && pub.Curve == elliptic.P256() {
+		// RFC 7518 §3.4: R || S, each 32 octets.
+		if len(sig) != 64 {
+			return false
+		}
+		der, ok := ecdsaDER(sig)
+		if !ok {
+			return false
+		}
+		digest := sha256.Sum256(input)
+		return ecdsa.VerifyASN1(pub, digest[:], der)
+	}
+	return verifier.Verify(input, sig, k.raw) == nil
 }
 
 // fits reports whether k may verify a signature made with alg.
