@@ -59,6 +59,12 @@ type api struct {
 
 func newAPI(t *testing.T) *api {
 	t.Helper()
+	return newAPIWith(t, fakeDPoP)
+}
+
+// newAPIWith is newAPI with dpop as the routes' DPoP middleware.
+func newAPIWith(t *testing.T, dpop echo.MiddlewareFunc) *api {
+	t.Helper()
 	db := testdb.Open(t)
 	l, err := postgres.NewLedger(db)
 	if err != nil {
@@ -80,7 +86,7 @@ func newAPI(t *testing.T) *api {
 	}
 	e, err := New(Config{Logger: log, Registry: prometheus.NewRegistry(), BodyLimit: 4096,
 		Ping:   func(context.Context) error { return nil },
-		Routes: func(e *echo.Echo) error { return RegisterRoutes(e, h, fakeDPoP) }})
+		Routes: func(e *echo.Echo) error { return RegisterRoutes(e, h, dpop) }})
 	if err != nil {
 		t.Fatal(err)
 	}

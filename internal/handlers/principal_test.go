@@ -2,21 +2,14 @@ package handlers
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/obpay/payments/client"
-	"github.com/obpay/payments/internal/openbanking"
-	"github.com/obpay/payments/internal/postgres"
 	"github.com/obpay/payments/internal/security"
-	"github.com/obpay/payments/internal/testdb"
 )
 
 // answers is an introspector with one fixed answer per token.
@@ -43,24 +36,6 @@ func TestTokenKindThroughTheRealMiddleware(t *testing.T) {
 			TokenType: "DPoP", Exp: exp, CnfJKT: key.Thumbprint()},
 	}
 
-	db := testdb.Open(t)
-	l, err := postgres.NewLedger(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := postgres.NewStore(l, postgres.StoreConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := openbanking.New(openbanking.Config{Store: store, TransactionsPageSize: openbanking.MinTransactionsPageSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	h, err := NewHandler(HandlerConfig{Service: svc, Logger: log, PublicURL: testBase})
-	if err != nil {
-		t.Fatal(err)
-	}
 	replay, err := security.NewMemoryReplayStore()
 	if err != nil {
 		t.Fatal(err)
@@ -74,12 +49,7 @@ func TestTokenKindThroughTheRealMiddleware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Config{Logger: log, Registry: prometheus.NewRegistry(), BodyLimit: 4096,
-		Ping:   func(context.Context) error { return nil },
-		Routes: func(e *echo.Echo) error { return RegisterRoutes(e, h, dpop) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newAPIWith(t, dpop).e
 
 	const path = "/open-banking/v3.1/pisp/domestic-payment-consents"
 	tests := []struct {
