@@ -37,6 +37,9 @@ var introspectionOutcomes = []string{
 type introspectionMetrics struct {
 	answers  *prometheus.CounterVec
 	duration prometheus.Histogram
+	// byOutcome holds each outcome's counter, resolved once, so that
+	// counting on the request path is a map read, not a label lookup.
+	byOutcome map[string]prometheus.Counter
 }
 
 func newIntrospectionMetrics(reg prometheus.Registerer) (*introspectionMetrics, error) {
@@ -51,12 +54,21 @@ func newIntrospectionMetrics(reg prometheus.Registerer) (*introspectionMetrics, 
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}),
 	}
+	if reg != nil {
+		if err := m.register(reg); err != nil {
+			return nil, err
+		}
+	}
+	m.byOutcome = make(map[string]prometheus.Counter, len(introspectionOutcomes))
 	for _, o := range introspectionOutcomes {
-		m.answers.WithLabelValues(o) // every outcome is exported, at zero until it happens
+		m.byOutcome[o] = m.answers.WithLabelValues(o) // every outcome is exported, at zero until it happens
 	}
-	if reg == nil {
-		return m, nil
-	}
+	return m, nil
+}
+
+// register adds the metrics to reg, or takes over the ones another
+// introspector registered there.
+func (m *introspectionMetrics) register(reg prometheus.Registerer) error {
 	// Introspectors on one registry share the metrics: an introspector whose
 	// endpoint is discovered is rebuilt when the endpoint changes, and the
 	// counts must go on.
@@ -64,22 +76,22 @@ func newIntrospectionMetrics(reg prometheus.Registerer) (*introspectionMetrics, 
 	if err := reg.Register(m.answers); errors.As(err, &are) {
 		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
 		if !ok {
-			return nil, errors.New("security: another collector is registered as the introspection answers")
+			return errors.New("security: another collector is registered as the introspection answers")
 		}
 		m.answers = existing
 	} else if err != nil {
-		return nil, err
+		return err
 	}
 	if err := reg.Register(m.duration); errors.As(err, &are) {
 		existing, ok := are.ExistingCollector.(prometheus.Histogram)
 		if !ok {
-			return nil, errors.New("security: another collector is registered as the introspection duration")
+			return errors.New("security: another collector is registered as the introspection duration")
 		}
 		m.duration = existing
 	} else if err != nil {
-		return nil, err
+		return err
 	}
-	return m, nil
+	return nil
 }
 
-func (m *introspectionMetrics) count(outcome string) { m.answers.WithLabelValues(outcome).Inc() }
+func (m *introspectionMetrics) count(outcome string) { m.byOutcome[outcome].Inc() }
