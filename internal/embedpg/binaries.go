@@ -35,10 +35,10 @@ func FindLocal() (string, error) {
 		}
 	}
 	for _, pattern := range []string{
-		"/usr/lib/postgresql/*/bin",                // Debian, Ubuntu
-		"/usr/pgsql-*/bin",                         // PGDG packages on RHEL and Fedora
-		"/opt/homebrew/opt/postgresql@*/bin",       // Homebrew on Apple silicon
-		"/usr/local/opt/postgresql@*/bin",          // Homebrew on Intel
+		"/usr/lib/postgresql/*/bin",          // Debian, Ubuntu
+		"/usr/pgsql-*/bin",                   // PGDG packages on RHEL and Fedora
+		"/opt/homebrew/opt/postgresql@*/bin", // Homebrew on Apple silicon
+		"/usr/local/opt/postgresql@*/bin",    // Homebrew on Intel
 		"/Applications/Postgres.app/Contents/Versions/*/bin",
 	} {
 		dirs, _ := filepath.Glob(pattern)
