@@ -84,10 +84,17 @@ func startServer(t *testing.T, env ...string) *server {
 func startServerAt(t *testing.T, port int, env ...string) *server {
 	t.Helper()
 	dsn := testdb.New(t)
+	return launchServer(t, port, dsn, append([]string{"DATABASE_URL=" + dsn}, env...)...)
+}
+
+// launchServer runs the binary on port with env (KEY=VALUE entries, after
+// the harness's own) and waits until it is healthy; dsn only labels the
+// server (an empty one means the server runs its embedded PostgreSQL).
+func launchServer(t *testing.T, port int, dsn string, env ...string) *server {
+	t.Helper()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+dsn,
 		fmt.Sprintf("PAYMENTS_ADDR=127.0.0.1:%d", port),
 		"PAYMENTS_PUBLIC_URL="+base,
 		"PAYMENTS_DEV_AUTH=true",

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -26,7 +28,12 @@ type config struct {
 	Addr      string
 	PublicURL string
 
+	// DatabaseURL is the external server's URL; empty means serve runs the
+	// embedded PostgreSQL, in DataDir with the binaries of PostgresBin
+	// (empty: found or downloaded).
 	DatabaseURL     string
+	DataDir         string
+	PostgresBin     string
 	Migrate         bool
 	DBMaxOpenConns  int
 	DBMaxIdleConns  int
@@ -101,8 +108,12 @@ var settings = []setting{
 		parse: func(c *config, v string) error { c.Addr = v; return nonEmpty(v) }},
 	{name: "PAYMENTS_PUBLIC_URL", def: "http://localhost:8080", help: "external base URL clients call; DPoP htu is checked against it",
 		parse: func(c *config, v string) error { c.PublicURL = v; return checkPublicURL(v) }},
-	{name: "DATABASE_URL", def: "postgres://postgres@127.0.0.1:5432/payments?sslmode=disable", help: "PostgreSQL URL; serve creates the database when missing", secret: true,
+	{name: "DATABASE_URL", def: "", help: "URL of an external PostgreSQL, e.g. postgres://user:pass@db:5432/payments (production; serve creates the database when missing); unset: an embedded PostgreSQL for development and evaluation", secret: true,
 		parse: func(c *config, v string) error { c.DatabaseURL = v; return checkDatabaseURL(v) }},
+	{name: "PAYMENTS_DATA_DIR", def: "", help: "embedded PostgreSQL only: its data directory (unset: $XDG_DATA_HOME/payments, i.e. ~/.local/share/payments; /var/lib/payments for root)",
+		parse: func(c *config, v string) error { c.DataDir = v; return checkAbsPath(v) }},
+	{name: "PAYMENTS_POSTGRES_BIN", def: "", help: "embedded PostgreSQL only: directory of its initdb and postgres (unset: a local installation, else a pinned build downloaded once)",
+		parse: func(c *config, v string) error { c.PostgresBin = v; return checkAbsPath(v) }},
 	{name: "PAYMENTS_MIGRATE", def: "true", help: "apply migrations when serve starts",
 		parse: func(c *config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
 	{name: "PAYMENTS_DB_MAX_OPEN_CONNS", def: "20", help: "database pool: most open connections",
@@ -251,6 +262,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if c.DevAuth && c.IntrospectionURL == "" && c.Audience != "" {
 			errs = append(errs, errors.New("PAYMENTS_AUDIENCE: the sandbox authorization server issues tokens without aud; unset it or introspect against a real authorization server"))
 		}
+		if c.DatabaseURL == "" && c.DataDir == "" {
+			var err error
+			if c.DataDir, err = defaultDataDir(getenv, os.Geteuid() == 0); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if c.DBMaxIdleConns > c.DBMaxOpenConns {
 			errs = append(errs, errors.New("PAYMENTS_DB_MAX_IDLE_CONNS: must not exceed PAYMENTS_DB_MAX_OPEN_CONNS"))
 		}
@@ -329,6 +346,9 @@ func checkPublicURL(v string) error {
 }
 
 func checkDatabaseURL(v string) error {
+	if v == "" {
+		return nil // the embedded server
+	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return errors.New("must be a postgres:// URL")
@@ -337,6 +357,29 @@ func checkDatabaseURL(v string) error {
 		return errors.New("must name a database in its path")
 	}
 	return nil
+}
+
+func checkAbsPath(v string) error {
+	if v != "" && !filepath.IsAbs(v) {
+		return errors.New("must be an absolute path")
+	}
+	return nil
+}
+
+// defaultDataDir is the embedded PostgreSQL's data directory when
+// PAYMENTS_DATA_DIR is unset: the XDG data directory of a normal user, the
+// system's for root.
+func defaultDataDir(getenv func(string) string, root bool) (string, error) {
+	if root {
+		return "/var/lib/payments", nil
+	}
+	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "payments"), nil
+	}
+	if h := getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "share", "payments"), nil
+	}
+	return "", errors.New("PAYMENTS_DATA_DIR: unset, and neither XDG_DATA_HOME nor HOME names a directory to put the embedded PostgreSQL in; set PAYMENTS_DATA_DIR or DATABASE_URL")
 }
 
 func optionalURL(v string) error {

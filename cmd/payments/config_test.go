@@ -74,3 +74,51 @@ func TestHelpListsTimezone(t *testing.T) {
 	}
 	t.Errorf("--help does not list PAYMENTS_TIMEZONE:\n%s", out.String())
 }
+
+func TestEmbeddedPostgresDataDirDefault(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		root bool
+		want string
+	}{
+		{"root", map[string]string{"HOME": "/root"}, true, "/var/lib/payments"},
+		{"XDG data home", map[string]string{"XDG_DATA_HOME": "/home/ada/data", "HOME": "/home/ada"}, false, "/home/ada/data/payments"},
+		{"home", map[string]string{"HOME": "/home/ada"}, false, "/home/ada/.local/share/payments"},
+		{"relative XDG data home is ignored", map[string]string{"XDG_DATA_HOME": "data", "HOME": "/home/ada"}, false, "/home/ada/.local/share/payments"},
+	}
+	for _, tc := range cases {
+		got, err := defaultDataDir(func(k string) string { return tc.env[k] }, tc.root)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+	if _, err := defaultDataDir(func(string) string { return "" }, false); err == nil || !strings.Contains(err.Error(), "PAYMENTS_DATA_DIR") {
+		t.Errorf("no HOME: %v", err)
+	}
+}
+
+func TestEmbeddedPostgresSettings(t *testing.T) {
+	base := map[string]string{"PAYMENTS_DEV_AUTH": "true"}
+	with := func(k, v string) func(string) string {
+		return func(name string) string {
+			if name == k {
+				return v
+			}
+			return base[name]
+		}
+	}
+	c, err := loadConfig(with("PAYMENTS_DATA_DIR", "/srv/payments"))
+	if err != nil || c.DatabaseURL != "" || c.DataDir != "/srv/payments" {
+		t.Fatalf("PAYMENTS_DATA_DIR: %+v, %v", c.DataDir, err)
+	}
+	for _, name := range []string{"PAYMENTS_DATA_DIR", "PAYMENTS_POSTGRES_BIN"} {
+		if _, err := loadConfig(with(name, "relative/dir")); err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "absolute") {
+			t.Errorf("%s relative: %v", name, err)
+		}
+	}
+	c, err = loadConfig(with("DATABASE_URL", "postgres://db.internal/payments"))
+	if err != nil || c.DataDir != "" {
+		t.Errorf("with DATABASE_URL the data directory stays unset: %q, %v", c.DataDir, err)
+	}
+}

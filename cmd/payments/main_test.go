@@ -61,13 +61,14 @@ func TestHelpListsEveryVariableWithDefault(t *testing.T) {
 		"PAYMENTS_AUDIENCE", "PAYMENTS_DEV_AUTH", "PAYMENTS_DPOP_ALGS", "PAYMENTS_DPOP_NONCE",
 		"PAYMENTS_DPOP_NONCE_SECRET", "PAYMENTS_DPOP_NONCE_WINDOW", "PAYMENTS_DPOP_MAX_AGE", "PAYMENTS_DPOP_SKEW",
 		"PAYMENTS_REPLAY_STORE", "PAYMENTS_LOG_LEVEL", "PAYMENTS_LOG_FORMAT", "PAYMENTS_MIGRATE",
+		"PAYMENTS_DATA_DIR", "PAYMENTS_POSTGRES_BIN",
 	} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("--help does not list %s", name)
 		}
 	}
 	for _, def := range []string{"ES256,EdDSA,Ed25519,PS256", "60s", "10s", "5m", "30s", "memory", "required",
-		"postgres://postgres@127.0.0.1:5432/payments?sslmode=disable", "http://localhost:8080", ":8080"} {
+		"unset: an embedded PostgreSQL", "/var/lib/payments for root", "http://localhost:8080", ":8080"} {
 		if !strings.Contains(out.String(), def) {
 			t.Errorf("--help does not show default %q", def)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -21,6 +22,9 @@ func migrateCommand(ctx context.Context, args []string, getenv func(string) stri
 	c, err := loadMigrateConfig(getenv)
 	if err != nil {
 		return err
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is unset: migrate works on an external PostgreSQL (serve migrates its embedded one itself when it starts)")
 	}
 	log := newLogger(c, stderr)
 	if args[0] == "up" {

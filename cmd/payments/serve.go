@@ -40,6 +40,16 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	log := newLogger(c, stderr)
 
+	if c.DatabaseURL == "" {
+		dsn, stop, err := startEmbedded(ctx, c, log)
+		if err != nil {
+			return err
+		}
+		defer stop() // after the pool below is closed
+		c.DatabaseURL = dsn
+	} else if c.DataDir != "" || c.PostgresBin != "" {
+		log.WarnContext(ctx, "PAYMENTS_DATA_DIR and PAYMENTS_POSTGRES_BIN are ignored: DATABASE_URL is set, so the embedded PostgreSQL does not run")
+	}
 	if err := ensureDatabase(ctx, c.DatabaseURL, log); err != nil {
 		return err
 	}

@@ -451,8 +451,9 @@ func (s *Server) command(ctx context.Context, name string, args ...string) *exec
 }
 
 // forwardLog passes the server's log lines to the logger: while it serves,
-// warnings and failures at their level, routine messages (and client
-// errors, which the service reports itself) at debug; while it starts or
+// warnings and panics at their level; routine messages and the errors of a
+// session (ERROR, FATAL: a missing database, a refused statement), which the
+// service reports itself where they matter, at debug; while it starts or
 // stops, everything at debug (Start reports a failed start with these
 // lines). The last lines are kept for errors.
 func (s *Server) forwardLog(r io.Reader) {
@@ -466,7 +467,7 @@ func (s *Server) forwardLog(r io.Reader) {
 		case !s.loud.Load():
 		case strings.HasPrefix(line, "WARNING:"):
 			level = slog.LevelWarn
-		case strings.HasPrefix(line, "FATAL:"), strings.HasPrefix(line, "PANIC:"):
+		case strings.HasPrefix(line, "PANIC:"):
 			level = slog.LevelError
 		}
 		s.cfg.Log.Log(context.Background(), level, "postgres: "+line, "component", "embedded-postgres")
