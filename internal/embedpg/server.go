@@ -38,7 +38,8 @@ type Config struct {
 	// Settings are server settings passed as -c name=value.
 	Settings map[string]string
 	// Ephemeral trades durability for speed (no fsync): for data that need
-	// not survive a crash of the machine, such as tests'.
+	// not survive a crash of the machine, such as tests'. A crash of the
+	// server alone still loses no committed transaction.
 	Ephemeral bool
 	// StartTimeout bounds initdb plus the start (crash recovery included);
 	// zero means two minutes.
@@ -273,7 +274,10 @@ func (s *Server) launch() error {
 		"-c", "logging_collector=off",
 	}
 	if s.cfg.Ephemeral {
-		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		// Writes still reach the operating system at each commit, so a
+		// crash of the server (Crash) loses nothing; only a crash of the
+		// machine would.
+		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
 	}
 	names := make([]string, 0, len(s.cfg.Settings))
 	for k := range s.cfg.Settings {
@@ -345,7 +349,13 @@ func (s *Server) TCPURL(name string) string {
 	if s.cfg.TCPPort == 0 {
 		return ""
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.cfg.TCPPort, name)
+	return LoopbackURL(s.cfg.TCPPort, name)
+}
+
+// LoopbackURL is the URL of database name on a server listening on
+// 127.0.0.1:port (Config.TCPPort).
+func LoopbackURL(port int, name string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, name)
 }
 
 // DataDir returns the server's data directory (absolute).
