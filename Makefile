@@ -8,12 +8,10 @@ BIN       ?= bin/payments
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS   := -X main.version=$(VERSION)
 
-# Tests use this Postgres server (each test creates its own database on it)
-# and this Redis. Set TEST_DATABASE_URL= (empty) to let the tests start
-# containers through a Docker engine instead.
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
-TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
-export TEST_DATABASE_URL TEST_REDIS_URL
+# Tests run under cmd/testenv: it uses TEST_DATABASE_URL and TEST_REDIS_URL
+# when they are set (each test creates its own database on that server) and
+# otherwise starts a PostgreSQL and a Redis for the run.
+TESTENV   := $(GO) run ./cmd/testenv --
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
@@ -21,18 +19,20 @@ FUZZTIME    ?= 20s
 
 .PHONY: run build test fuzz bench bench-security bench-validate generate lint clean
 
-## run: the sandbox: API + ledger + sandbox authorization server on :8080 against local Postgres
+## run: the sandbox: API + ledger + sandbox authorization server on :8080, on the embedded PostgreSQL unless DATABASE_URL is set
 run:
-	PAYMENTS_DEV_AUTH=$${PAYMENTS_DEV_AUTH:-true} PAYMENTS_LOG_FORMAT=$${PAYMENTS_LOG_FORMAT:-text} \
-		$(GO) run -ldflags "$(LDFLAGS)" ./cmd/payments serve
+	@echo "building $(BIN) ..."
+	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/payments
+	@echo "running $(BIN) serve (the sandbox; Ctrl-C stops it)"
+	@PAYMENTS_DEV_AUTH=$${PAYMENTS_DEV_AUTH:-true} PAYMENTS_LOG_FORMAT=$${PAYMENTS_LOG_FORMAT:-text} exec ./$(BIN) serve
 
 ## build: the payments binary in bin/
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/payments
 
-## test: every test with the race detector, integration included, against real Postgres and Redis
+## test: every test with the race detector, integration included, against real PostgreSQL and Redis (started for the run unless TEST_DATABASE_URL / TEST_REDIS_URL name them)
 test:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(TESTENV) $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## fuzz: a short run of each fuzz target over untrusted input
 fuzz:

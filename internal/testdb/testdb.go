@@ -1,11 +1,13 @@
 // Package testdb gives tests their own fresh, migrated PostgreSQL database and
 // a Redis URL.
 //
-// The server comes from TEST_DATABASE_URL when it is set (CI and developer
-// machines with a local Postgres). When it is unset and a Docker engine is
-// reachable, one Postgres container is started per test binary with
-// testcontainers-go. Otherwise the test fails with a message that says how to
-// provide a database: tests never skip because a database is missing.
+// The server comes from TEST_DATABASE_URL. `make test` sets it: to the
+// machine's server when the caller set it (CI), else to an embedded
+// PostgreSQL that cmd/testenv starts for the whole run. When it is unset (a
+// plain `go test`) and a Docker engine is reachable, one Postgres container
+// is started per test binary with testcontainers-go. Otherwise the test
+// fails with a message that says how to provide a database: tests never skip
+// because a database is missing.
 //
 // NewCluster gives a test a private PostgreSQL server of its own that it may
 // stop and start (database outages); it needs the PostgreSQL binaries and is
@@ -36,7 +38,8 @@ import (
 	"github.com/obpay/payments/internal/postgres"
 )
 
-const howTo = "set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) " +
+const howTo = "run the tests with `make test` (it starts a PostgreSQL for the run), " +
+	"set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), " +
 	"or make a Docker engine reachable for testcontainers"
 
 var (
@@ -59,7 +62,7 @@ func ServerURL(t testing.TB) string {
 			serverURL = u
 			return
 		}
-		if !dockerReachable() {
+		if !DockerReachable() {
 			serverErr = fmt.Errorf("no test database: %s", howTo)
 			return
 		}
@@ -168,8 +171,8 @@ func RedisURL(t testing.TB) string {
 			redisURL = u
 			return
 		}
-		if !dockerReachable() {
-			redisErr = fmt.Errorf("no test redis: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) or make a Docker engine reachable")
+		if !DockerReachable() {
+			redisErr = fmt.Errorf("no test redis: run the tests with `make test` (it provides one), set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0), or make a Docker engine reachable")
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -195,7 +198,9 @@ func RedisURL(t testing.TB) string {
 	return redisURL
 }
 
-func dockerReachable() (ok bool) {
+// DockerReachable reports whether a Docker engine answers, so that
+// testcontainers can start containers.
+func DockerReachable() (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
