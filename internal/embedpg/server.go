@@ -198,6 +198,14 @@ func (s *Server) initCluster(ctx context.Context) error {
 	if err := os.RemoveAll(scratch); err != nil {
 		return fmt.Errorf("remove an unfinished cluster: %w", err)
 	}
+	// Made here and handed over, so the server's user needs no right to
+	// write in a data directory that someone else created.
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	if err := s.acct.own(scratch); err != nil {
+		return fmt.Errorf("initdb: hand %s to %s: %w", scratch, s.acct, err)
+	}
 	args := []string{"-D", scratch, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-instructions"}
 	if s.cfg.Ephemeral {
 		args = append(args, "--no-sync")

@@ -261,3 +261,19 @@ func TestFindLocalFindsInitdbAndPostgres(t *testing.T) {
 		t.Fatalf("major version %q", v)
 	}
 }
+
+// A data directory that root made (0755, root's) still works: the server's
+// user gets its own subdirectories.
+func TestDataDirMadeByRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only a root caller runs the server as another user")
+	}
+	cfg := testConfig(t, localBinaries(t))
+	if err := os.Mkdir(cfg.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, cfg)
+	if got := exec1(t, s.URL("postgres"), "SELECT 'ok'"); got != "ok" {
+		t.Fatal(got)
+	}
+}
