@@ -66,29 +66,86 @@ func (l *Ledger) OpenAccount(ctx context.Context, p ledger.OpenAccountParams) (m
 	}
 	var out models.Account
 	err := l.RunInTx(ctx, func(tx *gorm.DB) error {
-		row, err := l.insertAccount(ctx, tx, p.Owner, p.Currency, models.KindCustomer, p.Nickname)
-		if err != nil {
-			return err
-		}
-		if p.Opening != nil && p.Opening.Minor > 0 {
-			settlement, err := l.settlementAccount(ctx, tx, p.Currency)
-			if err != nil {
-				return err
-			}
-			if _, err := l.transfer(ctx, tx, ledger.TransferParams{
-				From: settlement.ID, To: models.AccountID(row.ID), Amount: *p.Opening, Reference: ledger.OpeningReference,
-			}); err != nil {
-				return err
-			}
-			row.Balance, row.Version = p.Opening.Minor, 1
-		}
-		out = row.model()
-		return nil
+		a, err := l.openAccount(ctx, tx, p)
+		out = a
+		return err
 	})
 	if err != nil {
 		return models.Account{}, err
 	}
 	return out, nil
+}
+
+// openAccount is OpenAccount inside tx, for valid p.
+func (l *Ledger) openAccount(ctx context.Context, tx *gorm.DB, p ledger.OpenAccountParams) (models.Account, error) {
+	row, err := l.insertAccount(ctx, tx, p.Owner, p.Currency, models.KindCustomer, p.Nickname)
+	if err != nil {
+		return models.Account{}, err
+	}
+	if p.Opening != nil && p.Opening.Minor > 0 {
+		settlement, err := l.settlementAccount(ctx, tx, p.Currency)
+		if err != nil {
+			return models.Account{}, err
+		}
+		if _, err := l.transfer(ctx, tx, ledger.TransferParams{
+			From: settlement.ID, To: models.AccountID(row.ID), Amount: *p.Opening, Reference: ledger.OpeningReference,
+		}); err != nil {
+			return models.Account{}, err
+		}
+		row.Balance, row.Version = p.Opening.Minor, 1
+	}
+	return row.model(), nil
+}
+
+// ownerLockClass is the first key of the transaction-level advisory lock
+// EnsureAccount takes on an owner (the second is a hash of the owner), so
+// that its locks never meet another use of advisory locks.
+const ownerLockClass = 0x0b0a
+
+// EnsureAccount opens p's account as OpenAccount does unless p.Owner already
+// has a customer account in p.Currency; then it returns the oldest of those,
+// as it is now (its balance may differ from p.Opening), and opened is false.
+// Concurrent calls for one owner, from any process on the database, open one
+// account: each takes a transaction-level advisory lock on the owner before
+// it looks. It is how the sandbox seeds its customers at every start.
+//
+// Errors: those of OpenAccount.
+func (l *Ledger) EnsureAccount(ctx context.Context, p ledger.OpenAccountParams) (a models.Account, opened bool, err error) {
+	if err := p.Validate(); err != nil {
+		return models.Account{}, false, err
+	}
+	err = l.RunInTx(ctx, func(tx *gorm.DB) error {
+		a, opened = models.Account{}, false
+		// Read committed, whatever the server's default: the SELECT below
+		// then sees an account another caller committed while this one
+		// waited for the lock.
+		if err := tx.Exec(`SET TRANSACTION ISOLATION LEVEL READ COMMITTED`).Error; err != nil {
+			return translate(ctx, err)
+		}
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?, hashtext(?))`, ownerLockClass, p.Owner).Error; err != nil {
+			return translate(ctx, err)
+		}
+		var rows []accountRow
+		if err := tx.Raw(`SELECT `+accountColumns+` FROM accounts
+			WHERE owner = ? AND kind = 'customer' AND currency = ? ORDER BY created_at, id LIMIT 1`,
+			p.Owner, p.Currency).Scan(&rows).Error; err != nil {
+			return translate(ctx, err)
+		}
+		if len(rows) == 1 {
+			a = rows[0].model()
+			return nil
+		}
+		acc, err := l.openAccount(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		a, opened = acc, true
+		return nil
+	})
+	if err != nil {
+		return models.Account{}, false, err
+	}
+	return a, opened, nil
 }
 
 // insertAccount inserts an account with a zero balance and an unused
