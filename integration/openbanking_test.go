@@ -1035,18 +1035,19 @@ func TestOpenBankingIsolation(t *testing.T) {
 	s := startServer(t)
 	sb := newSandbox(t, s)
 	ctx := sb.ctx
-	alice := sb.openAccount(t, "alice", "100.00")
-	bob := sb.openAccount(t, "bob", "20.00")
+	// Not the sandbox's own alice and bob: their accounts would be listed too.
+	alice := sb.openAccount(t, "iso-alice", "100.00")
+	bob := sb.openAccount(t, "iso-bob", "20.00")
 	init := initiation(bob, "10.00", "iso")
 	consentID := sb.createConsent(t, init)
-	psu := sb.psuClient(t, consentID, "alice", alice.AccountId, "payments")
+	psu := sb.psuClient(t, consentID, "iso-alice", alice.AccountId, "payments")
 	paid := sb.pay(t, psu, consentID, init, client.NewIdempotencyKey())
 	if paid.JSON201 == nil {
 		t.Fatalf("payment = %d %s", paid.StatusCode(), paid.Body)
 	}
 	open := sb.createConsent(t, initiation(bob, "1.00", "iso-2"))
 	accessID := sb.accessConsent(t, []obapi.OBExternalPermissions1Code{"ReadAccountsBasic", "ReadBalances"}, nil)
-	reader := sb.psuClient(t, accessID, "alice", "", "accounts")
+	reader := sb.psuClient(t, accessID, "iso-alice", "", "accounts")
 
 	tpp2Key := mustKey(t, client.ES256)
 	tpp2Tokens := mustTokenClient(t, s.URL, "sandbox-tpp-2", "sandbox-secret-2", tpp2Key)
@@ -1055,7 +1056,7 @@ func TestOpenBankingIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := tpp2Tokens.SandboxAuthorize(ctx, client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/cb", Scope: "payments",
-		PKCE: pkce, ConsentID: open, PSU: "alice", DebtorAccount: alice.AccountId}); err == nil {
+		PKCE: pkce, ConsentID: open, PSU: "iso-alice", DebtorAccount: alice.AccountId}); err == nil {
 		t.Errorf("the second aggregator got an authorization code for the first one's consent")
 	}
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/obpay/payments/internal/devauth"
+	"github.com/obpay/payments/internal/fixtures"
 )
 
 // Load names in the report.
@@ -222,7 +223,10 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 		return err
 	}
 	defer db.Close()
-	if lc, err := checkLedger(ctx, db, ids, cfg.accounts); err != nil {
+	// Opening balances: the accounts opened here and the sandbox's own
+	// customers, which serve opens at start.
+	openings := cfg.accounts + len(fixtures.Customers())
+	if lc, err := checkLedger(ctx, db, ids, openings); err != nil {
 		rep.failures = append(rep.failures, err.Error())
 		rep.ledger = "FAILED: " + err.Error()
 	} else {

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/obpay/payments/internal/devauth"
+	"github.com/obpay/payments/internal/fixtures"
 	"github.com/obpay/payments/internal/handlers"
 	"github.com/obpay/payments/internal/openbanking"
 	"github.com/obpay/payments/internal/postgres"
@@ -41,6 +42,13 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	l, err := postgres.NewLedger(db)
 	if err != nil {
 		return nil, err
+	}
+	if c.DevAuth {
+		// The sandbox's customers, alice and bob, with their funded
+		// accounts: opened on an empty database, found (and logged) later.
+		if _, err := fixtures.Seed(ctx, l, log); err != nil {
+			return nil, err
+		}
 	}
 	store, err := postgres.NewStore(l, postgres.StoreConfig{})
 	if err != nil {
