@@ -45,7 +45,8 @@ type Config struct {
 
 // New builds the echo server: outer middleware in the order recover, request
 // id, x-fapi-interaction-id, request deadline, metrics, access log, body limit; the single
-// OB error renderer; health, readiness and metrics endpoints; then the routes.
+// OB error renderer; health, readiness and metrics endpoints, and the contract
+// (GET /openapi.yaml); then the routes.
 func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Logger == nil || cfg.Registry == nil || cfg.Ping == nil {
 		return nil, errors.New("handlers: Logger, Registry and Ping are required")
@@ -85,6 +86,7 @@ func New(cfg Config) (*echo.Echo, error) {
 	e.GET("/healthz", healthz)
 	e.GET("/readyz", readyz(cfg.Ping, cfg.Status))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/openapi.yaml", contract())
 
 	if cfg.Routes != nil {
 		if err := cfg.Routes(e); err != nil {
