@@ -1,53 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/obpay/payments/internal/models"
 	"github.com/obpay/payments/internal/postgres"
 )
-
-// lockedBuffer is a bytes.Buffer the server may write to from any goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// serveOnce runs `payments serve` in-process with vars until it listens,
-// stops it, and returns its JSON log lines.
-func serveOnce(t *testing.T, vars map[string]string) []map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs lockedBuffer
-	listening := make(chan struct{}, 1)
-	done := make(chan int, 1)
-	hooks := &serveHooks{listening: func(string) { listening <- struct{}{} }}
-	go func() { done <- run(ctx, []string{"serve"}, env(vars), io.Discard, &logs, hooks) }()
-	select {
-	case <-listening:
-	case code := <-done:
-		t.Fatalf("serve exited with %d before listening; log:\n%s", code, logs.b.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not start within 60s")
-	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("serve exit code = %d; log:\n%s", code, logs.b.String())
-	}
-	return logLines(t, &logs.b)
-}
 
 // sandboxCustomers returns the account id each "sandbox customer" log line
 // names, by PSU, and whether it says the account was opened.
