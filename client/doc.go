@@ -4,8 +4,8 @@
 //
 // # A payment in twenty lines
 //
-// Against the sandbox (`make run`), with a debtor account of customer "alice" and a creditor
-// account identification (sort code and account number):
+// Against the sandbox (`make run`), with alice's AccountId as debtor and bob's sort code and
+// account number as creditor (see Test accounts):
 //
 //	key, _ := client.GenerateKey(client.ES256)
 //	tpp, _ := client.NewTokenClient(client.TokenConfig{BaseURL: base, ClientID: "sandbox-tpp", ClientSecret: "sandbox-secret", Key: key})
@@ -29,6 +29,16 @@
 //
 // (Check every error in real code; `payments sandbox pay` and examples/sandbox-payment run this
 // flow end to end, accounts included.)
+//
+// # Test accounts
+//
+// The sandbox (PAYMENTS_DEV_AUTH=true) has two customers, PSU ids "alice" and "bob", each with a
+// GBP account of 1,000.00 GBP that the service opens at its first start on an empty database
+// and logs at every start. Learn their accounts as an aggregator does at a bank: create an
+// account access consent (ReadAccountsBasic, ReadAccountsDetail), have the customer authorise it
+// (SandboxAuthorize with PSU "alice", no DebtorAccount), and list GetAccountsWithResponse with
+// the token Exchange returns. Alice's AccountId is the debtor; bob's Account[0].Identification
+// is the creditor. examples/curl/sandbox.sh in the repository does the same with curl.
 //
 // # The pieces
 //
