@@ -15,11 +15,14 @@ import (
 	"github.com/obpay/payments/client"
 )
 
-// The challenges the service sends, with the default PAYMENTS_DPOP_ALGS.
-const (
-	challengeInvalidToken = `DPoP error="invalid_token", error_description="Invalid access token", algs="ES256 EdDSA Ed25519 PS256"`
-	challengeInvalidProof = `DPoP error="invalid_dpop_proof", error_description="Invalid DPoP proof", algs="ES256 EdDSA Ed25519 PS256"`
-)
+// challenge is the challenge the service sends for code and description,
+// with the default PAYMENTS_DPOP_ALGS.
+func challenge(code, description string) string {
+	return `DPoP error="` + code + `", error_description="` + description + `", algs="ES256 EdDSA Ed25519 PS256"`
+}
+
+// The words of the malformed token answer, which names its syntax only.
+const malformedToken = "Access token malformed: Authorization must be DPoP, a space, then the token (token68 characters)"
 
 // TestSandboxMountedOnlyWhenEnabled: with PAYMENTS_DEV_AUTH=false (and an
 // introspection URL, so the service can start) nothing under /oauth2 exists
@@ -204,11 +207,15 @@ func TestIntrospectionFailuresNeverReachAHandler(t *testing.T) {
 		proof     string
 		challenge string
 	}{
-		{"token with a quote", `DPoP tok"en`, good, challengeInvalidToken},
-		{"token with a comma", "DPoP tok,algs=none", good, challengeInvalidToken},
-		{"proof with a quote", "DPoP tok", `x"y.z.w`, challengeInvalidProof},
-		{"proof for another host", "DPoP tok", other, challengeInvalidProof},
-		{"proof for another token", "DPoP tok2", good, challengeInvalidProof},
+		{"token with a quote", `DPoP tok"en`, good, challenge("invalid_token", malformedToken)},
+		{"token with a comma", "DPoP tok,algs=none", good, challenge("invalid_token", malformedToken)},
+		{"proof with a quote", "DPoP tok", `x"y.z.w`, challenge("invalid_dpop_proof",
+			"DPoP proof is not a compact JWS: three base64url parts without padding, joined by dots")},
+		// The expected URL is the service's PAYMENTS_PUBLIC_URL plus the path.
+		{"proof for another host", "DPoP tok", other, challenge("invalid_dpop_proof",
+			"htu does not match this request: expected "+u)},
+		{"proof for another token", "DPoP tok2", good, challenge("invalid_dpop_proof",
+			"ath does not match the access token: it must be the base64url SHA-256 of the token as sent")},
 	}
 	// RFC 9728 §5.1: every 401 challenge ends with the metadata's URL.
 	metadata := `, resource_metadata="` + s.URL + `/.well-known/oauth-protected-resource"`

@@ -87,7 +87,14 @@ func (s *Server) checkProof(c echo.Context) (string, *oauthError) {
 	case errors.As(err, &se) && se.Status == http.StatusServiceUnavailable:
 		return "", unavailable("replay_store_unavailable")
 	case errors.As(err, &se):
-		return "", badRequest(errInvalidDPoPProof, "Invalid DPoP proof", "dpop_"+se.Reason)
+		// The verifier's description names the failed check in fixed
+		// words (for htu, the token endpoint's configured URL); it never
+		// holds request input.
+		desc := se.Description
+		if desc == "" {
+			desc = "Invalid DPoP proof"
+		}
+		return "", badRequest(errInvalidDPoPProof, desc, "dpop_"+se.Reason)
 	default:
 		return "", serverError("dpop_verifier")
 	}

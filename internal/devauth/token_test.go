@@ -120,6 +120,7 @@ func TestTokenEndpointRejects(t *testing.T) {
 		opts   func(f *fixture) []func(*http.Request)
 		status int
 		code   string
+		desc   string // the exact error_description, when the case names it
 	}{
 		// Request format (RFC 6749 §3.1, §3.2).
 		{name: "JSON body", form: cc, status: 400, code: "invalid_request",
@@ -163,27 +164,35 @@ func TestTokenEndpointRejects(t *testing.T) {
 			}},
 		// DPoP (RFC 9449 §5).
 		{name: "no DPoP proof", form: cc, status: 400, code: "invalid_dpop_proof",
+			desc: "DPoP proof missing: send exactly one DPoP header",
 			opts: func(*fixture) []func(*http.Request) { return []func(*http.Request){withoutHeader("DPoP")} }},
 		{name: "two DPoP proofs", form: cc, status: 400, code: "invalid_dpop_proof",
+			desc: "More than one DPoP header: send exactly one",
 			opts: func(f *fixture) []func(*http.Request) {
 				return []func(*http.Request){func(r *http.Request) { r.Header.Add("DPoP", f.proof(f.key)) }}
 			}},
+		// The expected URL is the token endpoint's, built from the
+		// configured public URL: the usual mistake is another host or port.
 		{name: "proof for the resource server", form: cc, status: 400, code: "invalid_dpop_proof",
+			desc: "htu does not match this request: expected " + testTokenURL,
 			opts: func(f *fixture) []func(*http.Request) {
 				p, _ := f.key.Proof(sdk.ProofRequest{Method: "POST", URL: testPublicURL + "/open-banking/v3.1/pisp/domestic-payments", IssuedAt: f.now})
 				return []func(*http.Request){withHeader("DPoP", p)}
 			}},
 		{name: "proof for GET", form: cc, status: 400, code: "invalid_dpop_proof",
+			desc: "htm does not match this request: expected POST",
 			opts: func(f *fixture) []func(*http.Request) {
 				p, _ := f.key.Proof(sdk.ProofRequest{Method: "GET", URL: testTokenURL, IssuedAt: f.now})
 				return []func(*http.Request){withHeader("DPoP", p)}
 			}},
 		{name: "proof two minutes old", form: cc, status: 400, code: "invalid_dpop_proof",
+			desc: "DPoP proof iat too old: a proof may be at most 60s old, so sign a new one for every request and check the client clock",
 			opts: func(f *fixture) []func(*http.Request) {
 				p, _ := f.key.Proof(sdk.ProofRequest{Method: "POST", URL: testTokenURL, IssuedAt: f.now.Add(-2 * time.Minute)})
 				return []func(*http.Request){withHeader("DPoP", p)}
 			}},
 		{name: "tampered proof", form: cc, status: 400, code: "invalid_dpop_proof",
+			desc: "DPoP proof signature does not verify with its jwk",
 			opts: func(f *fixture) []func(*http.Request) {
 				p := f.proof(f.key)
 				return []func(*http.Request){withHeader("DPoP", p[:len(p)-4]+"AAAA")}
@@ -203,6 +212,9 @@ func TestTokenEndpointRejects(t *testing.T) {
 			}
 			if b.AccessToken != "" || b.ErrorDescription == "" {
 				t.Errorf("answer = %+v, want an error with a description and no token", b)
+			}
+			if tc.desc != "" && b.ErrorDescription != tc.desc {
+				t.Errorf("error_description = %q, want %q", b.ErrorDescription, tc.desc)
 			}
 			if got := w.Header().Get("Cache-Control"); got != "no-store" {
 				t.Errorf("Cache-Control = %q, want no-store", got)

@@ -152,9 +152,13 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 }
 
 // securityDetail maps a DPoP/token verdict to an OB error detail. The message
-// is the verdict's fixed description; nothing from the request is echoed.
+// is the verdict's fixed description (its Detail when it has one), which names
+// the failed check in the server's words; nothing from the request is echoed.
 func securityDetail(e *security.Error) ErrorDetail {
 	d := ErrorDetail{Message: e.Description}
+	if e.Detail != "" {
+		d.Message = e.Detail
+	}
 	if d.Message == "" {
 		d.Message = http.StatusText(e.Status)
 	}

@@ -67,6 +67,24 @@
 // checkMethod, checkTarget, checkIssuedAt, checkReplay. It checks no nonce
 // (the token endpoint issues none; a nonce claim is accepted) and no ath.
 //
+// # What a refusal says
+//
+// Every *Error names the failed check in its Description, in fixed words the
+// server chose (the descriptions table in errors.go): "DPoP proof typ must be
+// dpop+jwt", "DPoP key does not match the token's cnf.jkt". The answer
+// carries it as error_description and as the OB error body's message. Words
+// that depend on the configuration (the allowed algs, the iat window) are
+// built by NewVerifier; those that name the request's expected method or URL
+// (htm, htu) only when a request is refused, from the dispatched method (our
+// routes' methods only, as constants) and the expected URL, which is the
+// configured public URL plus the escaped dispatched path, not a claim or a
+// header. No description holds request input, and each uses only the
+// characters RFC 6750 §3 allows. Two answers keep fixed standard words: every
+// answer about the token itself (unknown, inactive, revoked, expired, another
+// audience) reads "Invalid access token", so that the answer tells nothing
+// about the token; and use_dpop_nonce keeps RFC 9449 Fig.24's description,
+// with Detail saying whether the nonce was missing or stale.
+//
 // # RFC 9449 §4.3, step by step
 //
 //	(1)  one DPoP header                      checkProofHeader

@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -89,6 +91,10 @@ type Verifier struct {
 	log        *slog.Logger
 	metrics    *metrics
 	keys       *keyCache
+
+	// Descriptions that name the configuration, built once here so that
+	// a refusal costs no formatting (see descriptions).
+	descAlg, descIATOld, descIATFuture string
 }
 
 // NewVerifier validates cfg and returns a Verifier.
@@ -185,7 +191,24 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if v.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
+	v.descAlg = "DPoP proof alg not allowed: use one of " + v.algsHeader
+	v.descIATOld = "DPoP proof iat too old: a proof may be at most " + shortDuration(v.maxAge) +
+		" old, so sign a new one for every request and check the client clock"
+	v.descIATFuture = "DPoP proof iat in the future: at most " + shortDuration(v.skew) +
+		" ahead of the server clock is allowed, so check the client clock"
 	return v, nil
+}
+
+// shortDuration writes a whole number of seconds as the configuration's
+// defaults spell it: 60s, 90s, 5m; anything else as time.Duration does.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d >= 2*time.Minute && d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d > 0 && d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
 }
 
 // PublicURL returns the normalised public base URL without a trailing slash.
@@ -432,7 +455,7 @@ func (v *Verifier) checkProtectedHeader(segment string) (*proofKey, *Error) {
 	// (never none, never symmetric), compared exactly.
 	alg, _ := jsonString(h, "alg")
 	if !v.algs[alg] {
-		return nil, v.proofError("alg_not_allowed")
+		return nil, v.fail(401, CodeInvalidProof, v.descAlg, "alg_not_allowed")
 	}
 	// P11, RFC 9449 §4.3 (7): an embedded public JWK; P12, RFC 7518 §3.4 and
 	// §6, RFC 8037 §2, FAPI 2.0 §5.4.1: its type, curve and size match alg.
@@ -490,9 +513,28 @@ func (v *Verifier) checkClaims(segment string, now time.Time) (proofClaims, *Err
 // byte (RFC 9110 §9.1: methods are case-sensitive).
 func (v *Verifier) checkMethod(c proofClaims, method string) *Error {
 	if c.Method != method {
-		return v.proofError("htm_mismatch")
+		return v.fail(401, CodeInvalidProof, methodMismatch(method), "htm_mismatch")
 	}
 	return nil
+}
+
+// methodMismatch names the method htm must carry. The method is the one the
+// router dispatched, but only the methods of our routes are written out, as
+// constants; any other gets the general words.
+func methodMismatch(method string) string {
+	switch method {
+	case http.MethodGet:
+		return "htm does not match this request: expected GET"
+	case http.MethodPost:
+		return "htm does not match this request: expected POST"
+	case http.MethodPut:
+		return "htm does not match this request: expected PUT"
+	case http.MethodPatch:
+		return "htm does not match this request: expected PATCH"
+	case http.MethodDelete:
+		return "htm does not match this request: expected DELETE"
+	}
+	return descriptions["htm_mismatch"]
 }
 
 // checkTarget performs P17, RFC 9449 §4.3 (9): htu equals the target URI,
@@ -507,9 +549,25 @@ func (v *Verifier) checkTarget(c proofClaims, target string) *Error {
 	}
 	got, err := normalizeHTU(c.URL)
 	if err != nil || got != want {
-		return v.proofError("htu_mismatch")
+		return v.fail(401, CodeInvalidProof, targetMismatch(want), "htu_mismatch")
 	}
 	return nil
+}
+
+// maxExpectedURL bounds the URL an htu mismatch names.
+const maxExpectedURL = 512
+
+// targetMismatch names the URL htu must carry: want, the normal form of the
+// configured public URL followed by the path the router dispatched. That
+// path is the escaped one (url.URL.EscapedPath), so it holds only characters
+// a quoted string may carry; a URL that would not fit in a challenge
+// (quotable), or is longer than maxExpectedURL, is not named. Only a refused
+// request builds this string.
+func targetMismatch(want string) string {
+	if len(want) > maxExpectedURL || quotable(want) == "" {
+		return descHTUMismatch
+	}
+	return descHTUMismatch + ": expected " + want
 }
 
 // checkNonce performs P18, RFC 9449 §4.3 (10) and §9: when nonces are
@@ -539,10 +597,10 @@ func (v *Verifier) checkIssuedAt(c proofClaims, now time.Time) *Error {
 	offset := c.IssuedAt - float64(now.UnixNano())/1e9
 	v.metrics.iatOffset.Observe(offset)
 	if offset > v.skew.Seconds() {
-		return v.proofError("iat_in_future")
+		return v.fail(401, CodeInvalidProof, v.descIATFuture, "iat_in_future")
 	}
 	if offset < -v.maxAge.Seconds() {
-		return v.proofError("iat_too_old")
+		return v.fail(401, CodeInvalidProof, v.descIATOld, "iat_too_old")
 	}
 	return nil
 }

@@ -285,7 +285,11 @@ func testErrorHandler(err error, c echo.Context) {
 		if ra := e.RetryAfterSeconds(); ra != "" {
 			h.Set("Retry-After", ra)
 		}
-		_ = c.JSON(e.Status, map[string]string{"Code": e.Code, "Message": e.Description})
+		msg := e.Description
+		if e.Detail != "" {
+			msg = e.Detail
+		}
+		_ = c.JSON(e.Status, map[string]string{"Code": e.Code, "Message": msg})
 		return
 	}
 	var he *echo.HTTPError

@@ -107,6 +107,7 @@ type wireCase struct {
 	status int                          // expected status
 	code   string                       // expected error code; "" is the bare challenge
 	reason string                       // expected Error.Reason
+	desc   string                       // expected description; "" means wantDescriptions[reason]
 	remote bool                         // introspection may have been called
 	check  func(*testing.T, *httptest.ResponseRecorder)
 }
@@ -189,7 +190,7 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "no DPoP header", build: func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath, []string{"DPoP " + f.token}, nil)
 		}, status: 401, code: CodeInvalidProof, reason: "proof_missing", check: func(t *testing.T, w *httptest.ResponseRecorder) {
-			want := `DPoP error="invalid_dpop_proof", error_description="Invalid DPoP proof", algs="ES256 EdDSA Ed25519 PS256"`
+			want := `DPoP error="invalid_dpop_proof", error_description="DPoP proof missing: send exactly one DPoP header", algs="ES256 EdDSA Ed25519 PS256"`
 			if got := w.Header().Get("WWW-Authenticate"); got != want {
 				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
 			}
@@ -260,6 +261,7 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "alg missing", build: bad(del("alg"), nil), status: 401, code: CodeInvalidProof, reason: "alg_not_allowed"},
 		{name: "alg valid but not configured", alg: "EdDSA", cfg: func(c *Config) { c.Algs = []string{"ES256", "PS256"} },
 			build: bad(nil, nil), status: 401, code: CodeInvalidProof, reason: "alg_not_allowed",
+			desc: "DPoP proof alg not allowed: use one of ES256 PS256",
 			check: func(t *testing.T, w *httptest.ResponseRecorder) {
 				if got := w.Header().Get("WWW-Authenticate"); !strings.HasSuffix(got, `algs="ES256 PS256"`) {
 					t.Errorf("WWW-Authenticate = %q, want the configured algs", got)
@@ -268,6 +270,10 @@ func TestMiddlewareRejects(t *testing.T) {
 		// P11
 		{name: "jwk missing", build: bad(del("jwk"), nil), status: 401, code: CodeInvalidProof, reason: "jwk_missing"},
 		{name: "jwk as a string", build: bad(set("jwk", "key"), nil), status: 401, code: CodeInvalidProof, reason: "jwk_missing"},
+		{name: "jwk of an unknown kty", build: bad(set("jwk", map[string]any{"kty": "XYZ", "x": "AAAA"}), nil),
+			status: 401, code: CodeInvalidProof, reason: "jwk_kty"},
+		{name: "jwk without kty", build: bad(set("jwk", map[string]any{"crv": "P-256"}), nil),
+			status: 401, code: CodeInvalidProof, reason: "jwk_kty"},
 		{name: "kid instead of jwk", build: bad(func(m map[string]any) { delete(m, "jwk"); m["kid"] = "k1" }, nil),
 			status: 401, code: CodeInvalidProof, reason: "jwk_missing"},
 		{name: "private EC key in jwk", build: func(f *fixture) *http.Request {
@@ -314,6 +320,10 @@ func TestMiddlewareRejects(t *testing.T) {
 			jwk := map[string]any{"kty": "RSA", "n": base64.RawURLEncoding.EncodeToString(n), "e": "AQAB"}
 			return f.post(f.signed(set("jwk", jwk), nil))
 		}, status: 401, code: CodeInvalidProof, reason: "jwk_rsa_size"},
+		{name: "RSA key without e", alg: "PS256", build: func(f *fixture) *http.Request {
+			jwk := map[string]any{"kty": "RSA", "n": f.key.jwk["n"]}
+			return f.post(f.signed(set("jwk", jwk), nil))
+		}, status: 401, code: CodeInvalidProof, reason: "jwk_rsa_params"},
 		{name: "RSA exponent 1", alg: "PS256", build: func(f *fixture) *http.Request {
 			jwk := map[string]any{"kty": "RSA", "n": f.key.jwk["n"], "e": "AQ"}
 			return f.post(f.signed(set("jwk", jwk), nil))
@@ -364,6 +374,10 @@ func TestMiddlewareRejects(t *testing.T) {
 			return f.post(h + "." + p + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 72)))
 		}, status: 401, code: CodeInvalidProof, reason: "signature"},
 		// P15
+		{name: "payload not base64url", build: func(f *fixture) *http.Request {
+			input := encodeSegment(t, f.key.header()) + ".e"
+			return f.post(input + "." + base64.RawURLEncoding.EncodeToString(f.key.signRaw(t, input)))
+		}, status: 401, code: CodeInvalidProof, reason: "payload_encoding"},
 		{name: "payload not JSON", build: func(f *fixture) *http.Request {
 			input := encodeSegment(t, f.key.header()) + "." + encodeSegment(t, "not json")
 			return f.post(input + "." + base64.RawURLEncoding.EncodeToString(f.key.signRaw(t, input)))
@@ -398,6 +412,9 @@ func TestMiddlewareRejects(t *testing.T) {
 		// P16
 		{name: "htm in lower case", build: bad(nil, set("htm", "post")), status: 401, code: CodeInvalidProof, reason: "htm_mismatch"},
 		{name: "htm for another method", build: bad(nil, set("htm", "GET")), status: 401, code: CodeInvalidProof, reason: "htm_mismatch"},
+		{name: "htm of a POST on a GET", build: func(f *fixture) *http.Request {
+			return httpReq(http.MethodGet, testPath, []string{"DPoP " + f.token}, []string{f.proof()})
+		}, status: 401, code: CodeInvalidProof, reason: "htm_mismatch", desc: "htm does not match this request: expected GET"},
 		// P17
 		{name: "htu of another host", build: bad(nil, set("htu", "https://attacker.example"+testPath)), status: 401, code: CodeInvalidProof, reason: "htu_mismatch"},
 		{name: "htu of another path", build: bad(nil, set("htu", testPublicURL+"/open-banking/v3.1/pisp/domestic-payment-consents")), status: 401, code: CodeInvalidProof, reason: "htu_mismatch"},
@@ -408,6 +425,13 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "htu with an encoded slash", build: bad(nil, set("htu", testPublicURL+"/open-banking%2Fv3.1/pisp/domestic-payments")), status: 401, code: CodeInvalidProof, reason: "htu_mismatch"},
 		{name: "htu with userinfo", build: bad(nil, set("htu", "https://user@api.bank.example"+testPath)), status: 401, code: CodeInvalidProof, reason: "htu_mismatch"},
 		{name: "htu with another port", build: bad(nil, set("htu", "https://api.bank.example:8443"+testPath)), status: 401, code: CodeInvalidProof, reason: "htu_mismatch"},
+		{name: "htu of 127.0.0.1 for a localhost public URL", cfg: func(c *Config) { c.PublicURL = "http://localhost:8080" },
+			build: bad(nil, set("htu", "http://127.0.0.1:8080"+testPath)), status: 401, code: CodeInvalidProof, reason: "htu_mismatch",
+			desc: "htu does not match this request: expected http://localhost:8080" + testPath},
+		{name: "htu of a request with a query", build: func(f *fixture) *http.Request {
+			p := f.signed(nil, set("htu", "https://api.bank.example:8443"+testPath))
+			return httpReq(http.MethodPost, testPath+"?x=%22y%22", []string{"DPoP " + f.token}, []string{p})
+		}, status: 401, code: CodeInvalidProof, reason: "htu_mismatch"},
 		// P18
 		{name: "nonce missing", build: bad(nil, del("nonce")), status: 401, code: CodeUseNonce, reason: "nonce_missing",
 			check: func(t *testing.T, w *httptest.ResponseRecorder) {
@@ -436,9 +460,11 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "iat 61 s old", build: bad(nil, set("iat", testNow.Unix()-61)), status: 401, code: CodeInvalidProof, reason: "iat_too_old"},
 		{name: "iat in milliseconds", build: bad(nil, set("iat", testNow.UnixMilli())), status: 401, code: CodeInvalidProof, reason: "iat_in_future"},
 		{name: "iat older than the configured max age", cfg: func(c *Config) { c.MaxAge = 30 * time.Second },
-			build: bad(nil, set("iat", testNow.Unix()-31)), status: 401, code: CodeInvalidProof, reason: "iat_too_old"},
+			build: bad(nil, set("iat", testNow.Unix()-31)), status: 401, code: CodeInvalidProof, reason: "iat_too_old",
+			desc: "DPoP proof iat too old: a proof may be at most 30s old, so sign a new one for every request and check the client clock"},
 		{name: "iat further ahead than the configured skew", cfg: func(c *Config) { c.Skew = 5 * time.Second },
-			build: bad(nil, set("iat", testNow.Unix()+6)), status: 401, code: CodeInvalidProof, reason: "iat_in_future"},
+			build: bad(nil, set("iat", testNow.Unix()+6)), status: 401, code: CodeInvalidProof, reason: "iat_in_future",
+			desc: "DPoP proof iat in the future: at most 5s ahead of the server clock is allowed, so check the client clock"},
 		// P20
 		{name: "ath in standard base64", build: bad(nil, func(c map[string]any) {
 			sum := sha256.Sum256([]byte(testToken))
@@ -474,7 +500,7 @@ func TestMiddlewareRejects(t *testing.T) {
 		{name: "token bound to another key", setup: func(f *fixture) { f.intro.res.CnfJKT = rfcJKT },
 			build: bad(nil, nil), status: 401, code: CodeInvalidToken, reason: "key_binding_mismatch", remote: true,
 			check: func(t *testing.T, w *httptest.ResponseRecorder) {
-				want := `DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256 EdDSA Ed25519 PS256"`
+				want := `DPoP error="invalid_token", error_description="DPoP key does not match the token's cnf.jkt", algs="ES256 EdDSA Ed25519 PS256"`
 				if got := w.Header().Get("WWW-Authenticate"); got != want {
 					t.Errorf("WWW-Authenticate = %q, want %q", got, want)
 				}
@@ -530,6 +556,33 @@ func TestMiddlewareRejects(t *testing.T) {
 			}
 			if s.lastErr.Code != tc.code || s.lastErr.Reason != tc.reason {
 				t.Errorf("error = %s/%s, want %s/%s", s.lastErr.Code, s.lastErr.Reason, tc.code, tc.reason)
+			}
+			// The failed check, in the server's words: the description,
+			// the challenge and the body's message.
+			desc, ok := tc.desc, tc.desc != ""
+			if !ok {
+				desc, ok = wantDescriptions[tc.reason]
+			}
+			if !ok {
+				t.Fatalf("no expected description for reason %q", tc.reason)
+			}
+			if s.lastErr.Description != desc {
+				t.Errorf("description = %q, want %q", s.lastErr.Description, desc)
+			}
+			scope := "payments"
+			if strings.HasPrefix(tc.name, "token without") {
+				scope = "ledger:admin"
+			}
+			if got, want := w.Header().Get("WWW-Authenticate"), wantChallenge(tc.status, tc.code, desc, f.v.Algs(), scope); got != want {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+			}
+			message := desc
+			if d, ok := wantNonceDetails[tc.reason]; ok {
+				message = d
+			}
+			var body struct{ Message string }
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Message != message {
+				t.Errorf("body message = %q (%v), want %q", body.Message, err, message)
 			}
 			wa := w.Header().Get("WWW-Authenticate")
 			switch {

@@ -31,19 +31,19 @@ func TestChallengeNamesResourceMetadata(t *testing.T) {
 		}, status: 401, want: `DPoP ` + algs + `, ` + rm},
 		{name: "invalid proof", build: func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath, []string{"DPoP " + f.token}, nil)
-		}, status: 401, want: `DPoP error="invalid_dpop_proof", error_description="Invalid DPoP proof", ` + algs + `, ` + rm},
+		}, status: 401, want: `DPoP error="invalid_dpop_proof", error_description="DPoP proof missing: send exactly one DPoP header", ` + algs + `, ` + rm},
 		{name: "nonce missing", build: func(f *fixture) *http.Request {
 			return f.post(f.signed(nil, func(c map[string]any) { delete(c, "nonce") }))
 		}, status: 401, want: `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", ` + rm},
 		{name: "inactive token", setup: func(f *fixture) { f.intro.res = Introspection{Active: false} },
 			build: func(f *fixture) *http.Request { return f.post(f.proof()) }, status: 401,
 			want: `DPoP error="invalid_token", error_description="Invalid access token", ` + algs + `, ` + rm},
-		{name: "token bound to another key", setup: func(f *fixture) { f.intro.res.CnfJKT = "other" },
+		{name: "token not bound to a key", setup: func(f *fixture) { f.intro.res.CnfJKT = "other" },
 			build: func(f *fixture) *http.Request { return f.post(f.proof()) }, status: 401,
-			want: `DPoP error="invalid_token", error_description="Invalid DPoP key binding", ` + algs + `, ` + rm},
+			want: `DPoP error="invalid_token", error_description="Access token is not bound to a DPoP key (no cnf.jkt)", ` + algs + `, ` + rm},
 		{name: "two Authorization headers (400)", build: func(f *fixture) *http.Request {
 			return httpReq(http.MethodPost, testPath, []string{"DPoP " + f.token, "DPoP " + f.token}, []string{f.proof()})
-		}, status: 400, want: `DPoP error="invalid_request", error_description="Multiple methods used to include access token", ` + algs},
+		}, status: 400, want: `DPoP error="invalid_request", error_description="Multiple methods used to include access token: send one Authorization header", ` + algs},
 		{name: "insufficient scope (403)", setup: func(f *fixture) { f.intro.res.Scope = "accounts" },
 			build: func(f *fixture) *http.Request { return f.post(f.proof()) }, status: 403,
 			want: `DPoP error="insufficient_scope", scope="payments"`},
