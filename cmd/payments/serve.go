@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -118,6 +120,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	go func() { served <- srv.Serve(ln) }()
 	log.InfoContext(ctx, "serving", "addr", ln.Addr().String(), "public_url", c.PublicURL,
 		"version", buildVersion(), "dev_auth", c.DevAuth)
+	warnPublicPort(ctx, ln.Addr().String(), c.PublicURL, log)
 	if hooks != nil && hooks.listening != nil {
 		hooks.listening(ln.Addr().String())
 	}
@@ -163,4 +166,49 @@ func newLogger(c config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// msgPublicPort is the warning warnPublicPort logs.
+const msgPublicPort = "PAYMENTS_ADDR listens on another port than PAYMENTS_PUBLIC_URL names: " +
+	"a DPoP proof's htu must be the public URL (PAYMENTS_PUBLIC_URL plus the path), so a client that calls the listen port, " +
+	"or 127.0.0.1 instead of the public host, is refused with htu does not match this request; " +
+	"fine behind a proxy that serves the public URL, otherwise set PAYMENTS_PUBLIC_URL to the URL clients call"
+
+// warnPublicPort logs a WARN when the port the service listens on (addr, as
+// bound, so that port 0 is the port actually chosen) is not the port of the
+// public URL (its explicit port, or 80 for http and 443 for https): then the
+// URL clients reach the service at directly is not the one DPoP proofs must
+// name. Behind a proxy this is expected; on a laptop it is the usual reason
+// for an htu refusal.
+func warnPublicPort(ctx context.Context, addr, publicURL string, log *slog.Logger) {
+	listen, public, differ := portMismatch(addr, publicURL)
+	if differ {
+		log.WarnContext(ctx, msgPublicPort, "listen_port", listen, "public_url", publicURL, "public_url_port", public)
+	}
+}
+
+// portMismatch returns the port of the listen address addr and the port of
+// publicURL (explicit, or the scheme's default), and whether both are known
+// and differ.
+func portMismatch(addr, publicURL string) (listen, public string, differ bool) {
+	_, listen, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", false
+	}
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return listen, "", false
+	}
+	public = u.Port()
+	if public == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "http":
+			public = "80"
+		case "https":
+			public = "443"
+		default:
+			return listen, "", false
+		}
+	}
+	return listen, public, listen != public
 }
