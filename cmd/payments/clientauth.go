@@ -44,7 +44,7 @@ func checkPrivateKeyJWT(c *config) []error {
 	}
 	key, mode, err := loadPrivateKey(c.IntrospectionKeyFile)
 	if err != nil {
-		return append(errs, fmt.Errorf("PAYMENTS_INTROSPECTION_PRIVATE_KEY=%q: %w", c.IntrospectionKeyFile, err))
+		return append(errs, fmt.Errorf("PAYMENTS_INTROSPECTION_PRIVATE_KEY=%s: %w", shownValue(c.IntrospectionKeyFile), err))
 	}
 	c.IntrospectionKey, c.IntrospectionKeyMode = key, mode
 	return errs

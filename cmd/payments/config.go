@@ -105,7 +105,7 @@ type setting struct {
 // --help prints them.
 var settings = []setting{
 	{name: "PAYMENTS_ADDR", def: ":8080", help: "listen address",
-		parse: func(c *config, v string) error { c.Addr = v; return nonEmpty(v) }},
+		parse: func(c *config, v string) error { c.Addr = v; return checkListenAddr(v) }},
 	{name: "PAYMENTS_PUBLIC_URL", def: "http://localhost:8080", help: "external base URL clients call; DPoP htu is checked against it",
 		parse: func(c *config, v string) error { c.PublicURL = v; return checkPublicURL(v) }},
 	{name: "DATABASE_URL", def: "", help: "URL of an external PostgreSQL, e.g. postgres://user:pass@db:5432/payments (production; serve creates the database when missing); unset: an embedded PostgreSQL for development and evaluation", secret: true,
@@ -115,7 +115,7 @@ var settings = []setting{
 	{name: "PAYMENTS_POSTGRES_BIN", def: "", help: "embedded PostgreSQL only: directory of its initdb and postgres (unset: a local installation, else a pinned build downloaded once)",
 		parse: func(c *config, v string) error { c.PostgresBin = v; return checkAbsPath(v) }},
 	{name: "PAYMENTS_MIGRATE", def: "true", help: "apply migrations when serve starts",
-		parse: func(c *config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
+		parse: func(c *config, v string) (err error) { c.Migrate, err = parseBool(v); return }},
 	{name: "PAYMENTS_DB_MAX_OPEN_CONNS", def: "20", help: "database pool: most open connections",
 		parse: func(c *config, v string) (err error) { c.DBMaxOpenConns, err = positiveInt(v); return }},
 	{name: "PAYMENTS_DB_MAX_IDLE_CONNS", def: "20", help: "database pool: most idle connections",
@@ -170,7 +170,7 @@ var settings = []setting{
 	{name: "PAYMENTS_AUDIENCE", def: "", help: "when set, the introspected aud must contain it",
 		parse: func(c *config, v string) error { c.Audience = v; return nil }},
 	{name: "PAYMENTS_DEV_AUTH", def: "false", help: "serve the sandbox authorization server under /oauth2/ (development only)",
-		parse: func(c *config, v string) (err error) { c.DevAuth, err = strconv.ParseBool(v); return }},
+		parse: func(c *config, v string) (err error) { c.DevAuth, err = parseBool(v); return }},
 	{name: "PAYMENTS_DPOP_ALGS", def: "ES256,EdDSA,Ed25519,PS256", help: "allowed DPoP proof algorithms",
 		parse: func(c *config, v string) (err error) { c.DPoPAlgs, err = parseAlgs(v); return }},
 	{name: "PAYMENTS_DPOP_NONCE", def: "required", help: "DPoP nonces: required or off",
@@ -190,22 +190,32 @@ var settings = []setting{
 			return nil
 		}},
 	{name: "PAYMENTS_DPOP_NONCE_WINDOW", def: "5m", help: "lifetime of one nonce window (current and previous accepted), at least 1s",
-		parse: func(c *config, v string) (err error) { c.DPoPNonceWindow, err = positiveDuration(v); return }},
+		parse: func(c *config, v string) (err error) {
+			c.DPoPNonceWindow, err = durationWithin(v, minNonceWindow, 0)
+			return
+		}},
 	{name: "PAYMENTS_DPOP_MAX_AGE", def: "60s", help: "a proof's iat may be at most this old (at most 5m)",
-		parse: func(c *config, v string) (err error) { c.DPoPMaxAge, err = positiveDuration(v); return }},
+		parse: func(c *config, v string) (err error) {
+			if c.DPoPMaxAge, err = positiveDuration(v); err == nil {
+				c.DPoPMaxAge, err = durationWithin(v, 0, maxDPoPMaxAge)
+			}
+			return
+		}},
 	{name: "PAYMENTS_DPOP_SKEW", def: "10s", help: "a proof's iat may be at most this far in the future (at most 60s; 0 means the default, 10s)",
 		parse: func(c *config, v string) error {
-			d, err := nonNegativeDuration(v)
-			if err == nil && d > time.Minute {
-				err = errors.New("must be at most 60s")
-			}
+			d, err := durationWithin(v, 0, maxDPoPSkew)
 			c.DPoPSkew = d
 			return err
 		}},
 	{name: "PAYMENTS_REPLAY_STORE", def: "memory", help: "DPoP replay store: memory, or redis://host:port/db shared by all nodes", secret: true,
 		parse: func(c *config, v string) error { c.ReplayStore = v; return checkReplayStore(v) }},
 	{name: "PAYMENTS_LOG_LEVEL", def: "info", help: "debug, info, warn or error",
-		parse: func(c *config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+		parse: func(c *config, v string) error {
+			if c.LogLevel.UnmarshalText([]byte(v)) != nil {
+				return errors.New("must be debug, info, warn or error")
+			}
+			return nil
+		}},
 	{name: "PAYMENTS_LOG_FORMAT", def: "json", help: "json or text",
 		parse: func(c *config, v string) error {
 			c.LogFormat = v
@@ -240,11 +250,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 			v = s.def
 		}
 		if err := s.parse(&c, v); err != nil {
-			shown := v
+			shown := shownValue(v)
 			if s.secret {
 				shown = "(hidden)"
 			}
-			errs = append(errs, fmt.Errorf("%s=%q: %w", s.name, shown, err))
+			errs = append(errs, fmt.Errorf("%s=%s: %w", s.name, shown, err))
 		}
 	}
 	if len(errs) == 0 {
@@ -292,9 +302,66 @@ func printSettings(w io.Writer) {
 	_ = tw.Flush()
 }
 
-func nonEmpty(v string) error {
-	if v == "" {
-		return errors.New("must not be empty")
+// Bounds of the DPoP settings, the same as security.NewVerifier's; --help
+// states them in the same words as the errors (TestHelpStatesEnforcedBounds).
+const (
+	minNonceWindow = time.Second
+	maxDPoPMaxAge  = 5 * time.Minute
+	maxDPoPSkew    = time.Minute
+)
+
+// shownValue is how a refused value appears in its error: as typed when it is
+// plain printable ASCII, quoted otherwise (spaces, quotes, control or
+// non-ASCII characters), so that the message stays on one line and shows
+// what was read.
+func shownValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.Quote(v)
+		}
+	}
+	return v
+}
+
+// parseBool reads a boolean setting: true or false (and the other spellings
+// strconv.ParseBool knows: 1, 0, t, f, TRUE, False, ...).
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errors.New("must be true or false")
+	}
+	return b, nil
+}
+
+// durationWithin reads a duration, not negative, of at least min and, when
+// max > 0, at most max; the errors name the bound as --help does (1s, 60s,
+// 5m).
+func durationWithin(v string, min, max time.Duration) (time.Duration, error) {
+	d, err := nonNegativeDuration(v)
+	switch {
+	case err != nil:
+		return 0, err
+	case d < min:
+		return 0, fmt.Errorf("must be at least %s", boundText(min))
+	case max > 0 && d > max:
+		return 0, fmt.Errorf("must be at most %s", boundText(max))
+	}
+	return d, nil
+}
+
+// boundText writes a bound as the help text does: 1s, 60s, 5m.
+func boundText(d time.Duration) string {
+	if d >= 2*time.Minute && d%time.Minute == 0 {
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+}
+
+// checkListenAddr accepts host:port (host may be empty, port a number or a
+// service name net.Listen knows).
+func checkListenAddr(v string) error {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return errors.New("must be host:port such as :8080 or 127.0.0.1:8080")
 	}
 	return nil
 }
@@ -321,7 +388,7 @@ func positiveDuration(v string) (time.Duration, error) {
 func nonNegativeDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, errors.New(`must be a Go duration such as "60s" or "5m"`)
+		return 0, errors.New("must be a Go duration such as 30s or 5m")
 	}
 	if d < 0 {
 		return 0, errors.New("must not be negative")
@@ -340,6 +407,16 @@ func checkPublicURL(v string) error {
 	for _, r := range v {
 		if r > 0x7e {
 			return errors.New("must be ASCII (use the punycode form of the host)")
+		}
+	}
+	// What DPoP's htu comparison can normalise (RFC 3986 §6.2.2): a host
+	// without a trailing dot and a port from 1 to 65535.
+	if strings.HasSuffix(u.Hostname(), ".") || strings.ContainsAny(u.Host, "% ") {
+		return errors.New("must be an absolute http(s) URL such as https://api.bank.example")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return errors.New("must have a port from 1 to 65535")
 		}
 	}
 	return nil

@@ -106,7 +106,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
-		return fmt.Errorf("PAYMENTS_ADDR=%q: %w", c.Addr, err)
+		return fmt.Errorf("PAYMENTS_ADDR=%s: %w", shownValue(c.Addr), err)
 	}
 	srv := handlers.HTTPServer(c.Addr, e, handlers.Timeouts{
 		ReadHeader: c.ReadHeaderLimit, Read: c.ReadTimeout, Write: c.WriteTimeout, Idle: c.IdleTimeout,
