@@ -365,7 +365,7 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 			res, err := sb.tppAPI.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, ready,
 				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "UK.OBIE.Forbidden", "Authorization"},
 		{"funds confirmation with a token for another consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := usedPSU.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, ready,
 				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
@@ -401,7 +401,13 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
 				obapi.AuthoriseConsentRequest{Psu: "alice", DebtorAccount: &aliceEUR.AccountId}, ed)
 			return outcomeOf(t, res, err)
-		}, 400, "UK.OBIE.Field.Invalid", "DebtorAccount"},
+		}, 400, "UK.OBIE.Unsupported.Currency", "DebtorAccount"},
+		{"authorise with an unknown account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
+			unknownAccount := unknownID
+			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
+				obapi.AuthoriseConsentRequest{Psu: "alice", DebtorAccount: &unknownAccount}, ed)
+			return outcomeOf(t, res, err)
+		}, 400, "UK.OBIE.Resource.NotFound", "DebtorAccount"},
 		{"authorise a payment consent without a debtor account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.admin.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
 				obapi.AuthoriseConsentRequest{Psu: "alice"}, ed)
@@ -434,7 +440,7 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"payment with a client-credentials token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, init, obapi.OBRisk1{}), ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "UK.OBIE.Forbidden", "Authorization"},
 		{"payment with a PSU token for another consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := usedPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, init, obapi.OBRisk1{}), ed)
 			return outcomeOf(t, res, err)
@@ -456,7 +462,7 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"accounts with a client-credentials token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "UK.OBIE.Forbidden", "Authorization"},
 		{"accounts with a payments PSU token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := readyPSU.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{}, ed)
 			return outcomeOf(t, res, err)

@@ -1624,7 +1624,11 @@ type ClientInterface interface {
 	// Needs a client-credentials token with scope `consents:admin`. Works for both payment
 	// consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 	// and account access consents (`DebtorAccount` absent). The consent must be
-	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+	// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+	// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+	// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+	// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1637,7 +1641,11 @@ type ClientInterface interface {
 	// Needs a client-credentials token with scope `consents:admin`. Works for both payment
 	// consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 	// and account access consents (`DebtorAccount` absent). The consent must be
-	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+	// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+	// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+	// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+	// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1881,7 +1889,11 @@ func (c *Client) CreateLedgerAccount(ctx context.Context, params *CreateLedgerAc
 // Needs a client-credentials token with scope `consents:admin`. Works for both payment
 // consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 // and account access consents (`DebtorAccount` absent). The consent must be
-// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1904,7 +1916,11 @@ func (c *Client) AuthoriseConsentWithBody(ctx context.Context, consentId Consent
 // Needs a client-credentials token with scope `consents:admin`. Works for both payment
 // consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 // and account access consents (`DebtorAccount` absent). The consent must be
-// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3721,7 +3737,11 @@ type ClientWithResponsesInterface interface {
 	// Needs a client-credentials token with scope `consents:admin`. Works for both payment
 	// consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 	// and account access consents (`DebtorAccount` absent). The consent must be
-	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+	// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+	// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+	// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+	// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3734,7 +3754,11 @@ type ClientWithResponsesInterface interface {
 	// Needs a client-credentials token with scope `consents:admin`. Works for both payment
 	// consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 	// and account access consents (`DebtorAccount` absent). The consent must be
-	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+	// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+	// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+	// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+	// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+	// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7318,7 +7342,11 @@ func (c *ClientWithResponses) CreateLedgerAccountWithResponse(ctx context.Contex
 // Needs a client-credentials token with scope `consents:admin`. Works for both payment
 // consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 // and account access consents (`DebtorAccount` absent). The consent must be
-// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7337,7 +7365,11 @@ func (c *ClientWithResponses) AuthoriseConsentWithBodyWithResponse(ctx context.C
 // Needs a client-credentials token with scope `consents:admin`. Works for both payment
 // consents (`DebtorAccount` required: an `AccountId` of that PSU in the consent's currency)
 // and account access consents (`DebtorAccount` absent). The consent must be
-// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`).
+// `AwaitingAuthorisation` (else 400 `UK.OBIE.Resource.InvalidConsentStatus`). A debtor
+// account that cannot pay answers 400 with `Path` `DebtorAccount` and a code that says why:
+// `UK.OBIE.Resource.NotFound` (no such account), `UK.OBIE.Unsupported.Currency` (not in the
+// consent's currency), `UK.OBIE.Field.Invalid` (not an account of this PSU, or the consent's
+// creditor account, or not the consent's named `DebtorAccount`; the `Message` says which).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -159,6 +159,14 @@ func (s *Server) consentError(ctx context.Context, err error) *oauthError {
 		return badRequest(errAccessDenied, "Consent is not awaiting authorisation", "consent_status")
 	case errors.As(err, &fe) && fe.Path == "Psu":
 		return badRequest(errInvalidRequest, "Invalid psu", "psu_invalid")
+	// The sandbox stands in for the customer signed in at the bank, who
+	// is told why an account cannot pay.
+	case errors.Is(err, openbanking.ErrUnknownAccount):
+		return badRequest(errInvalidRequest, "Unknown debtor_account: no account has this AccountId", "debtor_account_unknown")
+	case errors.Is(err, openbanking.ErrNotPSUAccount):
+		return badRequest(errInvalidRequest, "debtor_account is not an account of this psu", "debtor_account_not_psu")
+	case errors.Is(err, openbanking.ErrAccountCurrency):
+		return badRequest(errInvalidRequest, "debtor_account is not in the currency of the consent", "debtor_account_currency")
 	case errors.As(err, &fe) && fe.Path == "DebtorAccount":
 		return badRequest(errInvalidRequest, "Invalid debtor_account for this consent and PSU", "debtor_account_invalid")
 	case errors.As(err, &fe):

@@ -51,6 +51,10 @@ func TestAuthorizeWithOpenBanking(t *testing.T) {
 		return a
 	}
 	alice, bob, carol := open("alice", "100.00"), open("bob", ""), open("carol", "50.00")
+	aliceEUR, err := l.OpenAccount(ctx, ledger.OpenAccountParams{Owner: "alice", Currency: "EUR", Nickname: "alice euro"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	initiation, _ := json.Marshal(map[string]any{
 		"InstructionIdentification": "i-1", "EndToEndIdentification": "e-1",
 		"InstructedAmount": map[string]string{"Amount": "10.00", "Currency": "GBP"},
@@ -81,9 +85,16 @@ func TestAuthorizeWithOpenBanking(t *testing.T) {
 		psu     string
 		debtor  string
 		code    string // "" means success
+		desc    string // the error_description, when the case names it
 	}{
-		{name: "another PSU's debtor account", consent: mine, psu: "alice", debtor: string(carol.ID), code: "invalid_request"},
-		{name: "unknown debtor account", consent: mine, psu: "alice", debtor: "no-such-account", code: "invalid_request"},
+		// The sandbox stands in for the signed-in customer, who is told
+		// why the account cannot pay.
+		{name: "another PSU's debtor account", consent: mine, psu: "alice", debtor: string(carol.ID), code: "invalid_request",
+			desc: "debtor_account is not an account of this psu"},
+		{name: "unknown debtor account", consent: mine, psu: "alice", debtor: "no-such-account", code: "invalid_request",
+			desc: "Unknown debtor_account: no account has this AccountId"},
+		{name: "debtor account in another currency", consent: mine, psu: "alice", debtor: string(aliceEUR.ID), code: "invalid_request",
+			desc: "debtor_account is not in the currency of the consent"},
 		{name: "another client's consent", consent: theirs, psu: "alice", debtor: string(alice.ID), code: "invalid_request"},
 		{name: "unknown consent", consent: "00000000-0000-0000-0000-000000000000", psu: "alice", debtor: string(alice.ID), code: "invalid_request"},
 		{name: "approved", consent: mine, psu: "alice", debtor: string(alice.ID)},
@@ -100,6 +111,9 @@ func TestAuthorizeWithOpenBanking(t *testing.T) {
 			if tc.code != "" {
 				if w.Code != http.StatusBadRequest || b.Error != tc.code {
 					t.Fatalf("authorize = %d %s (%s), want 400 %s", w.Code, b.Error, b.ErrorDescription, tc.code)
+				}
+				if tc.desc != "" && b.ErrorDescription != tc.desc {
+					t.Errorf("error_description = %q, want %q", b.ErrorDescription, tc.desc)
 				}
 				return
 			}

@@ -27,6 +27,8 @@ func TestAPIErrorsMoveNoMoney(t *testing.T) {
 	a.want(a.do(http.MethodPost, "/open-banking/v3.1/aisp/account-access-consents", `{"Data":{"Permissions":["ReadAccountsBasic"]},"Risk":{}}`, tpp("tpp-a", "accounts")), http.StatusCreated, &balOnly)
 	a.authorise(balOnly.Data.ConsentId, "alice", "")
 	basicReader := psuToken("tpp-a", "alice", balOnly.Data.ConsentId, "accounts")
+	var aliceEUR struct{ AccountId string }
+	a.want(a.do(http.MethodPost, "/internal/v1/accounts", `{"Owner":"alice","Currency":"EUR","Nickname":"alice euro"}`, admin), http.StatusCreated, &aliceEUR)
 
 	const (
 		consents = "/open-banking/v3.1/pisp/domestic-payment-consents"
@@ -62,23 +64,26 @@ func TestAPIErrorsMoveNoMoney(t *testing.T) {
 		{"unknown consent", "GET", consents + "/" + unknown, "", tpp("tpp-a", "payments"), 400, CodeResourceNotFound, ""},
 		{"malformed consent id", "GET", consents + "/not-a-uuid", "", tpp("tpp-a", "payments"), 400, CodeResourceNotFound, ""},
 		{"another client's consent", "GET", consents + "/" + ready, "", tpp("tpp-b", "payments"), 403, CodeForbidden, ""},
-		{"funds confirmation with a client token", "GET", consents + "/" + ready + "/funds-confirmation", "", tpp("tpp-a", "payments"), 403, CodeForbidden, ""},
+		{"funds confirmation with a client token", "GET", consents + "/" + ready + "/funds-confirmation", "", tpp("tpp-a", "payments"), 403, CodeForbidden, "Authorization"},
 		{"funds confirmation on a consumed consent", "GET", consents + "/" + used + "/funds-confirmation", "", usedPSU, 400, CodeInvalidConsentStatus, ""},
 		{"payment on a consent awaiting authorisation", "POST", payments, paymentBody(body, waiting), psuToken("tpp-a", "alice", waiting, "payments").with("x-idempotency-key", "k5"), 403, CodeForbidden, ""},
 		{"payment with a changed amount", "POST", payments, paymentBody(consentBody("10.01", bobIdent), ready), pay, 400, CodeConsentMismatch, "Data.Initiation"},
 		{"payment with changed risk", "POST", payments, paymentBody(strings.Replace(body, "PartyToParty", "Other", 1), ready), pay, 400, CodeConsentMismatch, "Data.Initiation"},
 		{"payment on a consumed consent", "POST", payments, paymentBody(body, used), usedPSU.with("x-idempotency-key", "k-other"), 400, CodeInvalidConsentStatus, ""},
 		{"payment replay with another body", "POST", payments, paymentBody(consentBody("99.00", bobIdent), used), usedPSU.with("x-idempotency-key", "k-used"), 400, CodeFieldInvalid, "x-idempotency-key"},
-		{"payment with a client-credentials token", "POST", payments, paymentBody(body, ready), tpp("tpp-a", "payments").with("x-idempotency-key", "k6"), 403, CodeForbidden, ""},
+		{"payment with a client-credentials token", "POST", payments, paymentBody(body, ready), tpp("tpp-a", "payments").with("x-idempotency-key", "k6"), 403, CodeForbidden, "Authorization"},
 		{"payment with another client's PSU token", "POST", payments, paymentBody(body, ready), psuToken("tpp-b", "alice", ready, "payments").with("x-idempotency-key", "k7"), 403, CodeForbidden, ""},
 		{"payment with a token for another consent", "POST", payments, paymentBody(body, ready), usedPSU.with("x-idempotency-key", "k8"), 403, CodeForbidden, ""},
 		{"payment without ConsentId", "POST", payments, body, pay, 400, CodeFieldMissing, "Data.ConsentId"},
 		{"unknown payment", "GET", payments + "/" + unknown, "", tpp("tpp-a", "payments"), 400, CodeResourceNotFound, ""},
-		{"accounts without a consent", "GET", "/open-banking/v3.1/aisp/accounts", "", tpp("tpp-a", "accounts"), 403, CodeForbidden, ""},
+		{"accounts with a client-credentials token", "GET", "/open-banking/v3.1/aisp/accounts", "", tpp("tpp-a", "accounts"), 403, CodeForbidden, "Authorization"},
 		{"balances without ReadBalances", "GET", "/open-banking/v3.1/aisp/accounts/" + alice + "/balances", "", basicReader, 403, CodeForbidden, ""},
 		{"transactions with a bad date", "GET", "/open-banking/v3.1/aisp/accounts/" + alice + "/transactions?fromBookingDateTime=yesterday", "", basicReader, 400, CodeFieldInvalid, "fromBookingDateTime"},
 		{"account consent without permissions", "POST", "/open-banking/v3.1/aisp/account-access-consents", `{"Data":{"Permissions":[]},"Risk":{}}`, tpp("tpp-a", "accounts"), 400, CodeFieldInvalid, "Data.Permissions"},
+		// The code says why the debtor account cannot pay.
 		{"authorise with another PSU's account", "POST", "/internal/v1/consents/" + waiting + "/authorise", `{"Psu":"mallory","DebtorAccount":"` + alice + `"}`, admin, 400, CodeFieldInvalid, "DebtorAccount"},
+		{"authorise with an unknown account", "POST", "/internal/v1/consents/" + waiting + "/authorise", `{"Psu":"alice","DebtorAccount":"` + unknown + `"}`, admin, 400, CodeResourceNotFound, "DebtorAccount"},
+		{"authorise with an account in another currency", "POST", "/internal/v1/consents/" + waiting + "/authorise", `{"Psu":"alice","DebtorAccount":"` + aliceEUR.AccountId + `"}`, admin, 400, CodeUnsupportedCurrency, "DebtorAccount"},
 		{"authorise without the admin scope", "POST", "/internal/v1/consents/" + waiting + "/authorise", `{"Psu":"alice","DebtorAccount":"` + alice + `"}`, tpp("tpp-a", "payments"), 403, CodeForbidden, ""},
 		{"authorise an authorised consent", "POST", "/internal/v1/consents/" + ready + "/authorise", `{"Psu":"alice","DebtorAccount":"` + alice + `"}`, admin, 400, CodeInvalidConsentStatus, ""},
 		{"reject a consumed consent", "POST", "/internal/v1/consents/" + used + "/reject", "", admin, 400, CodeInvalidConsentStatus, ""},
@@ -119,5 +124,21 @@ func TestAPIErrorsMoveNoMoney(t *testing.T) {
 				t.Errorf("a payment or consent was written")
 			}
 		})
+	}
+}
+
+// TestClientTokenOnACustomerCallSaysWhichTokenItNeeds: a client-credentials
+// token on a call that acts for the customer gets a 403 whose message says
+// which token the call needs, with Path naming the Authorization header.
+func TestClientTokenOnACustomerCallSaysWhichTokenItNeeds(t *testing.T) {
+	a := newAPI(t)
+	rec := a.do(http.MethodGet, "/open-banking/v3.1/aisp/accounts", "", tpp("tpp-a", "accounts"))
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("status = %d, want 403; body %s", rec.Code, rec.Body)
+	}
+	want := ErrorDetail{ErrorCode: CodeForbidden, Path: "Authorization",
+		Message: "This call needs a token the customer authorised (authorization code grant), not a client-credentials token"}
+	if got := decodeError(t, rec).Errors[0]; got != want {
+		t.Errorf("error = %+v, want %+v", got, want)
 	}
 }

@@ -15,6 +15,10 @@ const (
 	CodeUnsupportedCurrency = "UK.OBIE.Unsupported.Currency"
 )
 
+// msgCustomerTokenRequired is the message of a 403 for a client-credentials
+// token on a call that acts for a customer.
+const msgCustomerTokenRequired = "This call needs a token the customer authorised (authorization code grant), not a client-credentials token"
+
 // obError maps an error of the Open Banking service to the APIError the
 // renderer writes. Errors it does not know pass through unchanged (the
 // renderer turns them into a 500 and logs the cause): a genuine bug stays a
@@ -27,16 +31,25 @@ func obError(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &fe):
+		// The code tells the cause apart where the path alone cannot: a
+		// debtor account that does not exist (NotFound), is in another
+		// currency (Unsupported.Currency), or is not the customer's, or
+		// otherwise unusable (Field.Invalid).
 		code := CodeFieldInvalid
 		switch {
-		case errors.Is(fe.Err, openbanking.ErrUnsupportedCurrency):
+		case errors.Is(fe.Err, openbanking.ErrUnsupportedCurrency), errors.Is(fe.Err, openbanking.ErrAccountCurrency):
 			code = CodeUnsupportedCurrency
+		case errors.Is(fe.Err, openbanking.ErrUnknownAccount):
+			code = CodeResourceNotFound
 		case fe.Missing:
 			code = CodeFieldMissing
 		}
 		return NewAPIError(http.StatusBadRequest, code, fe.Reason, fe.Path)
 	case errors.Is(err, openbanking.ErrNotFound):
 		return NewAPIError(http.StatusBadRequest, CodeResourceNotFound, "No such resource", "")
+	case errors.Is(err, openbanking.ErrCustomerTokenRequired):
+		// Path names the header that carried the token of the wrong kind.
+		return NewAPIError(http.StatusForbidden, CodeForbidden, msgCustomerTokenRequired, "Authorization")
 	case errors.Is(err, openbanking.ErrForbidden):
 		return NewAPIError(http.StatusForbidden, CodeForbidden, "The token does not grant access to this resource", "")
 	case errors.Is(err, openbanking.ErrInvalidConsentStatus):

@@ -193,7 +193,10 @@ func (g Grant) Has(p Permission) bool { return slices.Contains(g.Permissions, p)
 // account access consent of its client and that PSU, and that the consent
 // grants one of perms.
 func (s *Service) accessGrant(ctx context.Context, c Caller, perms ...Permission) (grant, error) {
-	if c.ClientID == "" || c.PSU == "" || c.ConsentID == "" {
+	if c.ClientID != "" && c.PSU == "" {
+		return grant{}, ErrCustomerTokenRequired
+	}
+	if c.ClientID == "" || c.ConsentID == "" {
 		return grant{}, ErrForbidden
 	}
 	r, err := s.store.Consent(ctx, c.ConsentID)
@@ -234,7 +237,10 @@ func (s *Service) grantOf(c Caller, r Consent, perms []Permission) (grant, error
 // sees the balance committed before it arrived, and a consent revoked before
 // it arrived refuses it, exactly as with a query of its own.
 func (s *Service) accessAndAccount(ctx context.Context, c Caller, accountID string, perms ...Permission) (grant, models.Account, error) {
-	if c.ClientID == "" || c.PSU == "" || c.ConsentID == "" {
+	if c.ClientID != "" && c.PSU == "" {
+		return grant{}, models.Account{}, ErrCustomerTokenRequired
+	}
+	if c.ClientID == "" || c.ConsentID == "" {
 		return grant{}, models.Account{}, ErrForbidden
 	}
 	aid, okA := models.CanonicalID(accountID)

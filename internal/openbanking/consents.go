@@ -311,7 +311,8 @@ func (s *Service) PaymentConsent(ctx context.Context, c Caller, id string) (Paym
 // payment consent holds at least its amount now. c must be a PSU token issued
 // for this consent.
 //
-// Errors: ErrNotFound, ErrForbidden, ErrInvalidConsentStatus (not
+// Errors: ErrNotFound, ErrCustomerTokenRequired (a client-credentials token
+// of the consent's client), ErrForbidden, ErrInvalidConsentStatus (not
 // Authorised), ErrStorage, or a context error.
 func (s *Service) FundsConfirmation(ctx context.Context, c Caller, id string) (FundsConfirmation, error) {
 	r, err := s.store.Consent(ctx, id)
@@ -324,7 +325,10 @@ func (s *Service) FundsConfirmation(ctx context.Context, c Caller, id string) (F
 	if err := checkOwner(c, r); err != nil {
 		return FundsConfirmation{}, err
 	}
-	if c.PSU == "" || c.PSU != r.PSU {
+	if c.PSU == "" {
+		return FundsConfirmation{}, ErrCustomerTokenRequired
+	}
+	if c.PSU != r.PSU {
 		return FundsConfirmation{}, ErrForbidden
 	}
 	if r.Status != StatusAuthorised {
@@ -387,11 +391,11 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 		a, err := s.store.Account(ctx, models.AccountID(debtorAccount))
 		switch {
 		case errors.Is(err, ledger.ErrAccountNotFound):
-			return Decision{}, invalidField("DebtorAccount", "unknown account")
+			return Decision{}, &FieldError{Path: "DebtorAccount", Reason: "unknown account", Err: ErrUnknownAccount}
 		case err != nil:
 			return Decision{}, err
 		case a.Kind != models.KindCustomer || a.Owner != psu:
-			return Decision{}, invalidField("DebtorAccount", "not an account of this PSU")
+			return Decision{}, &FieldError{Path: "DebtorAccount", Reason: "not an account of this PSU", Err: ErrNotPSUAccount}
 		}
 		debtor = &a
 	}
@@ -459,7 +463,7 @@ func checkDebtor(r Consent, debtor *models.Account) error {
 		return &FieldError{Path: "DebtorAccount", Reason: "required for payment consents", Missing: true, Err: ErrInvalidField}
 	}
 	if debtor.Currency != r.Amount.Currency {
-		return invalidField("DebtorAccount", "account is not in the consent's currency")
+		return &FieldError{Path: "DebtorAccount", Reason: "account is not in the consent's currency", Err: ErrAccountCurrency}
 	}
 	if debtor.ID == r.CreditorAccountID {
 		return invalidField("DebtorAccount", "account is the creditor account")

@@ -88,10 +88,10 @@ func TestAuthoriseRefusesBadDebtors(t *testing.T) {
 	}{
 		{"unknown consent", func() string { return "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a" }, "alice", string(alice.ID), openbanking.ErrNotFound, ""},
 		{"malformed consent id", func() string { return "nope" }, "alice", string(alice.ID), openbanking.ErrNotFound, ""},
-		{"account of another PSU", func() string { return f.consent(clientA, toBob).ID }, "mallory", string(alice.ID), openbanking.ErrInvalidField, "DebtorAccount"},
-		{"unknown account", func() string { return f.consent(clientA, toBob).ID }, "alice", "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a", openbanking.ErrInvalidField, "DebtorAccount"},
+		{"account of another PSU", func() string { return f.consent(clientA, toBob).ID }, "mallory", string(alice.ID), openbanking.ErrNotPSUAccount, "DebtorAccount"},
+		{"unknown account", func() string { return f.consent(clientA, toBob).ID }, "alice", "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a", openbanking.ErrUnknownAccount, "DebtorAccount"},
 		{"missing debtor account", func() string { return f.consent(clientA, toBob).ID }, "alice", "", openbanking.ErrInvalidField, "DebtorAccount"},
-		{"account in another currency", func() string { return f.consent(clientA, toBob).ID }, "alice", string(aliceEUR.ID), openbanking.ErrInvalidField, "DebtorAccount"},
+		{"account in another currency", func() string { return f.consent(clientA, toBob).ID }, "alice", string(aliceEUR.ID), openbanking.ErrAccountCurrency, "DebtorAccount"},
 		{"debtor is the creditor", func() string { return f.consent(clientA, toBob).ID }, "bob", string(bob.ID), openbanking.ErrInvalidField, "DebtorAccount"},
 		{"not the Initiation's DebtorAccount", func() string { return f.consent(clientA, requestFor(named)).ID }, "alice", string(alice.ID), openbanking.ErrInvalidField, "DebtorAccount"},
 		{"empty PSU", func() string { return f.consent(clientA, toBob).ID }, "", string(alice.ID), openbanking.ErrInvalidField, "Psu"},

@@ -61,7 +61,8 @@ type Payment struct {
 // The same key and body again return the payment first created, in its
 // current state, without any new effect.
 //
-// Errors: ErrForbidden, ErrNotFound, ErrInvalidConsentStatus,
+// Errors: ErrCustomerTokenRequired (a client-credentials token),
+// ErrForbidden, ErrNotFound, ErrInvalidConsentStatus,
 // ErrConsentMismatch, ErrIdempotencyConflict, *FieldError (key), ledger
 // errors (ledger.ErrTxConflict, a posting refusal), ErrStorage, or a context
 // error. Nothing is written when an error is returned.
@@ -70,7 +71,10 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 		return Payment{}, err
 	}
 	consentID, ok := models.CanonicalID(req.ConsentID)
-	if c.ClientID == "" || c.PSU == "" || !ok || c.ConsentID != consentID {
+	if c.ClientID != "" && c.PSU == "" {
+		return Payment{}, ErrCustomerTokenRequired
+	}
+	if c.ClientID == "" || !ok || c.ConsentID != consentID {
 		return Payment{}, ErrForbidden
 	}
 	now := s.clock()

@@ -219,3 +219,48 @@ func TestPaymentIdempotency(t *testing.T) {
 		wantErr(t, "CreatePayment after expiry", err, openbanking.ErrInvalidConsentStatus)
 	})
 }
+
+// TestCustomerCallsNameTheTokenKind: a client-credentials token on a call
+// that acts for a customer gets ErrCustomerTokenRequired (an ErrForbidden),
+// so that the answer can say which token is needed; a customer's token for
+// another consent still gets the plain ErrForbidden.
+func TestCustomerCallsNameTheTokenKind(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	alice := f.open("alice", "GBP", "100.00")
+	bob := f.open("bob", "GBP", "")
+	req := consentRequest("10.00", "GBP", refOf(bob))
+	pc, _ := f.authorised("tpp-a", "alice", alice, req)
+	_, psuOther := f.authorised("tpp-a", "alice", alice, req)
+	tpp := openbanking.Caller{ClientID: "tpp-a"}
+	calls := map[string]func(openbanking.Caller) error{
+		"CreatePayment": func(c openbanking.Caller) error {
+			_, err := f.svc.CreatePayment(ctx, c, key(freshKey(), req.InitiationJSON), paymentFor(pc, req))
+			return err
+		},
+		"FundsConfirmation": func(c openbanking.Caller) error {
+			_, err := f.svc.FundsConfirmation(ctx, c, pc.ID)
+			return err
+		},
+		"Accounts": func(c openbanking.Caller) error { _, _, err := f.svc.Accounts(ctx, c); return err },
+		"Account":  func(c openbanking.Caller) error { _, _, err := f.svc.Account(ctx, c, string(alice.ID)); return err },
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			err := call(tpp)
+			if !errors.Is(err, openbanking.ErrCustomerTokenRequired) || !errors.Is(err, openbanking.ErrForbidden) {
+				t.Errorf("with a client-credentials token = %v, want ErrCustomerTokenRequired (an ErrForbidden)", err)
+			}
+			if name == "Accounts" || name == "Account" {
+				return // psuOther is a payment consent's token: no account access
+			}
+			err = call(psuOther)
+			if !errors.Is(err, openbanking.ErrForbidden) || errors.Is(err, openbanking.ErrCustomerTokenRequired) {
+				t.Errorf("with the customer's token for another consent = %v, want ErrForbidden only", err)
+			}
+		})
+	}
+	if n := f.count("payments"); n != 0 {
+		t.Errorf("%d payments written", n)
+	}
+}
