@@ -63,6 +63,20 @@
 //   - Client: the generated client (package obapi) over the Transport: New(baseURL, key,
 //     tokens) gives a typed method for every operation.
 //
+// # Errors
+//
+// The typed methods return the answer whatever its status. ResponseError(res.HTTPResponse,
+// res.Body) turns an answer of 400 or above into an *APIError: the status, the OB error body's
+// code, message and path, the DPoP challenge's error and error_description (which name the
+// failed check, e.g. "htu does not match this request: expected https://..."), and a Cause
+// when the answer tells it: ErrNoSuchEndpoint (404: the client's base URL is not the service's
+// PAYMENTS_PUBLIC_URL), ErrCustomerTokenRequired (a client-credentials token on a call that
+// needs the customer's), ErrDebtorAccountUnknown, ErrDebtorAccountNotCustomers and
+// ErrDebtorAccountCurrency (a debtor account refused at authorisation). A payment is created
+// even when its debtor cannot fund it: CheckPayment turns its 201 Rejected into an error that
+// wraps ErrInsufficientFunds. A TokenClient returns *OAuthError, which wraps ErrNoSuchEndpoint
+// for a 404.
+//
 // # Retries and idempotency
 //
 // A nonce challenge is answered inside the transport because the server did nothing with the

@@ -92,13 +92,18 @@ func (s staticToken) Token(context.Context) (*Token, error) { return s.tok, nil 
 
 // OAuthError is an error answer of the authorization server (RFC 6749 §5.2), such as
 // invalid_client, invalid_grant, invalid_scope or invalid_dpop_proof. Use errors.As to read it.
+// An answer that is not an OAuth error has Code "server_error"; a 404 also wraps
+// ErrNoSuchEndpoint (errors.Is) and says which URL was not found.
 type OAuthError struct {
 	// StatusCode is the HTTP status of the answer.
 	StatusCode int
 	// Code is the `error` member, e.g. "invalid_grant".
 	Code string
-	// Description is the `error_description` member, if any.
+	// Description is the `error_description` member, if any: the server's words, which for
+	// invalid_dpop_proof name the failed check.
 	Description string
+
+	cause error
 }
 
 // Error implements error.
@@ -108,6 +113,9 @@ func (e *OAuthError) Error() string {
 	}
 	return fmt.Sprintf("oauth2: %s (HTTP %d)", e.Code, e.StatusCode)
 }
+
+// Unwrap returns ErrNoSuchEndpoint for a 404 that is not an OAuth error, else nil.
+func (e *OAuthError) Unwrap() error { return e.cause }
 
 // TokenConfig configures a TokenClient.
 type TokenConfig struct {
@@ -277,8 +285,21 @@ func oauthError(res *http.Response, body []byte) error {
 		e.Code, e.Description = parsed.Error, parsed.ErrorDescription
 	} else {
 		e.Code = "server_error"
+		if res.StatusCode == http.StatusNotFound {
+			e.cause = ErrNoSuchEndpoint
+			e.Description = "no such endpoint at " + requestURL(res) +
+				": check the token client's BaseURL or endpoint URLs (the sandbox's BaseURL is the service's PAYMENTS_PUBLIC_URL)"
+		}
 	}
 	return e
+}
+
+// requestURL is the URL a response answers, without user info.
+func requestURL(res *http.Response) string {
+	if res.Request == nil || res.Request.URL == nil {
+		return "(unknown URL)"
+	}
+	return res.Request.URL.Redacted()
 }
 
 // PKCE is a Proof Key for Code Exchange pair (RFC 7636) with the S256 method.

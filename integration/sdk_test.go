@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"reflect"
@@ -195,5 +196,93 @@ func TestSDKExamplesRun(t *testing.T) {
 				t.Errorf("%s: %v\n%s", tc.name, err, out)
 			}
 		})
+	}
+}
+
+// TestSDKErrorsNameTheCause runs the SDK's mistakes of a first hour against the service: a
+// base URL with the API prefix, a client-credentials token on a payment, a debtor account that
+// is not the customer's, a payment the debtor cannot fund. Each error says which.
+func TestSDKErrorsNameTheCause(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	w := newSDKWorld(t, ctx, s.URL, "5.00")
+
+	// The base URL names the API prefix, which the operations add again.
+	wrong, err := client.New(s.URL+"/open-banking/v3.1", w.key, w.tpp.ClientCredentialsSource("payments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := wrong.GetDomesticPaymentConsentsConsentIdWithResponse(ctx, "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a", &obapi.GetDomesticPaymentConsentsConsentIdParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.ResponseError(res.HTTPResponse, res.Body); !errors.Is(err, client.ErrNoSuchEndpoint) ||
+		!strings.Contains(err.Error(), "check the client's BaseURL (it should be the service's PAYMENTS_PUBLIC_URL)") {
+		t.Errorf("wrong base URL: %v, want ErrNoSuchEndpoint", err)
+	}
+
+	initiation := obapi.OBWriteDomestic2DataInitiation{
+		InstructionIdentification: "sdk-errors", EndToEndIdentification: "sdk-errors",
+		InstructedAmount: obapi.OBActiveOrHistoricCurrencyAndAmount{Amount: "10.00", Currency: "GBP"},
+		CreditorAccount:  obapi.OBCashAccountCreditor3{SchemeName: w.creditor.Account[0].SchemeName, Identification: w.creditor.Account[0].Identification},
+	}
+	consent := func() string {
+		t.Helper()
+		res, err := w.api.CreateDomesticPaymentConsentsWithResponse(ctx, &obapi.CreateDomesticPaymentConsentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+			obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: initiation}})
+		if err != nil || res.JSON201 == nil {
+			t.Fatalf("consent: %v %s", err, body(res))
+		}
+		return res.JSON201.Data.ConsentId
+	}
+	payWith := func(api *client.Client, consentID string) (*obapi.CreateDomesticPaymentsResponse, error) {
+		t.Helper()
+		res, err := api.CreateDomesticPaymentsWithResponse(ctx, &obapi.CreateDomesticPaymentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+			obapi.OBWriteDomestic2{Data: obapi.OBWriteDomestic2Data{ConsentId: consentID, Initiation: initiation}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, client.ResponseError(res.HTTPResponse, res.Body)
+	}
+
+	// The aggregator's own token where the customer's is needed.
+	id := consent()
+	if _, err := payWith(w.api, id); !errors.Is(err, client.ErrCustomerTokenRequired) ||
+		!strings.Contains(err.Error(), "this call needs a token the customer authorised (authorization code), not a client-credentials token") {
+		t.Errorf("client-credentials token: %v, want ErrCustomerTokenRequired", err)
+	}
+
+	// The customer picks another customer's account.
+	pkce, err := client.NewPKCE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/cb", Scope: "payments", PKCE: pkce, ConsentID: id,
+		PSU: w.payer, DebtorAccount: w.creditor.AccountId}
+	var oe *client.OAuthError
+	if _, err := w.tpp.SandboxAuthorize(ctx, auth); !errors.As(err, &oe) || oe.Description != "debtor_account is not an account of this psu" {
+		t.Errorf("another customer's account: %v", err)
+	}
+
+	// The customer's 5.00 cannot fund 10.00: 201 Rejected.
+	auth.DebtorAccount = w.debtor.AccountId
+	code, err := w.tpp.SandboxAuthorize(ctx, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := w.tpp.Exchange(ctx, code, auth.RedirectURI, pkce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psu, err := client.New(s.URL, w.key, client.StaticToken(tok.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := payWith(psu, id)
+	if err != nil || res2.JSON201 == nil {
+		t.Fatalf("payment: %v %s", err, body(res2))
+	}
+	if err := client.CheckPayment(res2.JSON201); !errors.Is(err, client.ErrInsufficientFunds) {
+		t.Errorf("payment %s: CheckPayment = %v, want ErrInsufficientFunds", res2.JSON201.Data.Status, err)
 	}
 }

@@ -115,8 +115,17 @@ func pay(ctx context.Context, base, amount string) error {
 	payment, err := psu.CreateDomesticPaymentsWithResponse(ctx,
 		&obapi.CreateDomesticPaymentsParams{XIdempotencyKey: idempotencyKey},
 		obapi.OBWriteDomestic2{Data: obapi.OBWriteDomestic2Data{ConsentId: consentID, Initiation: initiation}})
-	if err != nil || payment.JSON201 == nil {
-		return failed("pay", err, payment)
+	if err != nil {
+		return fmt.Errorf("pay: %w", err) // no answer: retry with the same idempotency key
+	}
+	// An error answer, read by the SDK: it names the cause it can tell (errors.Is with
+	// client.ErrCustomerTokenRequired, client.ErrNoSuchEndpoint, ...) and quotes the server.
+	if err := client.ResponseError(payment.HTTPResponse, payment.Body); err != nil {
+		return fmt.Errorf("pay: %w", err)
+	}
+	// 201 Rejected: the debtor account could not fund the payment; nothing was booked.
+	if err := client.CheckPayment(payment.JSON201); err != nil {
+		return err
 	}
 	fmt.Printf("payment %s: %s\n", payment.JSON201.Data.DomesticPaymentId, payment.JSON201.Data.Status)
 	return nil
