@@ -295,7 +295,8 @@ func (s *Server) launch() error {
 	for _, k := range names {
 		args = append(args, "-c", k+"="+s.cfg.Settings[k])
 	}
-	cmd := s.command(nil, filepath.Join(s.cfg.BinDir, "postgres"), args...)
+	// Not bound to a context: the server lives until Stop or Crash.
+	cmd := s.command(context.Background(), filepath.Join(s.cfg.BinDir, "postgres"), args...)
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		return err
@@ -455,12 +456,7 @@ func (s *Server) release() {
 // data directory, in its own process group (a terminal's Ctrl-C reaches the
 // caller, which stops the server in order), with a fixed locale and zone.
 func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	var cmd *exec.Cmd
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, name, args...)
-	} else {
-		cmd = exec.Command(name, args...)
-	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = s.cfg.DataDir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "TZ=UTC")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.acct.credential()}
