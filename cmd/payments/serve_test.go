@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -54,59 +52,37 @@ func TestWarnPublicPort(t *testing.T) {
 	}
 }
 
-// syncWriter is a bytes.Buffer safe for the server's goroutines.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 // TestServeWarnsWhenThePublicPortDiffers runs serve until it listens: with
 // PAYMENTS_PUBLIC_URL on another port than PAYMENTS_ADDR its log has the
 // warning, with the same port it does not.
 func TestServeWarnsWhenThePublicPortDiffers(t *testing.T) {
-	free := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	}
 	for _, tt := range []struct {
 		name string
 		addr func() (addr, publicURL string)
 		warn bool
 	}{
-		{"another port", func() (string, string) { p := free(); return "127.0.0.1:" + p, "http://localhost:9" }, true},
-		{"the same port", func() (string, string) { p := free(); return "127.0.0.1:" + p, "http://localhost:" + p }, false},
+		{"another port", func() (string, string) {
+			return fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), "http://localhost:9"
+		}, true},
+		{"the same port", func() (string, string) {
+			p := freeLoopbackPort(t)
+			return fmt.Sprintf("127.0.0.1:%d", p), fmt.Sprintf("http://localhost:%d", p)
+		}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, publicURL := tt.addr()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var stderr syncWriter
-			hooks := &serveHooks{listening: func(string) { cancel() }}
-			code := run(ctx, []string{"serve"}, env(map[string]string{
+			lines := serveOnce(t, map[string]string{
 				"DATABASE_URL": scratchDatabase(t), "PAYMENTS_DEV_AUTH": "true",
 				"PAYMENTS_ADDR": addr, "PAYMENTS_PUBLIC_URL": publicURL,
-			}), &bytes.Buffer{}, &stderr, hooks)
-			if code != 0 {
-				t.Fatalf("serve exit code = %d; stderr:\n%s", code, stderr.String())
+			})
+			warned := false
+			for _, l := range lines {
+				if l["msg"] == msgPublicPort {
+					warned = true
+				}
 			}
-			if got := strings.Contains(stderr.String(), msgPublicPort); got != tt.warn {
-				t.Errorf("warning logged = %v, want %v; log:\n%s", got, tt.warn, stderr.String())
+			if warned != tt.warn {
+				t.Errorf("warning logged = %v, want %v; log: %v", warned, tt.warn, lines)
 			}
 		})
 	}
