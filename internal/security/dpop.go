@@ -226,6 +226,12 @@ type Request struct {
 	// public base URL plus the escaped path, never built from Host or
 	// X-Forwarded-* headers.
 	URL string
+	// Route is the public base URL plus the route the router matched, its
+	// parameters as ":name" (echo's form, e.g. .../domestic-payments/:id).
+	// An htu refusal names it, with "{name}" for each parameter, so the
+	// answer says which URL to sign without echoing what the request put
+	// in the path. Empty: the refusal names no URL.
+	Route string
 	// Authorization and DPoP are every value of those headers, as received.
 	Authorization []string
 	DPoP          []string
@@ -289,7 +295,7 @@ func (v *Verifier) verify(ctx context.Context, req Request) (Principal, Result, 
 	if e := v.checkMethod(claims, req.Method); e != nil {
 		return p, Result{}, e
 	}
-	if e := v.checkTarget(claims, req.URL); e != nil {
+	if e := v.checkTarget(claims, req.URL, req.Route); e != nil {
 		return p, Result{}, e
 	}
 	var res Result
@@ -539,7 +545,9 @@ func methodMismatch(method string) string {
 
 // checkTarget performs P17, RFC 9449 §4.3 (9): htu equals the target URI,
 // both normalised per RFC 3986 §6.2.2 and §6.2.3, query and fragment ignored.
-func (v *Verifier) checkTarget(c proofClaims, target string) *Error {
+// A refusal names route, the URL the proof should have named with the
+// route's parameters as placeholders (see Request.Route).
+func (v *Verifier) checkTarget(c proofClaims, target, route string) *Error {
 	want, err := normalizeHTU(target)
 	if err != nil {
 		return v.proofError("target_url_invalid")
@@ -549,22 +557,35 @@ func (v *Verifier) checkTarget(c proofClaims, target string) *Error {
 	}
 	got, err := normalizeHTU(c.URL)
 	if err != nil || got != want {
-		return v.fail(401, CodeInvalidProof, targetMismatch(want), "htu_mismatch")
+		return v.fail(401, CodeInvalidProof, targetMismatch(routeTemplate(route)), "htu_mismatch")
 	}
 	return nil
+}
+
+// routeTemplate writes the ":name" segments of route as "{name}".
+func routeTemplate(route string) string {
+	if !strings.Contains(route, "/:") {
+		return route
+	}
+	segs := strings.Split(route, "/")
+	for i, seg := range segs {
+		if name, ok := strings.CutPrefix(seg, ":"); ok && i > 2 {
+			segs[i] = "{" + name + "}"
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // maxExpectedURL bounds the URL an htu mismatch names.
 const maxExpectedURL = 512
 
-// targetMismatch names the URL htu must carry: want, the normal form of the
-// configured public URL followed by the path the router dispatched. That
-// path is the escaped one (url.URL.EscapedPath), so it holds only characters
-// a quoted string may carry; a URL that would not fit in a challenge
-// (quotable), or is longer than maxExpectedURL, is not named. Only a refused
-// request builds this string.
+// targetMismatch names the URL htu must carry: want, the configured public
+// URL followed by the matched route with placeholders for its parameters,
+// so nothing the client put in the path is repeated. A URL that would not
+// fit in a challenge (quotable), or is longer than maxExpectedURL, is not
+// named. Only a refused request builds this string.
 func targetMismatch(want string) string {
-	if len(want) > maxExpectedURL || quotable(want) == "" {
+	if want == "" || len(want) > maxExpectedURL || quotable(want) == "" {
 		return descHTUMismatch
 	}
 	return descHTUMismatch + ": expected " + want

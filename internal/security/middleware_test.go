@@ -52,6 +52,7 @@ func newServer(t testing.TB, f *fixture) *server {
 	pay := s.e.Group("/open-banking/v3.1/pisp", dpop, RequireScope("payments"))
 	pay.POST("/domestic-payments", h)
 	pay.GET("/domestic-payments", h)
+	pay.GET("/domestic-payments/:DomesticPaymentId", h)
 	admin := s.e.Group("/internal/v1", dpop, RequireScope("ledger:admin"))
 	admin.POST("/accounts", h)
 	return s
@@ -802,5 +803,31 @@ func TestRequireScopeWithoutPrincipal(t *testing.T) {
 	}
 	if e := CheckScope(ctx, "accounts"); e == nil || e.Status != 403 {
 		t.Errorf("CheckScope(accounts) = %v, want 403", e)
+	}
+}
+
+// An htu refusal on a route with a parameter names the route's URL with a
+// placeholder: what the request put in the path is not repeated, in the
+// challenge or in the body.
+func TestHTURefusalDoesNotEchoThePath(t *testing.T) {
+	f := newFixture(t, "ES256", nil)
+	s := newServer(t, f)
+	const marker = "injected-by-the-client"
+	path := "/open-banking/v3.1/pisp/domestic-payments/" + marker
+	h := f.key.header()
+	c := f.claims(http.MethodGet, testPublicURL+"/somewhere-else")
+	w := s.do(httpReq(http.MethodGet, path, []string{"DPoP " + f.token}, []string{f.key.sign(t, h, c)}))
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("status = %d, want 401; body %s", w.Code, w.Body)
+	}
+	want := "htu does not match this request: expected " + testPublicURL + "/open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId}"
+	if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, `error_description="`+want+`"`) {
+		t.Errorf("WWW-Authenticate = %q, want the description %q", got, want)
+	}
+	if strings.Contains(w.Header().Get("WWW-Authenticate"), marker) || strings.Contains(w.Body.String(), marker) {
+		t.Errorf("the refusal repeats the request's path: %q / %s", w.Header().Get("WWW-Authenticate"), w.Body)
+	}
+	if s.handled.Load() != 0 {
+		t.Error("the handler ran")
 	}
 }

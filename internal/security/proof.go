@@ -79,7 +79,8 @@ func (v *Verifier) verifyProof(ctx context.Context, req ProofRequest) (ProofResu
 	if e := v.checkMethod(claims, req.Method); e != nil {
 		return res, e
 	}
-	if e := v.checkTarget(claims, req.URL); e != nil {
+	// The endpoint's URL comes from configuration alone: name it.
+	if e := v.checkTarget(claims, req.URL, req.URL); e != nil {
 		return res, e
 	}
 	if e := v.checkIssuedAt(claims, now); e != nil {
