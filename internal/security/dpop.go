@@ -226,12 +226,14 @@ type Request struct {
 	// public base URL plus the escaped path, never built from Host or
 	// X-Forwarded-* headers.
 	URL string
-	// Route is the public base URL plus the route the router matched, its
-	// parameters as ":name" (echo's form, e.g. .../domestic-payments/:id).
-	// An htu refusal names it, with "{name}" for each parameter, so the
+	// Base and Route are the configured public base URL and the route the
+	// router matched, its parameters as ":name" (echo's form, e.g.
+	// /open-banking/v3.1/pisp/domestic-payments/:DomesticPaymentId). An
+	// htu refusal names Base+Route with "{name}" for each parameter, so the
 	// answer says which URL to sign without echoing what the request put
-	// in the path. Empty: the refusal names no URL.
-	Route string
+	// in the path; they are joined only then. Empty Route: the refusal
+	// names no URL.
+	Base, Route string
 	// Authorization and DPoP are every value of those headers, as received.
 	Authorization []string
 	DPoP          []string
@@ -295,7 +297,7 @@ func (v *Verifier) verify(ctx context.Context, req Request) (Principal, Result, 
 	if e := v.checkMethod(claims, req.Method); e != nil {
 		return p, Result{}, e
 	}
-	if e := v.checkTarget(claims, req.URL, req.Route); e != nil {
+	if e := v.checkTarget(claims, req.URL, req.Base, req.Route); e != nil {
 		return p, Result{}, e
 	}
 	var res Result
@@ -545,9 +547,9 @@ func methodMismatch(method string) string {
 
 // checkTarget performs P17, RFC 9449 §4.3 (9): htu equals the target URI,
 // both normalised per RFC 3986 §6.2.2 and §6.2.3, query and fragment ignored.
-// A refusal names route, the URL the proof should have named with the
+// A refusal names base+route, the URL the proof should have named with the
 // route's parameters as placeholders (see Request.Route).
-func (v *Verifier) checkTarget(c proofClaims, target, route string) *Error {
+func (v *Verifier) checkTarget(c proofClaims, target, base, route string) *Error {
 	want, err := normalizeHTU(target)
 	if err != nil {
 		return v.proofError("target_url_invalid")
@@ -557,7 +559,11 @@ func (v *Verifier) checkTarget(c proofClaims, target, route string) *Error {
 	}
 	got, err := normalizeHTU(c.URL)
 	if err != nil || got != want {
-		return v.fail(401, CodeInvalidProof, targetMismatch(routeTemplate(route)), "htu_mismatch")
+		named := ""
+		if route != "" {
+			named = base + routeTemplate(route)
+		}
+		return v.fail(401, CodeInvalidProof, targetMismatch(named), "htu_mismatch")
 	}
 	return nil
 }

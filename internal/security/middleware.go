@@ -63,7 +63,8 @@ func NewMiddleware(cfg MiddlewareConfig) (echo.MiddlewareFunc, error) {
 			p, res, err := v.Verify(r.Context(), Request{
 				Method:         r.Method,
 				URL:            base + r.URL.EscapedPath(),
-				Route:          routeOf(base, c.Path()),
+				Base:           base,
+				Route:          c.Path(),
 				Authorization:  r.Header.Values("Authorization"),
 				DPoP:           r.Header.Values("DPoP"),
 				TokenParameter: inParam,
@@ -80,15 +81,6 @@ func NewMiddleware(cfg MiddlewareConfig) (echo.MiddlewareFunc, error) {
 			return next(c)
 		}
 	}, nil
-}
-
-// routeOf is the public URL of the matched route, or "" when no route
-// matched.
-func routeOf(base, path string) string {
-	if path == "" {
-		return ""
-	}
-	return base + path
 }
 
 // tokenParameter reports whether the request carries access_token in its

@@ -80,7 +80,7 @@ func (v *Verifier) verifyProof(ctx context.Context, req ProofRequest) (ProofResu
 		return res, e
 	}
 	// The endpoint's URL comes from configuration alone: name it.
-	if e := v.checkTarget(claims, req.URL, req.URL); e != nil {
+	if e := v.checkTarget(claims, req.URL, "", req.URL); e != nil {
 		return res, e
 	}
 	if e := v.checkIssuedAt(claims, now); e != nil {
