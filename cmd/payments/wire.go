@@ -54,7 +54,11 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	if err != nil {
 		return nil, err
 	}
-	svc, err := openbanking.New(openbanking.Config{Store: store, TransactionsPageSize: c.TransactionsPageSize})
+	business, err := newBusinessMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := openbanking.New(openbanking.Config{Store: store, TransactionsPageSize: c.TransactionsPageSize, Observer: business})
 	if err != nil {
 		return nil, err
 	}

@@ -134,6 +134,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				"interaction_id", InteractionID(c.Request().Context()))
 			details = []ErrorDetail{{ErrorCode: CodeUnexpectedError, Message: "Internal error"}}
 		}
+		c.Set(errorCodeKey, details[0].ErrorCode) // for httpMetrics
 		body := ErrorBody{
 			Code:    fmt.Sprintf("%d %s", status, http.StatusText(status)),
 			ID:      InteractionID(c.Request().Context()),

@@ -168,11 +168,16 @@ func routeLabel(c echo.Context) string {
 }
 
 // httpMetrics counts requests and observes latency by route template, method
-// and status.
+// and status, and counts error answers by route and OB error code.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	refusals *prometheus.CounterVec
 }
+
+// errorCodeKey is where the error handler leaves the OB error code of its
+// answer for httpMetrics.
+const errorCodeKey = "payments.ob_error_code"
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	m := &httpMetrics{
@@ -185,8 +190,12 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "HTTP request latency, by route template, method and status.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method", "status"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payments_api_errors_total",
+			Help: "Error answers, by route template and OB error code (the first of the body's Errors).",
+		}, []string{"route", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.refusals} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -206,6 +215,9 @@ func (m *httpMetrics) middleware() echo.MiddlewareFunc {
 			labels := []string{routeLabel(c), methodLabel(c.Request().Method), status}
 			m.requests.WithLabelValues(labels...).Inc()
 			m.latency.WithLabelValues(labels...).Observe(time.Since(start).Seconds())
+			if code, ok := c.Get(errorCodeKey).(string); ok {
+				m.refusals.WithLabelValues(labels[0], code).Inc()
+			}
 			return nil
 		}
 	}

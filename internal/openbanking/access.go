@@ -103,6 +103,7 @@ func (s *Service) CreateAccountAccessConsent(ctx context.Context, c Caller, req 
 	}); err != nil {
 		return AccountAccessConsent{}, err
 	}
+	s.observe.ConsentChanged(KindAccountAccess, ConsentCreated)
 	return out, nil
 }
 
@@ -154,7 +155,9 @@ func (s *Service) AccountAccessConsent(ctx context.Context, c Caller, id string)
 // Errors: ErrNotFound, ErrForbidden, ErrInvalidConsentStatus (Rejected),
 // ledger.ErrTxConflict, ErrStorage, or a context error.
 func (s *Service) RevokeAccountAccessConsent(ctx context.Context, c Caller, id string) error {
-	return s.store.UpdateConsent(ctx, id, func(r Consent) (*ConsentChange, error) {
+	revoked := false
+	err := s.store.UpdateConsent(ctx, id, func(r Consent) (*ConsentChange, error) {
+		revoked = false // the store may call again after a conflict
 		if r.Kind != KindAccountAccess {
 			return nil, ErrNotFound
 		}
@@ -167,8 +170,13 @@ func (s *Service) RevokeAccountAccessConsent(ctx context.Context, c Caller, id s
 		case StatusRejected:
 			return nil, ErrInvalidConsentStatus
 		}
+		revoked = true
 		return &ConsentChange{Status: StatusRevoked, At: s.clock()}, nil
 	})
+	if err == nil && revoked {
+		s.observe.ConsentChanged(KindAccountAccess, ConsentRevoked)
+	}
+	return err
 }
 
 // grant is what an authorised account access consent lets its PSU token read.

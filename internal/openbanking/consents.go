@@ -208,8 +208,10 @@ func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempo
 		return PaymentConsent{}, err
 	}
 	if existing != "" {
+		s.observe.IdempotentReplay("payment-consent")
 		return s.PaymentConsent(ctx, Caller{ClientID: c.ClientID}, existing)
 	}
+	s.observe.ConsentChanged(KindPayment, ConsentCreated)
 	return c2.paymentConsent(), nil
 }
 
@@ -400,6 +402,7 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 		debtor = &a
 	}
 	var d Decision
+	var kind ConsentKind
 	err := s.store.UpdateConsent(ctx, consentID, func(r Consent) (*ConsentChange, error) {
 		if r.Status != StatusAwaitingAuthorisation {
 			return nil, ErrInvalidConsentStatus
@@ -437,11 +440,13 @@ func (s *Service) Authorise(ctx context.Context, consentID, psu, debtorAccount s
 			debtorID = debtor.ID
 		}
 		d = Decision{ConsentID: r.ID, Status: StatusAuthorised, StatusUpdatedAt: now}
+		kind = r.Kind
 		return &ConsentChange{Status: StatusAuthorised, PSU: psu, DebtorAccountID: debtorID, At: now}, nil
 	})
 	if err != nil {
 		return Decision{}, err
 	}
+	s.observe.ConsentChanged(kind, ConsentAuthorised)
 	return d, nil
 }
 
@@ -490,16 +495,19 @@ func checkDebtor(r Consent, debtor *models.Account) error {
 // ErrStorage, or a context error.
 func (s *Service) Reject(ctx context.Context, consentID string) (Decision, error) {
 	var d Decision
+	var kind ConsentKind
 	err := s.store.UpdateConsent(ctx, consentID, func(r Consent) (*ConsentChange, error) {
 		if r.Status != StatusAwaitingAuthorisation {
 			return nil, ErrInvalidConsentStatus
 		}
 		now := s.clock()
 		d = Decision{ConsentID: r.ID, Status: StatusRejected, StatusUpdatedAt: now}
+		kind = r.Kind
 		return &ConsentChange{Status: StatusRejected, At: now}, nil
 	})
 	if err != nil {
 		return Decision{}, err
 	}
+	s.observe.ConsentChanged(kind, ConsentRejected)
 	return d, nil
 }

@@ -88,10 +88,13 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 	case err != nil:
 		return Payment{}, err
 	case res.Existing != "":
+		s.observe.IdempotentReplay("payment")
 		return s.Payment(ctx, Caller{ClientID: c.ClientID}, res.Existing)
 	case res.Status == "":
 		return Payment{}, fmt.Errorf("%w: payment store returned no status", ErrStorage)
 	}
+	s.observe.ConsentChanged(KindPayment, ConsentConsumed)
+	s.observe.PaymentBooked(res.Status)
 	return Payment{ID: p.ID, ConsentID: consentID, ClientID: c.ClientID, Status: res.Status,
 		CreatedAt: now, StatusUpdatedAt: now, InitiationJSON: req.InitiationJSON, Debtor: res.Debtor}, nil
 }

@@ -29,6 +29,9 @@ type Config struct {
 	// transactions, MinTransactionsPageSize to MaxTransactionsPageSize; zero
 	// means DefaultTransactionsPageSize.
 	TransactionsPageSize int
+	// Observer hears of consents created and decided, payments booked and
+	// idempotent replays; nil means nobody listens.
+	Observer Observer
 }
 
 // Service implements the Open Banking resources. It is safe for concurrent
@@ -38,6 +41,7 @@ type Service struct {
 	now      func() time.Time
 	keyTTL   time.Duration
 	pageSize int
+	observe  Observer
 }
 
 // New returns a Service. It validates cfg and fills its defaults.
@@ -45,7 +49,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("openbanking: Store is required")
 	}
-	s := &Service{store: cfg.Store, now: cfg.Now, keyTTL: cfg.IdempotencyTTL, pageSize: cfg.TransactionsPageSize}
+	s := &Service{store: cfg.Store, now: cfg.Now, keyTTL: cfg.IdempotencyTTL, pageSize: cfg.TransactionsPageSize, observe: cfg.Observer}
+	if s.observe == nil {
+		s.observe = nopObserver{}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

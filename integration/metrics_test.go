@@ -1,0 +1,85 @@
+package integration
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/obpay/payments/client"
+)
+
+// metricValue returns the value of the series whose line starts with
+// series (name and labels as exposed), or "" when there is none.
+func metricValue(t *testing.T, base, series string) string {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// After a sandbox payment (and its idempotent retry) the business metrics
+// count it once, with its consent's life.
+func TestBusinessMetricsCountAPayment(t *testing.T) {
+	s := startServer(t)
+	sb := newSandbox(t, s)
+	alice := sb.openAccount(t, "alice", "100.00")
+	bob := sb.openAccount(t, "bob", "")
+	init := initiation(bob, "30.00", "metrics-1")
+	consentID := sb.createConsent(t, init)
+	psu := sb.psuClient(t, consentID, "alice", alice.AccountId, "payments")
+	key := client.NewIdempotencyKey()
+	for range 2 {
+		if res := sb.pay(t, psu, consentID, init, key); res.JSON201 == nil {
+			t.Fatalf("payment = %d %s", res.StatusCode(), res.Body)
+		}
+	}
+	for series, want := range map[string]string{
+		`payments_payments_total{outcome="settled"}`:                     "1",
+		`payments_payments_total{outcome="rejected_insufficient_funds"}`: "0",
+		`payments_consents_total{event="created",kind="payment"}`:        "1",
+		`payments_consents_total{event="authorised",kind="payment"}`:     "1",
+		`payments_consents_total{event="consumed",kind="payment"}`:       "1",
+		`payments_idempotent_replays_total{resource="payment"}`:          "1",
+	} {
+		if got := metricValue(t, s.URL, series); got != want {
+			t.Errorf("%s = %q, want %s", series, got, want)
+		}
+	}
+	if got := metricValue(t, s.URL, `payments_api_errors_total{code="UK.OBIE.Unauthorized",route="/open-banking/v3.1/pisp/domestic-payment-consents"}`); got == "" {
+		t.Error("the nonce challenges of the consent request are not counted as errors by route and code")
+	}
+	for _, series := range []string{`payments_build_info{goversion=`, `go_sql_wait_count_total{db_name="payments"}`, `payments_dpop_accepted_total`} {
+		if !exposes(t, s.URL, series) {
+			t.Errorf("/metrics has no %s", series)
+		}
+	}
+}
+
+// exposes reports whether some line of /metrics starts with prefix.
+func exposes(t *testing.T, base, prefix string) bool {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), prefix) {
+			return true
+		}
+	}
+	return false
+}
