@@ -59,7 +59,8 @@ func TestBusinessMetricsCountAPayment(t *testing.T) {
 	if got := metricValue(t, s.URL, `payments_api_errors_total{code="UK.OBIE.Unauthorized",route="/open-banking/v3.1/pisp/domestic-payment-consents"}`); got == "" {
 		t.Error("the nonce challenges of the consent request are not counted as errors by route and code")
 	}
-	for _, series := range []string{`payments_build_info{goversion=`, `go_sql_wait_count_total{db_name="payments"}`, `payments_dpop_accepted_total`} {
+	for _, series := range []string{`payments_build_info{goversion=`, `go_sql_wait_count_total{db_name="payments"}`, `payments_dpop_accepted_total`,
+		`payments_replay_store_entries`, `payments_replay_store_capacity 1e+06`} {
 		if !exposes(t, s.URL, series) {
 			t.Errorf("/metrics has no %s", series)
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obpay/payments/internal/openbanking"
+	"github.com/obpay/payments/internal/security"
 )
 
 // businessMetrics counts what the Open Banking service did (it is the
@@ -69,4 +70,26 @@ func (m *businessMetrics) PaymentBooked(s openbanking.PaymentStatus) {
 
 func (m *businessMetrics) IdempotentReplay(resource string) {
 	m.replays.WithLabelValues(resource).Inc()
+}
+
+// registerReplayFill exposes how full the memory replay store is (Redis
+// reports its own memory). Its errors and refusals are in
+// payments_dpop_rejections_total (reasons replay_store_unavailable,
+// replay_share_exceeded).
+func registerReplayFill(reg prometheus.Registerer, s *security.MemoryReplayStore) error {
+	entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "payments_replay_store_entries",
+		Help: "DPoP proofs held by this node's memory replay store.",
+	}, func() float64 { return float64(s.Len()) })
+	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "payments_replay_store_capacity",
+		Help: "The most DPoP proofs this node's memory replay store may hold.",
+	})
+	capacity.Set(float64(s.Cap()))
+	for _, c := range []prometheus.Collector{entries, capacity} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -71,6 +71,11 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		return nil, fmt.Errorf("PAYMENTS_REPLAY_STORE: %w", err)
 	}
 	app.closers = append(app.closers, closeReplay)
+	if mem, ok := replay.(*security.MemoryReplayStore); ok {
+		if err := registerReplayFill(reg, mem); err != nil {
+			return nil, err
+		}
+	}
 	warnReplayStore(ctx, c, log)
 	warnIntrospectionAuth(ctx, c, log)
 

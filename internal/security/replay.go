@@ -202,6 +202,23 @@ func NewMemoryReplayStore(opts ...ReplayOption) (*MemoryReplayStore, error) {
 	return s, nil
 }
 
+// Len returns the number of proofs the store holds, expired ones not yet
+// swept included; Cap is the most it may hold. For a fill-level gauge: Len
+// takes each shard's lock in turn.
+func (s *MemoryReplayStore) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.entries)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Cap returns the most proofs the store may hold.
+func (s *MemoryReplayStore) Cap() int { return s.perShard * replayShards }
+
 // Seen implements ReplayStore: it is SeenFor with the empty owner, so every
 // key recorded through Seen counts against that one owner.
 func (s *MemoryReplayStore) Seen(ctx context.Context, key string, until time.Time) (bool, error) {

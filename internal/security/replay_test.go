@@ -511,3 +511,21 @@ func TestVerifyRefusesKeyOverItsShare(t *testing.T) {
 		t.Errorf("Verify(another key at the mark) = %v, want success", err)
 	}
 }
+
+func TestMemoryReplayStoreFillLevel(t *testing.T) {
+	s, err := NewMemoryReplayStore(WithMaxEntries(6400))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 0 || s.Cap() != 6400 {
+		t.Fatalf("empty store: Len %d, Cap %d", s.Len(), s.Cap())
+	}
+	for i := range 10 {
+		if _, err := s.Seen(context.Background(), fmt.Sprint("jti-", i), time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Len() != 10 {
+		t.Fatalf("Len = %d after 10 proofs", s.Len())
+	}
+}
