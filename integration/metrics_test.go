@@ -3,6 +3,8 @@ package integration
 import (
 	"bufio"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -84,3 +86,45 @@ func exposes(t *testing.T, base, prefix string) bool {
 	}
 	return false
 }
+
+// Every metric the Grafana dashboard and the operating guide's metrics table
+// name is one the service exposes (after a payment, so every family has a
+// series). The introspection family exists only with an introspection
+// endpoint, which the sandbox does not use.
+func TestDocumentedMetricsExist(t *testing.T) {
+	s := startServer(t)
+	sb := newSandbox(t, s)
+	alice := sb.openAccount(t, "alice", "100.00")
+	bob := sb.openAccount(t, "bob", "")
+	init := initiation(bob, "1.00", "metrics-doc")
+	consentID := sb.createConsent(t, init)
+	psu := sb.psuClient(t, consentID, "alice", alice.AccountId, "payments")
+	sb.pay(t, psu, consentID, init, client.NewIdempotencyKey())
+
+	dashboard, err := os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide, err := os.ReadFile("../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(guide), "## 11. Metrics and alerts")
+	names := map[string]bool{}
+	for _, m := range metricName.FindAllString(string(dashboard)+table, -1) {
+		names[strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_")] = true
+	}
+	if len(names) < 10 {
+		t.Fatalf("found only %d metric names in the dashboard and the guide", len(names))
+	}
+	for name := range names {
+		if strings.HasPrefix(name, "payments_introspection_") {
+			continue
+		}
+		if !exposes(t, s.URL, name) {
+			t.Errorf("%s is documented but not exposed", name)
+		}
+	}
+}
+
+var metricName = regexp.MustCompile(`\b(?:payments|go_sql)_[a-z_]+`)

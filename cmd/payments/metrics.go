@@ -53,6 +53,8 @@ func newBusinessMetrics(reg prometheus.Registerer) (*businessMetrics, error) {
 	}
 	m.payments.WithLabelValues("settled")
 	m.payments.WithLabelValues("rejected_insufficient_funds")
+	m.replays.WithLabelValues("payment")
+	m.replays.WithLabelValues("payment-consent")
 	return m, nil
 }
 
