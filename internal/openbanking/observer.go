@@ -31,5 +31,5 @@ const (
 type nopObserver struct{}
 
 func (nopObserver) ConsentChanged(ConsentKind, ConsentEvent) {}
-func (nopObserver) PaymentBooked(PaymentStatus)             {}
-func (nopObserver) IdempotentReplay(string)                 {}
+func (nopObserver) PaymentBooked(PaymentStatus)              {}
+func (nopObserver) IdempotentReplay(string)                  {}
