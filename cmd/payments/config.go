@@ -87,6 +87,14 @@ type config struct {
 
 	DebugPprofAddr string
 
+	// OTelEndpoint is the URL traces are sent to, which turns tracing on:
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT
+	// plus /v1/traces. The OpenTelemetry exporter reads the other OTEL_*
+	// variables (headers, timeout, TLS) itself. OTelProtocol is
+	// OTEL_EXPORTER_OTLP_PROTOCOL.
+	OTelEndpoint string
+	OTelProtocol string
+
 	TransactionsPageSize int
 	// Timezone is the bank's timezone (PAYMENTS_TIMEZONE), in which AISP
 	// query date-times without an offset are read. Never nil after loadConfig.
@@ -235,6 +243,28 @@ var settings = []setting{
 		}},
 	{name: "PAYMENTS_TIMEZONE", def: "UTC", help: "IANA time zone in which AISP query date-times without an offset are read, e.g. Europe/London",
 		parse: func(c *config, v string) (err error) { c.Timezone, err = parseTimezone(v); return }},
+	{name: "OTEL_EXPORTER_OTLP_ENDPOINT", def: "", help: "OpenTelemetry: send traces over OTLP/HTTP to this collector, e.g. http://otel-collector:4318 (unset: no tracing); the exporter also reads the other standard OTEL_* variables",
+		parse: func(c *config, v string) error {
+			if v != "" {
+				c.OTelEndpoint = strings.TrimSuffix(v, "/") + "/v1/traces"
+			}
+			return optionalURL(v)
+		}},
+	{name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", def: "", help: "OpenTelemetry: the traces endpoint itself, e.g. http://otel-collector:4318/v1/traces (set instead of, or over, OTEL_EXPORTER_OTLP_ENDPOINT)",
+		parse: func(c *config, v string) error {
+			if v != "" {
+				c.OTelEndpoint = v
+			}
+			return optionalURL(v)
+		}},
+	{name: "OTEL_EXPORTER_OTLP_PROTOCOL", def: "", help: "OpenTelemetry: http/protobuf (the only one supported; unset means it)",
+		parse: func(c *config, v string) error {
+			c.OTelProtocol = v
+			if v != "" && v != "http/protobuf" {
+				return errors.New("only http/protobuf is supported")
+			}
+			return nil
+		}},
 	{name: "PAYMENTS_DEBUG_PPROF_ADDR", def: "", help: "serve Go's pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off; for profiling only)",
 		parse: func(c *config, v string) error { c.DebugPprofAddr = v; return checkLoopbackAddr(v) }},
 }

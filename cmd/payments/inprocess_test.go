@@ -32,11 +32,18 @@ func (l *lockedBuffer) String() string {
 // returns its JSON log lines.
 func serveInProcess(t *testing.T, vars map[string]string) (stop func() []map[string]any) {
 	t.Helper()
+	return serveInProcessWith(t, vars, &serveHooks{})
+}
+
+// serveInProcessWith is serveInProcess with hooks (its listening hook is
+// set here).
+func serveInProcessWith(t *testing.T, vars map[string]string, hooks *serveHooks) (stop func() []map[string]any) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
 	listening := make(chan struct{}, 1)
 	done := make(chan int, 1)
-	hooks := &serveHooks{listening: func(string) { listening <- struct{}{} }}
+	hooks.listening = func(string) { listening <- struct{}{} }
 	go func() { done <- run(ctx, []string{"serve"}, env(vars), io.Discard, logs, hooks) }()
 	stopped := false
 	stop = func() []map[string]any {

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obpay/payments/internal/handlers"
 	"github.com/obpay/payments/internal/postgres"
@@ -25,6 +26,9 @@ import (
 type serveHooks struct {
 	routes    func(e *echo.Echo)
 	listening func(addr string)
+	// tracer, when set, replaces the OTLP tracer provider (tests record
+	// spans in memory).
+	tracer trace.TracerProvider
 }
 
 func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
@@ -60,6 +64,19 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer sqlDB.Close()
+	tp, stopTracing, err := startTracing(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	if hooks != nil && hooks.tracer != nil {
+		tp = hooks.tracer
+	}
+	if tp != nil {
+		if err := postgres.Trace(db, tp); err != nil {
+			return fmt.Errorf("trace database statements: %w", err)
+		}
+	}
 	if c.Migrate {
 		if err := postgres.MigrateUp(ctx, sqlDB, log); err != nil {
 			return err
@@ -70,7 +87,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(sqlDB, "payments"))
 
-	app, err := wire(ctx, c, db, reg, log)
+	app, err := wire(ctx, c, db, reg, log, tp)
 	if err != nil {
 		return err
 	}
@@ -92,6 +109,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		// anyway: its context ends then, so it stops using the node.
 		RequestTimeout: c.WriteTimeout,
 		Ping:           sqlDB.PingContext,
+		Tracer:         tp,
 		Status:         app.status,
 		Routes: func(e *echo.Echo) error {
 			if hooks != nil && hooks.routes != nil {

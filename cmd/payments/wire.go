@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/obpay/payments/internal/devauth"
@@ -37,7 +38,7 @@ func (a *application) close() {
 
 // wire builds the ledger, the Open Banking services and the security layer
 // from the configuration.
-func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer, log *slog.Logger) (*application, error) {
+func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (*application, error) {
 	app := &application{}
 	l, err := postgres.NewLedger(db)
 	if err != nil {
@@ -89,6 +90,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 			CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
 			Logger:       log,
 			Registerer:   reg,
+			HTTPClient:   introspectionClient(tp),
 		}))
 		if err != nil {
 			app.close()
@@ -116,6 +118,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 				CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
 				Logger:       log,
 				Registerer:   reg,
+				HTTPClient:   introspectionClient(tp),
 			}))
 			if err != nil {
 				app.close()
@@ -181,7 +184,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		app.close()
 		return nil, err
 	}
-	dpop, err := security.NewMiddleware(security.MiddlewareConfig{Verifier: verifier})
+	dpop, err := security.NewMiddleware(security.MiddlewareConfig{Verifier: verifier, Tracer: tp})
 	if err != nil {
 		app.close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultBodyLimit is the request body cap when Config.BodyLimit is zero.
@@ -41,10 +42,14 @@ type Config struct {
 	// Routes registers the API and sandbox routes on the prepared server
 	// (see routes.go). Optional: without it only health and metrics exist.
 	Routes func(e *echo.Echo) error
+	// Tracer, when set, gives every request a server span (see
+	// traceRequests). Nil: no tracing, and no cost.
+	Tracer trace.TracerProvider
 }
 
 // New builds the echo server: outer middleware in the order recover, request
-// id, x-fapi-interaction-id, request deadline, metrics, access log, body limit; the single
+// id, x-fapi-interaction-id, request deadline, tracing (when configured),
+// metrics, access log, body limit; the single
 // OB error renderer; health, readiness and metrics endpoints, and the contract
 // (GET /openapi.yaml); then the routes.
 func New(cfg Config) (*echo.Echo, error) {
@@ -78,6 +83,11 @@ func New(cfg Config) (*echo.Echo, error) {
 		requestID(),
 		interactionID(),
 		deadline(cfg.RequestTimeout),
+	)
+	if cfg.Tracer != nil {
+		e.Use(traceRequests(cfg.Tracer))
+	}
+	e.Use(
 		metrics.middleware(),
 		accessLog(cfg.Logger),
 		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", limit)}),

@@ -11,6 +11,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // maxFormScan bounds how much of a form-encoded body the middleware reads to
@@ -25,6 +28,10 @@ type MiddlewareConfig struct {
 	Skipper middleware.Skipper
 	// PublicURL overrides the verifier's public base URL; "" uses it.
 	PublicURL string
+	// Tracer, when set, records each verification as a span "dpop.verify"
+	// whose only attribute is its outcome ("accepted" or the refusal's
+	// reason, fixed words). Nil: no span.
+	Tracer trace.TracerProvider
 }
 
 // NewMiddleware returns the echo middleware that protects a route group with
@@ -50,6 +57,10 @@ func NewMiddleware(cfg MiddlewareConfig) (echo.MiddlewareFunc, error) {
 		base = strings.TrimSuffix(n, "/")
 	}
 	v := cfg.Verifier
+	var tracer trace.Tracer
+	if cfg.Tracer != nil {
+		tracer = cfg.Tracer.Tracer("github.com/obpay/payments/internal/security")
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if skipper(c) {
@@ -60,7 +71,12 @@ func NewMiddleware(cfg MiddlewareConfig) (echo.MiddlewareFunc, error) {
 			if err != nil {
 				return err
 			}
-			p, res, err := v.Verify(r.Context(), Request{
+			ctx := r.Context()
+			var span trace.Span
+			if tracer != nil {
+				ctx, span = tracer.Start(ctx, "dpop.verify")
+			}
+			p, res, err := v.Verify(ctx, Request{
 				Method:         r.Method,
 				URL:            base + r.URL.EscapedPath(),
 				Base:           base,
@@ -69,6 +85,9 @@ func NewMiddleware(cfg MiddlewareConfig) (echo.MiddlewareFunc, error) {
 				DPoP:           r.Header.Values("DPoP"),
 				TokenParameter: inParam,
 			})
+			if span != nil {
+				endVerifySpan(span, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -81,6 +100,23 @@ func NewMiddleware(cfg MiddlewareConfig) (echo.MiddlewareFunc, error) {
 			return next(c)
 		}
 	}, nil
+}
+
+// endVerifySpan records the verification's outcome on span and ends it.
+func endVerifySpan(span trace.Span, err error) {
+	outcome := "accepted"
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		outcome = e.Reason
+	case err != nil:
+		outcome = "error"
+	}
+	span.SetAttributes(attribute.String("dpop.outcome", outcome))
+	if err != nil {
+		span.SetStatus(codes.Error, outcome)
+	}
+	span.End()
 }
 
 // tokenParameter reports whether the request carries access_token in its
