@@ -50,6 +50,9 @@ func (r *secretRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body, err := io.ReadAll(res.Body)
 	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
 	res.Body = io.NopCloser(bytes.NewReader(body))
 	var m map[string]any
 	if json.Unmarshal(body, &m) == nil {
@@ -119,11 +122,11 @@ func TestTracesOfASandboxPayment(t *testing.T) {
 	for _, s := range spans {
 		texts := []string{s.Name}
 		for _, a := range s.Attributes {
-			texts = append(texts, a.Value.Emit())
+			texts = append(texts, a.Value.String())
 		}
 		for _, e := range s.Events {
 			for _, a := range e.Attributes {
-				texts = append(texts, a.Value.Emit())
+				texts = append(texts, a.Value.String())
 			}
 		}
 		for secret := range rec.secrets {
@@ -142,7 +145,7 @@ func TestTracesOfASandboxPayment(t *testing.T) {
 func attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
 		if a.Key == attribute.Key(key) {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
