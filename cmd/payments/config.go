@@ -95,6 +95,10 @@ type config struct {
 	OTelEndpoint string
 	OTelProtocol string
 
+	// TLSCertFile and TLSKeyFile, both set, make serve answer HTTPS itself.
+	TLSCertFile string
+	TLSKeyFile  string
+
 	TransactionsPageSize int
 	// Timezone is the bank's timezone (PAYMENTS_TIMEZONE), in which AISP
 	// query date-times without an offset are read. Never nil after loadConfig.
@@ -243,6 +247,10 @@ var settings = []setting{
 		}},
 	{name: "PAYMENTS_TIMEZONE", def: "UTC", help: "IANA time zone in which AISP query date-times without an offset are read, e.g. Europe/London",
 		parse: func(c *config, v string) (err error) { c.Timezone, err = parseTimezone(v); return }},
+	{name: "PAYMENTS_TLS_CERT_FILE", def: "", help: "serve HTTPS with this PEM certificate chain (TLS 1.2+; reloaded on SIGHUP or when the file changes); unset: plain HTTP behind a TLS-terminating proxy",
+		parse: func(c *config, v string) error { c.TLSCertFile = v; return nil }},
+	{name: "PAYMENTS_TLS_KEY_FILE", def: "", help: "the PEM private key of PAYMENTS_TLS_CERT_FILE",
+		parse: func(c *config, v string) error { c.TLSKeyFile = v; return nil }},
 	{name: "OTEL_EXPORTER_OTLP_ENDPOINT", def: "", help: "OpenTelemetry: send traces over OTLP/HTTP to this collector, e.g. http://otel-collector:4318 (unset: no tracing); the exporter also reads the other standard OTEL_* variables",
 		parse: func(c *config, v string) error {
 			if v != "" {
@@ -307,6 +315,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			if c.DataDir, err = defaultDataDir(getenv, os.Geteuid() == 0); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+			errs = append(errs, errors.New("PAYMENTS_TLS_CERT_FILE and PAYMENTS_TLS_KEY_FILE: set both, or neither"))
 		}
 		if c.DBMaxIdleConns > c.DBMaxOpenConns {
 			errs = append(errs, errors.New("PAYMENTS_DB_MAX_IDLE_CONNS: must not exceed PAYMENTS_DB_MAX_OPEN_CONNS"))

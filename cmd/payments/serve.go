@@ -135,8 +135,21 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	srv.ConnState = conns.track
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.InfoContext(ctx, "serving", "addr", ln.Addr().String(), "public_url", c.PublicURL,
+	if c.TLSCertFile != "" {
+		certs, err := newCertReloader(c.TLSCertFile, c.TLSKeyFile, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go certs.watch(wctx, 10*time.Second)
+		srv.TLSConfig = certs.tlsConfig()
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
+	log.InfoContext(ctx, "serving", "addr", ln.Addr().String(), "tls", c.TLSCertFile != "", "public_url", c.PublicURL,
 		"version", buildVersion(), "dev_auth", c.DevAuth)
 	warnPublicPort(ctx, ln.Addr().String(), c.PublicURL, log)
 	if hooks != nil && hooks.listening != nil {
