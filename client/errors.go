@@ -36,7 +36,9 @@ var (
 
 // The OB error codes and paths the causes are read from (api/openapi.yaml).
 const (
-	obForbidden           = "UK.OBIE.Forbidden"
+	// obForbidden ends the code of a 403 in the bank's own namespace (OB
+	// defines none for it): "OBPAY.Forbidden" unless the bank chose another.
+	obForbidden           = ".Forbidden"
 	obFieldInvalid        = "UK.OBIE.Field.Invalid"
 	obResourceNotFound    = "UK.OBIE.Resource.NotFound"
 	obUnsupportedCurrency = "UK.OBIE.Unsupported.Currency"
@@ -121,7 +123,7 @@ var dpopDescriptionParam = regexp.MustCompile(`(?i)(?:^|[\s,])error_description\
 //	}
 //
 // The Cause is read from the status and the OB error body's code and path: 404 is
-// ErrNoSuchEndpoint; 403 UK.OBIE.Forbidden on Authorization is ErrCustomerTokenRequired; 400 on
+// ErrNoSuchEndpoint; 403 <namespace>.Forbidden on Authorization is ErrCustomerTokenRequired; 400 on
 // DebtorAccount is ErrDebtorAccountUnknown (UK.OBIE.Resource.NotFound),
 // ErrDebtorAccountCurrency (UK.OBIE.Unsupported.Currency) or ErrDebtorAccountNotCustomers
 // (UK.OBIE.Field.Invalid).
@@ -160,7 +162,7 @@ func ResponseError(res *http.Response, body []byte) error {
 	switch {
 	case res.StatusCode == http.StatusNotFound:
 		e.Cause = ErrNoSuchEndpoint
-	case res.StatusCode == http.StatusForbidden && e.ErrorCode == obForbidden && e.Path == pathAuthorization:
+	case res.StatusCode == http.StatusForbidden && strings.HasSuffix(e.ErrorCode, obForbidden) && e.Path == pathAuthorization:
 		e.Cause = ErrCustomerTokenRequired
 	case res.StatusCode == http.StatusBadRequest && e.Path == pathDebtorAccount:
 		switch e.ErrorCode {

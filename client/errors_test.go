@@ -85,12 +85,15 @@ func TestResponseErrorCauses(t *testing.T) {
 		want                   string // the error's text after "POST <url>: "
 		wantChallenge, wantDsc string
 	}{
-		{name: "client-credentials token", status: 403, code: obForbidden, path: "Authorization",
+		{name: "client-credentials token", status: 403, code: "OBPAY" + obForbidden, path: "Authorization",
 			message: "This call needs a token the customer authorised (authorization code grant), not a client-credentials token",
 			cause:   ErrCustomerTokenRequired,
 			want:    "HTTP 403: this call needs a token the customer authorised (authorization code), not a client-credentials token"},
-		{name: "another client's consent", status: 403, code: obForbidden, message: "The token does not grant access to this resource",
-			want: "HTTP 403 UK.OBIE.Forbidden: The token does not grant access to this resource"},
+		{name: "client-credentials token, the bank's own namespace", status: 403, code: "BANKX.Forbidden", path: "Authorization",
+			message: "This call needs a token the customer authorised", cause: ErrCustomerTokenRequired,
+			want: "HTTP 403: this call needs a token the customer authorised (authorization code), not a client-credentials token"},
+		{name: "another client's consent", status: 403, code: "OBPAY" + obForbidden, message: "The token does not grant access to this resource",
+			want: "HTTP 403 OBPAY.Forbidden: The token does not grant access to this resource"},
 		{name: "unknown debtor account", status: 400, code: obResourceNotFound, path: "DebtorAccount", message: "unknown account",
 			cause: ErrDebtorAccountUnknown, want: "HTTP 400: the debtor account is unknown: no account has this AccountId"},
 		{name: "another customer's account", status: 400, code: obFieldInvalid, path: "DebtorAccount", message: "not an account of this PSU",
@@ -100,7 +103,7 @@ func TestResponseErrorCauses(t *testing.T) {
 			cause:   ErrDebtorAccountCurrency, want: "HTTP 400: the debtor account is not in the consent's currency"},
 		{name: "an amount's field", status: 400, code: obFieldInvalid, path: "Data.Initiation.InstructedAmount.Amount", message: "too many decimals",
 			want: "HTTP 400 UK.OBIE.Field.Invalid at Data.Initiation.InstructedAmount.Amount: too many decimals"},
-		{name: "DPoP refusal", status: 401, code: "UK.OBIE.Unauthorized",
+		{name: "DPoP refusal", status: 401, code: "OBPAY.Unauthorized",
 			message:       "htu does not match this request: expected https://api.bank.example/open-banking/v3.1/pisp/domestic-payments",
 			challenge:     `DPoP error="invalid_dpop_proof", error_description="htu does not match this request: expected https://api.bank.example/open-banking/v3.1/pisp/domestic-payments", algs="ES256"`,
 			want:          "HTTP 401 invalid_dpop_proof: htu does not match this request: expected https://api.bank.example/open-banking/v3.1/pisp/domestic-payments",

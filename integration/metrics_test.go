@@ -58,7 +58,7 @@ func TestBusinessMetricsCountAPayment(t *testing.T) {
 			t.Errorf("%s = %q, want %s", series, got, want)
 		}
 	}
-	if got := metricValue(t, s.URL, `payments_api_errors_total{code="UK.OBIE.Unauthorized",route="/open-banking/v3.1/pisp/domestic-payment-consents"}`); got == "" {
+	if got := metricValue(t, s.URL, `payments_api_errors_total{code="OBPAY.Unauthorized",route="/open-banking/v3.1/pisp/domestic-payment-consents"}`); got == "" {
 		t.Error("the nonce challenges of the consent request are not counted as errors by route and code")
 	}
 	for _, series := range []string{`payments_build_info{goversion=`, `go_sql_wait_count_total{db_name="payments"}`, `payments_dpop_accepted_total`,

@@ -350,12 +350,12 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 			res, err := readyPSU.CreateDomesticPaymentConsentsWithResponse(ctx, consentKey(),
 				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"consent without the payments scope", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := accountsOnly.CreateDomesticPaymentConsentsWithResponse(ctx, consentKey(),
 				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: init}}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"consent with three decimals in GBP", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithResponse(ctx, consentKey(),
 				obapi.OBWriteDomesticConsent4{Data: obapi.OBWriteDomesticConsent4Data{Initiation: initiation(carol, "1.001", "x")}}, ed)
@@ -365,12 +365,12 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 			res, err := sb.tppAPI.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, ready,
 				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", "Authorization"},
+		}, 403, "OBPAY.Forbidden", "Authorization"},
 		{"funds confirmation with a token for another consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := usedPSU.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, ready,
 				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"funds confirmation on a consumed consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := usedPSU.GetDomesticPaymentConsentsConsentIdFundsConfirmationWithResponse(ctx, used,
 				&obapi.GetDomesticPaymentConsentsConsentIdFundsConfirmationParams{}, ed)
@@ -422,7 +422,7 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 			res, err := sb.tppAPI.AuthoriseConsentWithResponse(ctx, waiting, &obapi.AuthoriseConsentParams{},
 				obapi.AuthoriseConsentRequest{Psu: "alice", DebtorAccount: &alice.AccountId}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 
 		// 3. Domestic payments.
 		{"payment with a changed amount", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
@@ -440,11 +440,11 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"payment with a client-credentials token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, init, obapi.OBRisk1{}), ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", "Authorization"},
+		}, 403, "OBPAY.Forbidden", "Authorization"},
 		{"payment with a PSU token for another consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := usedPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(ready, init, obapi.OBRisk1{}), ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"payment without x-idempotency-key", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := readyPSU.CreateDomesticPaymentsWithResponse(ctx, &obapi.CreateDomesticPaymentsParams{}, paymentOn(ready, init, obapi.OBRisk1{}), ed)
 			return outcomeOf(t, res, err)
@@ -452,7 +452,7 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"payment on an unknown consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := readyPSU.CreateDomesticPaymentsWithResponse(ctx, paymentKey(), paymentOn(unknownID, init, obapi.OBRisk1{}), ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"unknown payment", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.GetDomesticPaymentsDomesticPaymentIdWithResponse(ctx, unknownID, &obapi.GetDomesticPaymentsDomesticPaymentIdParams{}, ed)
 			return outcomeOf(t, res, err)
@@ -462,27 +462,27 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"accounts with a client-credentials token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", "Authorization"},
+		}, 403, "OBPAY.Forbidden", "Authorization"},
 		{"accounts with a payments PSU token", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := readyPSU.GetAccountsWithResponse(ctx, &obapi.GetAccountsParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"balances without ReadBalances", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := basicOnly.GetAccountsAccountIdBalancesWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"transactions without a transactions permission", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := basicOnly.GetAccountsAccountIdTransactionsWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdTransactionsParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"another PSU's account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := aliceReader.GetAccountsAccountIdWithResponse(ctx, bob.AccountId, &obapi.GetAccountsAccountIdParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"another PSU's transactions", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := aliceReader.GetAccountsAccountIdTransactionsWithResponse(ctx, bob.AccountId, &obapi.GetAccountsAccountIdTransactionsParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"unknown account", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := aliceReader.GetAccountsAccountIdBalancesWithResponse(ctx, unknownID, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
 			return outcomeOf(t, res, err)
@@ -490,11 +490,11 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"balances on a revoked consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := revoked.GetAccountsAccountIdBalancesWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"balances on an expired consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := expired.GetAccountsAccountIdBalancesWithResponse(ctx, alice.AccountId, &obapi.GetAccountsAccountIdBalancesParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"transactions from after to", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			from, to := time.Now().Format(time.RFC3339Nano), time.Now().Add(-time.Hour).Format(time.RFC3339Nano)
 			res, err := aliceReader.GetAccountsAccountIdTransactionsWithResponse(ctx, alice.AccountId,
@@ -537,19 +537,19 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"another aggregator's payment consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tpp2.GetDomesticPaymentConsentsConsentIdWithResponse(ctx, ready, &obapi.GetDomesticPaymentConsentsConsentIdParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"another aggregator's payment", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tpp2.GetDomesticPaymentsDomesticPaymentIdWithResponse(ctx, paymentID, &obapi.GetDomesticPaymentsDomesticPaymentIdParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"another aggregator's access consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tpp2.GetAccountAccessConsentsConsentIdWithResponse(ctx, revokedID, &obapi.GetAccountAccessConsentsConsentIdParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"another aggregator deletes an access consent", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tpp2.DeleteAccountAccessConsentsConsentIdWithResponse(ctx, revokedID, &obapi.DeleteAccountAccessConsentsConsentIdParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"consent body that is not JSON", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithBodyWithResponse(ctx, consentKey(), "application/json", strings.NewReader(`{"Data":`), ed)
 			return outcomeOf(t, res, err)
@@ -565,17 +565,17 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 		{"consent as text/plain", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithBodyWithResponse(ctx, consentKey(), "text/plain", bytes.NewReader(consentBody), ed)
 			return outcomeOf(t, res, err)
-		}, 415, "UK.OBIE.Unsupported.MediaType", ""},
+		}, 415, "OBPAY.UnsupportedMediaType", ""},
 		{"payment as form data", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := readyPSU.CreateDomesticPaymentsWithBodyWithResponse(ctx, paymentKey(), "application/json", bytes.NewReader(bodyOf(paymentOn(ready, init, obapi.OBRisk1{}))),
 				ed, withContentType("application/x-www-form-urlencoded"))
 			return outcomeOf(t, res, err)
-		}, 415, "UK.OBIE.Unsupported.MediaType", ""},
+		}, 415, "OBPAY.UnsupportedMediaType", ""},
 		{"consent body over the limit", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			big := `{"Data":"` + strings.Repeat("x", 70<<10) + `"}`
 			res, err := sb.tppAPI.CreateDomesticPaymentConsentsWithBodyWithResponse(ctx, consentKey(), "application/json", strings.NewReader(big), ed)
 			return outcomeOf(t, res, err)
-		}, 413, "UK.OBIE.Resource.TooLarge", ""},
+		}, 413, "OBPAY.RequestTooLarge", ""},
 		{"unknown route", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/open-banking/v3.1/pisp/nothing-here", nil)
 			if err != nil {
@@ -610,18 +610,18 @@ func TestOpenBankingErrorsEndToEnd(t *testing.T) {
 			var b bytes.Buffer
 			_, _ = b.ReadFrom(res.Body)
 			return outcome{status: res.StatusCode, body: b.Bytes(), header: res.Header}
-		}, 405, "UK.OBIE.Unsupported.Method", ""},
+		}, 405, "OBPAY.MethodNotAllowed", ""},
 
 		// 7. Back office.
 		{"reconcile without ledger:admin", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.ReconcileLedgerWithResponse(ctx, &obapi.ReconcileLedgerParams{}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"open an account without ledger:admin", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.tppAPI.CreateLedgerAccountWithResponse(ctx, &obapi.CreateLedgerAccountParams{},
 				obapi.CreateLedgerAccountRequest{Owner: "mallory", Currency: "GBP", Nickname: "free money"}, ed)
 			return outcomeOf(t, res, err)
-		}, 403, "UK.OBIE.Forbidden", ""},
+		}, 403, "OBPAY.Forbidden", ""},
 		{"open an account in an unknown currency", func(t *testing.T, ed obapi.RequestEditorFn) outcome {
 			res, err := sb.admin.CreateLedgerAccountWithResponse(ctx, &obapi.CreateLedgerAccountParams{},
 				obapi.CreateLedgerAccountRequest{Owner: "dave", Currency: "XXX", Nickname: "dave"}, ed)
@@ -1106,8 +1106,8 @@ func TestOpenBankingIsolation(t *testing.T) {
 			if o.status != http.StatusForbidden {
 				t.Fatalf("= %d %s, want 403", o.status, o.body)
 			}
-			if code := obError(t, o).Errors[0].ErrorCode; code != "UK.OBIE.Forbidden" {
-				t.Errorf("ErrorCode = %s, want UK.OBIE.Forbidden", code)
+			if code := obError(t, o).Errors[0].ErrorCode; code != "OBPAY.Forbidden" {
+				t.Errorf("ErrorCode = %s, want OBPAY.Forbidden", code)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -100,6 +101,9 @@ type config struct {
 	TLSKeyFile  string
 
 	TransactionsPageSize int
+	// ErrorNamespace prefixes the error codes OB defines none for
+	// (PAYMENTS_ERROR_NAMESPACE).
+	ErrorNamespace string
 	// Timezone is the bank's timezone (PAYMENTS_TIMEZONE), in which AISP
 	// query date-times without an offset are read. Never nil after loadConfig.
 	Timezone *time.Location
@@ -245,6 +249,14 @@ var settings = []setting{
 			c.TransactionsPageSize = n
 			return err
 		}},
+	{name: "PAYMENTS_ERROR_NAMESPACE", def: "OBPAY", help: "namespace of the error codes OB defines none for (401, 403, 405, 406, 413, 415, 429, 503 answers), e.g. OBPAY.Forbidden: 1 to 16 letters and digits, starting with a letter, not UK",
+		parse: func(c *config, v string) error {
+			c.ErrorNamespace = v
+			if !errorNamespacePattern.MatchString(v) || strings.EqualFold(v, "UK") {
+				return errors.New("must be 1 to 16 letters and digits starting with a letter, and not UK (OB reserves UK.OBIE)")
+			}
+			return nil
+		}},
 	{name: "PAYMENTS_TIMEZONE", def: "UTC", help: "IANA time zone in which AISP query date-times without an offset are read, e.g. Europe/London",
 		parse: func(c *config, v string) (err error) { c.Timezone, err = parseTimezone(v); return }},
 	{name: "PAYMENTS_TLS_CERT_FILE", def: "", help: "serve HTTPS with this PEM certificate chain (TLS 1.2+; reloaded on SIGHUP or when the file changes); unset: plain HTTP behind a TLS-terminating proxy",
@@ -276,6 +288,8 @@ var settings = []setting{
 	{name: "PAYMENTS_DEBUG_PPROF_ADDR", def: "", help: "serve Go's pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off; for profiling only)",
 		parse: func(c *config, v string) error { c.DebugPprofAddr = v; return checkLoopbackAddr(v) }},
 }
+
+var errorNamespacePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,15}$`)
 
 // loadConfig reads every setting through getenv, applies defaults and
 // validates. The error names each variable that is wrong and why.

@@ -109,6 +109,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		// anyway: its context ends then, so it stops using the node.
 		RequestTimeout: c.WriteTimeout,
 		Ping:           sqlDB.PingContext,
+		ErrorNamespace: c.ErrorNamespace,
 		Tracer:         tp,
 		Status:         app.status,
 		Routes: func(e *echo.Echo) error {

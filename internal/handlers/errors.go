@@ -6,14 +6,18 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/obpay/payments/internal/security"
 )
 
-// OB error codes (UK Open Banking Read/Write API v3.1, ErrorCode enumeration)
-// used by this service.
+// OB error codes (UK Open Banking Read/Write API v3.1.11, the ErrorCode
+// enumeration) used by this service. The answers OB gives no code for
+// (401, 403, 405, 406, 413, 415, 429, 501, 503, ...) carry codes of the
+// service's own namespace, never an invented UK.OBIE one: DefaultNamespace
+// here, replaced at render time by Config.ErrorNamespace.
 const (
 	CodeFieldInvalid           = "UK.OBIE.Field.Invalid"
 	CodeFieldMissing           = "UK.OBIE.Field.Missing"
@@ -25,18 +29,35 @@ const (
 	CodeResourceInvalidFormat  = "UK.OBIE.Resource.InvalidFormat"
 	CodeConsentMismatch        = "UK.OBIE.Resource.ConsentMismatch"
 	CodeInvalidConsentStatus   = "UK.OBIE.Resource.InvalidConsentStatus"
-	CodeUnsupportedMediaType   = "UK.OBIE.Unsupported.MediaType"
 	CodeUnexpectedError        = "UK.OBIE.UnexpectedError"
-	CodeUnauthorized           = "UK.OBIE.Unauthorized"
-	CodeForbidden              = "UK.OBIE.Forbidden"
-	CodeMethodNotAllowed       = "UK.OBIE.Unsupported.Method"
-	CodeNotImplemented         = "UK.OBIE.Unsupported.Operation"
-	CodeServiceUnavailable     = "UK.OBIE.ServiceUnavailable"
-	CodeRequestEntityTooLarge  = "UK.OBIE.Resource.TooLarge"
-	CodeNotAcceptable          = "UK.OBIE.Unsupported.AcceptHeader"
-	CodeTooManyRequests        = "UK.OBIE.Rules.TooManyRequests"
-	CodeResourceInvalidRequest = "UK.OBIE.Resource.InvalidRequest"
+
+	// The service's own codes, in DefaultNamespace.
+	CodeUnsupportedMediaType   = DefaultNamespace + ".UnsupportedMediaType"
+	CodeUnauthorized           = DefaultNamespace + ".Unauthorized"
+	CodeForbidden              = DefaultNamespace + ".Forbidden"
+	CodeMethodNotAllowed       = DefaultNamespace + ".MethodNotAllowed"
+	CodeNotImplemented         = DefaultNamespace + ".NotImplemented"
+	CodeServiceUnavailable     = DefaultNamespace + ".ServiceUnavailable"
+	CodeRequestEntityTooLarge  = DefaultNamespace + ".RequestTooLarge"
+	CodeNotAcceptable          = DefaultNamespace + ".NotAcceptable"
+	CodeTooManyRequests        = DefaultNamespace + ".TooManyRequests"
+	CodeResourceInvalidRequest = DefaultNamespace + ".InvalidRequest"
 )
+
+// DefaultNamespace is the namespace of the service's own error codes when
+// Config.ErrorNamespace is empty.
+const DefaultNamespace = "OBPAY"
+
+// inNamespace writes code, when it is one of the service's own, in ns.
+func inNamespace(code, ns string) string {
+	if ns == DefaultNamespace || ns == "" {
+		return code
+	}
+	if rest, ok := strings.CutPrefix(code, DefaultNamespace+"."); ok {
+		return ns + "." + rest
+	}
+	return code
+}
 
 // ErrorDetail is one entry of OBErrorResponse1.Errors.
 type ErrorDetail struct {
@@ -78,7 +99,7 @@ func NewAPIError(status int, code, message, path string) *APIError {
 // It maps every error to a status and an OBErrorResponse1 body; anything it
 // does not know becomes a 500 with a fixed message, and the cause goes only to
 // the log.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+func errorHandler(log *slog.Logger, namespace string) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -133,6 +154,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.ErrorContext(c.Request().Context(), "unhandled error", "error", err.Error(),
 				"interaction_id", InteractionID(c.Request().Context()))
 			details = []ErrorDetail{{ErrorCode: CodeUnexpectedError, Message: "Internal error"}}
+		}
+		for i := range details {
+			details[i].ErrorCode = inNamespace(details[i].ErrorCode, namespace)
 		}
 		c.Set(errorCodeKey, details[0].ErrorCode) // for httpMetrics
 		body := ErrorBody{

@@ -42,6 +42,10 @@ type Config struct {
 	// Routes registers the API and sandbox routes on the prepared server
 	// (see routes.go). Optional: without it only health and metrics exist.
 	Routes func(e *echo.Echo) error
+	// ErrorNamespace is the namespace of the error codes the service uses
+	// where OB defines none (e.g. "OBPAY.Forbidden"); empty means
+	// DefaultNamespace. Never "UK.OBIE", which OB reserves.
+	ErrorNamespace string
 	// Tracer, when set, gives every request a server span (see
 	// traceRequests). Nil: no tracing, and no cost.
 	Tracer trace.TracerProvider
@@ -73,7 +77,7 @@ func New(cfg Config) (*echo.Echo, error) {
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.ErrorNamespace)
 	// Real client IPs only from the direct peer: forwarding headers are not
 	// trusted for anything, logging included.
 	e.IPExtractor = echo.ExtractIPDirect()
