@@ -93,6 +93,8 @@ var generatedModels = map[string]any{
 	"OBWriteDomesticConsent4DataAuthorisation": obapi.OBWriteDomesticConsent4DataAuthorisation{},
 	"OBWriteDomesticConsentResponse5":          obapi.OBWriteDomesticConsentResponse5{},
 	"OBWriteDomesticConsentResponse5Data":      obapi.OBWriteDomesticConsentResponse5Data{},
+	"OBWritePaymentDetailsResponse1":           obapi.OBWritePaymentDetailsResponse1{},
+	"OBWritePaymentDetails1":                   obapi.OBWritePaymentDetails1{},
 	"OBWriteDomesticResponse5":                 obapi.OBWriteDomesticResponse5{},
 	"OBWriteDomesticResponse5Data":             obapi.OBWriteDomesticResponse5Data{},
 	"OBWriteFundsConfirmationResponse1":        obapi.OBWriteFundsConfirmationResponse1{},

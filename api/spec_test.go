@@ -85,6 +85,8 @@ var design6 = []route{
 		security: []map[string][]string{{psu: {"payments"}}}, idempotent: true, body: true},
 	{method: "GET", path: ob + "/pisp/domestic-payments/{DomesticPaymentId}", operationID: "GetDomesticPaymentsDomesticPaymentId", success: "200",
 		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
+	{method: "GET", path: ob + "/pisp/domestic-payments/{DomesticPaymentId}/payment-details", operationID: "GetDomesticPaymentsDomesticPaymentIdPaymentDetails", success: "200",
+		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
 	// AISP, scope accounts.
 	{method: "POST", path: ob + "/aisp/account-access-consents", operationID: "CreateAccountAccessConsents", success: "201",
 		security: []map[string][]string{{tpp: {"accounts"}}}, body: true},

@@ -401,6 +401,78 @@ func (e OBWriteDomesticResponse5DataStatus) Valid() bool {
 	}
 }
 
+// Defines values for OBWritePaymentDetails1Status.
+const (
+	OBWritePaymentDetails1StatusAccepted                             OBWritePaymentDetails1Status = "Accepted"
+	OBWritePaymentDetails1StatusAcceptedCancellationRequest          OBWritePaymentDetails1Status = "AcceptedCancellationRequest"
+	OBWritePaymentDetails1StatusAcceptedCreditSettlementCompleted    OBWritePaymentDetails1Status = "AcceptedCreditSettlementCompleted"
+	OBWritePaymentDetails1StatusAcceptedCustomerProfile              OBWritePaymentDetails1Status = "AcceptedCustomerProfile"
+	OBWritePaymentDetails1StatusAcceptedFundsChecked                 OBWritePaymentDetails1Status = "AcceptedFundsChecked"
+	OBWritePaymentDetails1StatusAcceptedSettlementCompleted          OBWritePaymentDetails1Status = "AcceptedSettlementCompleted"
+	OBWritePaymentDetails1StatusAcceptedSettlementInProcess          OBWritePaymentDetails1Status = "AcceptedSettlementInProcess"
+	OBWritePaymentDetails1StatusAcceptedTechnicalValidation          OBWritePaymentDetails1Status = "AcceptedTechnicalValidation"
+	OBWritePaymentDetails1StatusAcceptedWithChange                   OBWritePaymentDetails1Status = "AcceptedWithChange"
+	OBWritePaymentDetails1StatusAcceptedWithoutPosting               OBWritePaymentDetails1Status = "AcceptedWithoutPosting"
+	OBWritePaymentDetails1StatusCancelled                            OBWritePaymentDetails1Status = "Cancelled"
+	OBWritePaymentDetails1StatusNoCancellationProcess                OBWritePaymentDetails1Status = "NoCancellationProcess"
+	OBWritePaymentDetails1StatusPartiallyAcceptedCancellationRequest OBWritePaymentDetails1Status = "PartiallyAcceptedCancellationRequest"
+	OBWritePaymentDetails1StatusPartiallyAcceptedTechnicalCorrect    OBWritePaymentDetails1Status = "PartiallyAcceptedTechnicalCorrect"
+	OBWritePaymentDetails1StatusPaymentCancelled                     OBWritePaymentDetails1Status = "PaymentCancelled"
+	OBWritePaymentDetails1StatusPending                              OBWritePaymentDetails1Status = "Pending"
+	OBWritePaymentDetails1StatusPendingCancellationRequest           OBWritePaymentDetails1Status = "PendingCancellationRequest"
+	OBWritePaymentDetails1StatusReceived                             OBWritePaymentDetails1Status = "Received"
+	OBWritePaymentDetails1StatusRejected                             OBWritePaymentDetails1Status = "Rejected"
+	OBWritePaymentDetails1StatusRejectedCancellationRequest          OBWritePaymentDetails1Status = "RejectedCancellationRequest"
+)
+
+// Valid indicates whether the value is a known member of the OBWritePaymentDetails1Status enum.
+func (e OBWritePaymentDetails1Status) Valid() bool {
+	switch e {
+	case OBWritePaymentDetails1StatusAccepted:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedCancellationRequest:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedCreditSettlementCompleted:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedCustomerProfile:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedFundsChecked:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedSettlementCompleted:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedSettlementInProcess:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedTechnicalValidation:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedWithChange:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedWithoutPosting:
+		return true
+	case OBWritePaymentDetails1StatusCancelled:
+		return true
+	case OBWritePaymentDetails1StatusNoCancellationProcess:
+		return true
+	case OBWritePaymentDetails1StatusPartiallyAcceptedCancellationRequest:
+		return true
+	case OBWritePaymentDetails1StatusPartiallyAcceptedTechnicalCorrect:
+		return true
+	case OBWritePaymentDetails1StatusPaymentCancelled:
+		return true
+	case OBWritePaymentDetails1StatusPending:
+		return true
+	case OBWritePaymentDetails1StatusPendingCancellationRequest:
+		return true
+	case OBWritePaymentDetails1StatusReceived:
+		return true
+	case OBWritePaymentDetails1StatusRejected:
+		return true
+	case OBWritePaymentDetails1StatusRejectedCancellationRequest:
+		return true
+	default:
+		return false
+	}
+}
+
 // ActiveOrHistoricCurrencyCode ISO 4217 alphabetic currency code.
 //
 // Example: GBP
@@ -1070,6 +1142,34 @@ type OBWriteFundsConfirmationResponse1DataFundsAvailableResult struct {
 	FundsAvailableDateTime ISODateTime `json:"FundsAvailableDateTime"`
 }
 
+// OBWritePaymentDetails1 One status a payment had.
+type OBWritePaymentDetails1 struct {
+	// PaymentTransactionId Unique and immutable identifier of the transaction at this bank (the ledger transfer).
+	PaymentTransactionId string `json:"PaymentTransactionId"`
+
+	// Status Status of the transfer, as assigned by the transaction administrator.
+	Status OBWritePaymentDetails1Status `json:"Status"`
+
+	// StatusUpdateDateTime When the status was assigned.
+	StatusUpdateDateTime time.Time `json:"StatusUpdateDateTime"`
+}
+
+// OBWritePaymentDetails1Status Status of the transfer, as assigned by the transaction administrator.
+type OBWritePaymentDetails1Status string
+
+// OBWritePaymentDetailsResponse1 defines model for OBWritePaymentDetailsResponse1.
+type OBWritePaymentDetailsResponse1 struct {
+	Data struct {
+		PaymentStatus *[]OBWritePaymentDetails1 `json:"PaymentStatus,omitempty"`
+	} `json:"Data"`
+
+	// Links Links relevant to the payload.
+	Links *Links `json:"Links,omitempty"`
+
+	// Meta Meta data relevant to the payload.
+	Meta *Meta `json:"Meta,omitempty"`
+}
+
 // ReconcileReport The result of recomputing every balance from the entries.
 //
 // Example: {"AccountsChecked":3,"Balanced":true,"Drift":[],"Totals":[{"Currency":"GBP","Net":"0.00"}]}
@@ -1491,6 +1591,25 @@ type GetDomesticPaymentsDomesticPaymentIdParams struct {
 	DPoP DPoP `json:"DPoP"`
 }
 
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams defines parameters for GetDomesticPaymentsDomesticPaymentIdPaymentDetails.
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams struct {
+	// XFapiAuthDate The time the PSU last logged in with the aggregator, as an HTTP-date (RFC 7231).
+	XFapiAuthDate *XFapiAuthDate `json:"x-fapi-auth-date,omitempty"`
+
+	// XFapiCustomerIpAddress The PSU's IP address, when the PSU is present and using the aggregator.
+	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
+
+	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
+	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
+
+	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
+	// and the claims `jti`, `htm`, `htu`, `iat`, `ath` (and `nonce` when the server asked for
+	// one). Exactly one per request, at most 8 KiB. The SDK's transport signs it for every
+	// attempt, see the API description.
+	DPoP DPoP `json:"DPoP"`
+}
+
 // GetReadyzParams defines parameters for GetReadyz.
 type GetReadyzParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
@@ -1813,6 +1932,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId} (the `GetDomesticPaymentsDomesticPaymentId` operationId).
 	GetDomesticPaymentsDomesticPaymentId(ctx context.Context, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDomesticPaymentsDomesticPaymentIdPaymentDetails Get the status history of a domestic payment
+	//
+	// Needs scope `payments`, with the aggregator's client-credentials token or the PSU token of the payment's
+	// consent. A payment here reaches its final status when it is created (the ledger books it, or it is
+	// Rejected for want of funds), so the history has one element: that status, when it was assigned, and the
+	// ledger transfer's id (the payment's id when it was rejected and nothing was booked).
+	//
+	// Corresponds with GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId}/payment-details (the `GetDomesticPaymentsDomesticPaymentIdPaymentDetails` operationId).
+	GetDomesticPaymentsDomesticPaymentIdPaymentDetails(ctx context.Context, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReadyz Readiness
 	//
@@ -2259,6 +2388,26 @@ func (c *Client) CreateDomesticPayments(ctx context.Context, params *CreateDomes
 // Corresponds with GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId} (the `GetDomesticPaymentsDomesticPaymentId` operationId).
 func (c *Client) GetDomesticPaymentsDomesticPaymentId(ctx context.Context, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetDomesticPaymentsDomesticPaymentIdRequest(c.Server, domesticPaymentId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetails Get the status history of a domestic payment
+//
+// Needs scope `payments`, with the aggregator's client-credentials token or the PSU token of the payment's
+// consent. A payment here reaches its final status when it is created (the ledger books it, or it is
+// Rejected for want of funds), so the history has one element: that status, when it was assigned, and the
+// ledger transfer's id (the payment's id when it was rejected and nothing was booked).
+//
+// Corresponds with GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId}/payment-details (the `GetDomesticPaymentsDomesticPaymentIdPaymentDetails` operationId).
+func (c *Client) GetDomesticPaymentsDomesticPaymentIdPaymentDetails(ctx context.Context, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDomesticPaymentsDomesticPaymentIdPaymentDetailsRequest(c.Server, domesticPaymentId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3612,6 +3761,86 @@ func NewGetDomesticPaymentsDomesticPaymentIdRequest(server string, domesticPayme
 	return req, nil
 }
 
+// NewGetDomesticPaymentsDomesticPaymentIdPaymentDetailsRequest constructs an http.Request for the GetDomesticPaymentsDomesticPaymentIdPaymentDetails method
+func NewGetDomesticPaymentsDomesticPaymentIdPaymentDetailsRequest(server string, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "DomesticPaymentId", domesticPaymentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/open-banking/v3.1/pisp/domestic-payments/%s/payment-details", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFapiAuthDate != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "x-fapi-auth-date", *params.XFapiAuthDate, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("x-fapi-auth-date", headerParam0)
+		}
+
+		if params.XFapiCustomerIpAddress != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "x-fapi-customer-ip-address", *params.XFapiCustomerIpAddress, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("x-fapi-customer-ip-address", headerParam1)
+		}
+
+		if params.XFapiInteractionId != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "x-fapi-interaction-id", *params.XFapiInteractionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("x-fapi-interaction-id", headerParam2)
+		}
+
+		var headerParam3 string
+
+		headerParam3, err = runtime.StyleParamWithOptions("simple", false, "DPoP", params.DPoP, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("DPoP", headerParam3)
+
+	}
+
+	return req, nil
+}
+
 // NewGetReadyzRequest constructs an http.Request for the GetReadyz method
 func NewGetReadyzRequest(server string, params *GetReadyzParams) (*http.Request, error) {
 	var err error
@@ -3948,6 +4177,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId} (the `GetDomesticPaymentsDomesticPaymentId` operationId).
 	GetDomesticPaymentsDomesticPaymentIdWithResponse(ctx context.Context, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdParams, reqEditors ...RequestEditorFn) (*GetDomesticPaymentsDomesticPaymentIdResponse, error)
+
+	// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsWithResponse Get the status history of a domestic payment
+	//
+	// Needs scope `payments`, with the aggregator's client-credentials token or the PSU token of the payment's
+	// consent. A payment here reaches its final status when it is created (the ledger books it, or it is
+	// Rejected for want of funds), so the history has one element: that status, when it was assigned, and the
+	// ledger transfer's id (the payment's id when it was rejected and nothing was booked).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId}/payment-details (the `GetDomesticPaymentsDomesticPaymentIdPaymentDetails` operationId).
+	GetDomesticPaymentsDomesticPaymentIdPaymentDetailsWithResponse(ctx context.Context, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams, reqEditors ...RequestEditorFn) (*GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse, error)
 
 	// GetReadyzWithResponse Readiness
 	//
@@ -7180,6 +7421,203 @@ func (r GetDomesticPaymentsDomesticPaymentIdResponse) ContentType() string {
 	return ""
 }
 
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse200Headers the declared response headers of an HTTP 200 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse200Headers struct {
+	DPoPNonce          *string
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse400Headers the declared response headers of an HTTP 400 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse400Headers struct {
+	DPoPNonce          *string
+	WWWAuthenticate    *string
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse401Headers the declared response headers of an HTTP 401 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse401Headers struct {
+	DPoPNonce          *string
+	WWWAuthenticate    string
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse403Headers the declared response headers of an HTTP 403 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse403Headers struct {
+	DPoPNonce          *string
+	WWWAuthenticate    *string
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse404Headers the declared response headers of an HTTP 404 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse404Headers struct {
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse405Headers the declared response headers of an HTTP 405 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse405Headers struct {
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse406Headers the declared response headers of an HTTP 406 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse406Headers struct {
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse429Headers the declared response headers of an HTTP 429 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse429Headers struct {
+	RetryAfter         *string
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse500Headers the declared response headers of an HTTP 500 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse500Headers struct {
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse503Headers the declared response headers of an HTTP 503 response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse503Headers struct {
+	RetryAfter         *string
+	XFapiInteractionId string
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponseDefaultHeaders the declared response headers of an HTTP default response for GetDomesticPaymentsDomesticPaymentIdPaymentDetails
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponseDefaultHeaders struct {
+	XFapiInteractionId string
+}
+
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OBWritePaymentDetailsResponse1
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// JSON406 the response for an HTTP 406 `application/json` response
+	JSON406 *NotAcceptable
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalServerError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *DefaultError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse405Headers
+	// Headers406 the parsed response headers for an HTTP 406 response
+	Headers406 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse406Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON200() *OBWritePaymentDetailsResponse1 {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
+}
+
+// GetJSON406 returns the response for an HTTP 406 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON406() *NotAcceptable {
+	return r.JSON406
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON500() *InternalServerError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetJSONDefault() *DefaultError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetReadyzResponse200Headers the declared response headers of an HTTP 200 response for GetReadyz
 type GetReadyzResponse200Headers struct {
 	XFapiInteractionId string
@@ -7666,6 +8104,24 @@ func (c *ClientWithResponses) GetDomesticPaymentsDomesticPaymentIdWithResponse(c
 		return nil, err
 	}
 	return ParseGetDomesticPaymentsDomesticPaymentIdResponse(rsp)
+}
+
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsWithResponse Get the status history of a domestic payment
+//
+// Needs scope `payments`, with the aggregator's client-credentials token or the PSU token of the payment's
+// consent. A payment here reaches its final status when it is created (the ledger books it, or it is
+// Rejected for want of funds), so the history has one element: that status, when it was assigned, and the
+// ledger transfer's id (the payment's id when it was rejected and nothing was booked).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId}/payment-details (the `GetDomesticPaymentsDomesticPaymentIdPaymentDetails` operationId).
+func (c *ClientWithResponses) GetDomesticPaymentsDomesticPaymentIdPaymentDetailsWithResponse(ctx context.Context, domesticPaymentId DomesticPaymentId, params *GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams, reqEditors ...RequestEditorFn) (*GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse, error) {
+	rsp, err := c.GetDomesticPaymentsDomesticPaymentIdPaymentDetails(ctx, domesticPaymentId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse(rsp)
 }
 
 // GetReadyzWithResponse Readiness
@@ -12091,6 +12547,278 @@ func ParseGetDomesticPaymentsDomesticPaymentIdResponse(rsp *http.Response) (*Get
 		response.Headers503 = &headers
 	case true:
 		var headers GetDomesticPaymentsDomesticPaymentIdResponseDefaultHeaders
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse parses an HTTP response from a GetDomesticPaymentsDomesticPaymentIdPaymentDetailsWithResponse call
+func ParseGetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse(rsp *http.Response) (*GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OBWritePaymentDetailsResponse1
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 406:
+		var dest NotAcceptable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON406 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest DefaultError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse200Headers
+		if values := rsp.Header.Values("DPoP-Nonce"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "DPoP-Nonce", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DPoPNonce = &value
+		}
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse400Headers
+		if values := rsp.Header.Values("DPoP-Nonce"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "DPoP-Nonce", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DPoPNonce = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse401Headers
+		if values := rsp.Header.Values("DPoP-Nonce"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "DPoP-Nonce", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DPoPNonce = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse403Headers
+		if values := rsp.Header.Values("DPoP-Nonce"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "DPoP-Nonce", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DPoPNonce = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse404Headers
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse405Headers
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 406:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse406Headers
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers406 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse500Headers
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFapiInteractionId = value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers GetDomesticPaymentsDomesticPaymentIdPaymentDetailsResponseDefaultHeaders
 		if values := rsp.Header.Values("x-fapi-interaction-id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

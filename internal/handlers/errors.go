@@ -19,17 +19,17 @@ import (
 // service's own namespace, never an invented UK.OBIE one: DefaultNamespace
 // here, replaced at render time by Config.ErrorNamespace.
 const (
-	CodeFieldInvalid           = "UK.OBIE.Field.Invalid"
-	CodeFieldMissing           = "UK.OBIE.Field.Missing"
-	CodeFieldExpected          = "UK.OBIE.Field.Expected"
-	CodeFieldUnexpected        = "UK.OBIE.Field.Unexpected"
-	CodeHeaderInvalid          = "UK.OBIE.Header.Invalid"
-	CodeHeaderMissing          = "UK.OBIE.Header.Missing"
-	CodeResourceNotFound       = "UK.OBIE.Resource.NotFound"
-	CodeResourceInvalidFormat  = "UK.OBIE.Resource.InvalidFormat"
-	CodeConsentMismatch        = "UK.OBIE.Resource.ConsentMismatch"
-	CodeInvalidConsentStatus   = "UK.OBIE.Resource.InvalidConsentStatus"
-	CodeUnexpectedError        = "UK.OBIE.UnexpectedError"
+	CodeFieldInvalid          = "UK.OBIE.Field.Invalid"
+	CodeFieldMissing          = "UK.OBIE.Field.Missing"
+	CodeFieldExpected         = "UK.OBIE.Field.Expected"
+	CodeFieldUnexpected       = "UK.OBIE.Field.Unexpected"
+	CodeHeaderInvalid         = "UK.OBIE.Header.Invalid"
+	CodeHeaderMissing         = "UK.OBIE.Header.Missing"
+	CodeResourceNotFound      = "UK.OBIE.Resource.NotFound"
+	CodeResourceInvalidFormat = "UK.OBIE.Resource.InvalidFormat"
+	CodeConsentMismatch       = "UK.OBIE.Resource.ConsentMismatch"
+	CodeInvalidConsentStatus  = "UK.OBIE.Resource.InvalidConsentStatus"
+	CodeUnexpectedError       = "UK.OBIE.UnexpectedError"
 
 	// The service's own codes, in DefaultNamespace.
 	CodeUnsupportedMediaType   = DefaultNamespace + ".UnsupportedMediaType"

@@ -207,6 +207,34 @@ func (h *Handler) writePayment(c echo.Context, status int, p openbanking.Payment
 	return c.JSON(status, resp)
 }
 
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetails answers a payment's
+// status history: here one status, final when the payment was created,
+// with the ledger transfer as its transaction (the payment itself when it
+// was rejected and nothing was booked).
+func (h *Handler) GetDomesticPaymentsDomesticPaymentIdPaymentDetails(c echo.Context, paymentID obapi.DomesticPaymentId, _ obapi.GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams) error {
+	cl, err := caller(c)
+	if err != nil {
+		return err
+	}
+	p, err := h.pay.Payment(c.Request().Context(), cl, paymentID)
+	if err != nil {
+		return obError(err)
+	}
+	tx := p.TransferID
+	if tx == "" {
+		tx = p.ID
+	}
+	history := []obapi.OBWritePaymentDetails1{{
+		PaymentTransactionId: tx,
+		Status:               obapi.OBWritePaymentDetails1Status(p.Status),
+		StatusUpdateDateTime: p.StatusUpdatedAt,
+	}}
+	links := h.self(pathPayments + p.ID + "/payment-details")
+	resp := obapi.OBWritePaymentDetailsResponse1{Links: &links}
+	resp.Data.PaymentStatus = &history
+	return c.JSON(http.StatusOK, resp)
+}
+
 func debtor(a *openbanking.AccountRef) *obapi.OBCashAccountDebtor4 {
 	if a == nil {
 		return nil

@@ -23,15 +23,17 @@ func RegisterRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error {
 	}
 	w := &obapi.ServerInterfaceWrapper{Handler: h}
 	key := requireIdempotencyKey()
+	jsonOnly := acceptJSON()
 
-	pisp := e.Group("/open-banking/v3.1/pisp", dpop, security.RequireScope("payments"))
+	pisp := e.Group("/open-banking/v3.1/pisp", jsonOnly, dpop, security.RequireScope("payments"))
 	pisp.POST("/domestic-payment-consents", w.CreateDomesticPaymentConsents, key)
 	pisp.GET("/domestic-payment-consents/:ConsentId", w.GetDomesticPaymentConsentsConsentId)
 	pisp.GET("/domestic-payment-consents/:ConsentId/funds-confirmation", w.GetDomesticPaymentConsentsConsentIdFundsConfirmation)
 	pisp.POST("/domestic-payments", w.CreateDomesticPayments, key)
 	pisp.GET("/domestic-payments/:DomesticPaymentId", w.GetDomesticPaymentsDomesticPaymentId)
+	pisp.GET("/domestic-payments/:DomesticPaymentId/payment-details", w.GetDomesticPaymentsDomesticPaymentIdPaymentDetails)
 
-	aisp := e.Group("/open-banking/v3.1/aisp", dpop, security.RequireScope("accounts"))
+	aisp := e.Group("/open-banking/v3.1/aisp", jsonOnly, dpop, security.RequireScope("accounts"))
 	aisp.POST("/account-access-consents", w.CreateAccountAccessConsents)
 	aisp.GET("/account-access-consents/:ConsentId", w.GetAccountAccessConsentsConsentId)
 	aisp.DELETE("/account-access-consents/:ConsentId", w.DeleteAccountAccessConsentsConsentId)
@@ -40,7 +42,7 @@ func RegisterRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error {
 	aisp.GET("/accounts/:AccountId/balances", w.GetAccountsAccountIdBalances)
 	aisp.GET("/accounts/:AccountId/transactions", w.GetAccountsAccountIdTransactions, transactionsQuery())
 
-	office := e.Group("/internal/v1", dpop)
+	office := e.Group("/internal/v1", jsonOnly, dpop)
 	ledgerAdmin, consentsAdmin := security.RequireScope("ledger:admin"), security.RequireScope("consents:admin")
 	office.POST("/accounts", w.CreateLedgerAccount, ledgerAdmin)
 	office.GET("/ledger/reconcile", w.ReconcileLedger, ledgerAdmin)

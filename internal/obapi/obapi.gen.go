@@ -403,6 +403,78 @@ func (e OBWriteDomesticResponse5DataStatus) Valid() bool {
 	}
 }
 
+// Defines values for OBWritePaymentDetails1Status.
+const (
+	OBWritePaymentDetails1StatusAccepted                             OBWritePaymentDetails1Status = "Accepted"
+	OBWritePaymentDetails1StatusAcceptedCancellationRequest          OBWritePaymentDetails1Status = "AcceptedCancellationRequest"
+	OBWritePaymentDetails1StatusAcceptedCreditSettlementCompleted    OBWritePaymentDetails1Status = "AcceptedCreditSettlementCompleted"
+	OBWritePaymentDetails1StatusAcceptedCustomerProfile              OBWritePaymentDetails1Status = "AcceptedCustomerProfile"
+	OBWritePaymentDetails1StatusAcceptedFundsChecked                 OBWritePaymentDetails1Status = "AcceptedFundsChecked"
+	OBWritePaymentDetails1StatusAcceptedSettlementCompleted          OBWritePaymentDetails1Status = "AcceptedSettlementCompleted"
+	OBWritePaymentDetails1StatusAcceptedSettlementInProcess          OBWritePaymentDetails1Status = "AcceptedSettlementInProcess"
+	OBWritePaymentDetails1StatusAcceptedTechnicalValidation          OBWritePaymentDetails1Status = "AcceptedTechnicalValidation"
+	OBWritePaymentDetails1StatusAcceptedWithChange                   OBWritePaymentDetails1Status = "AcceptedWithChange"
+	OBWritePaymentDetails1StatusAcceptedWithoutPosting               OBWritePaymentDetails1Status = "AcceptedWithoutPosting"
+	OBWritePaymentDetails1StatusCancelled                            OBWritePaymentDetails1Status = "Cancelled"
+	OBWritePaymentDetails1StatusNoCancellationProcess                OBWritePaymentDetails1Status = "NoCancellationProcess"
+	OBWritePaymentDetails1StatusPartiallyAcceptedCancellationRequest OBWritePaymentDetails1Status = "PartiallyAcceptedCancellationRequest"
+	OBWritePaymentDetails1StatusPartiallyAcceptedTechnicalCorrect    OBWritePaymentDetails1Status = "PartiallyAcceptedTechnicalCorrect"
+	OBWritePaymentDetails1StatusPaymentCancelled                     OBWritePaymentDetails1Status = "PaymentCancelled"
+	OBWritePaymentDetails1StatusPending                              OBWritePaymentDetails1Status = "Pending"
+	OBWritePaymentDetails1StatusPendingCancellationRequest           OBWritePaymentDetails1Status = "PendingCancellationRequest"
+	OBWritePaymentDetails1StatusReceived                             OBWritePaymentDetails1Status = "Received"
+	OBWritePaymentDetails1StatusRejected                             OBWritePaymentDetails1Status = "Rejected"
+	OBWritePaymentDetails1StatusRejectedCancellationRequest          OBWritePaymentDetails1Status = "RejectedCancellationRequest"
+)
+
+// Valid indicates whether the value is a known member of the OBWritePaymentDetails1Status enum.
+func (e OBWritePaymentDetails1Status) Valid() bool {
+	switch e {
+	case OBWritePaymentDetails1StatusAccepted:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedCancellationRequest:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedCreditSettlementCompleted:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedCustomerProfile:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedFundsChecked:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedSettlementCompleted:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedSettlementInProcess:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedTechnicalValidation:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedWithChange:
+		return true
+	case OBWritePaymentDetails1StatusAcceptedWithoutPosting:
+		return true
+	case OBWritePaymentDetails1StatusCancelled:
+		return true
+	case OBWritePaymentDetails1StatusNoCancellationProcess:
+		return true
+	case OBWritePaymentDetails1StatusPartiallyAcceptedCancellationRequest:
+		return true
+	case OBWritePaymentDetails1StatusPartiallyAcceptedTechnicalCorrect:
+		return true
+	case OBWritePaymentDetails1StatusPaymentCancelled:
+		return true
+	case OBWritePaymentDetails1StatusPending:
+		return true
+	case OBWritePaymentDetails1StatusPendingCancellationRequest:
+		return true
+	case OBWritePaymentDetails1StatusReceived:
+		return true
+	case OBWritePaymentDetails1StatusRejected:
+		return true
+	case OBWritePaymentDetails1StatusRejectedCancellationRequest:
+		return true
+	default:
+		return false
+	}
+}
+
 // ActiveOrHistoricCurrencyCode ISO 4217 alphabetic currency code.
 //
 // Example: GBP
@@ -1072,6 +1144,34 @@ type OBWriteFundsConfirmationResponse1DataFundsAvailableResult struct {
 	FundsAvailableDateTime ISODateTime `json:"FundsAvailableDateTime"`
 }
 
+// OBWritePaymentDetails1 One status a payment had.
+type OBWritePaymentDetails1 struct {
+	// PaymentTransactionId Unique and immutable identifier of the transaction at this bank (the ledger transfer).
+	PaymentTransactionId string `json:"PaymentTransactionId"`
+
+	// Status Status of the transfer, as assigned by the transaction administrator.
+	Status OBWritePaymentDetails1Status `json:"Status"`
+
+	// StatusUpdateDateTime When the status was assigned.
+	StatusUpdateDateTime time.Time `json:"StatusUpdateDateTime"`
+}
+
+// OBWritePaymentDetails1Status Status of the transfer, as assigned by the transaction administrator.
+type OBWritePaymentDetails1Status string
+
+// OBWritePaymentDetailsResponse1 defines model for OBWritePaymentDetailsResponse1.
+type OBWritePaymentDetailsResponse1 struct {
+	Data struct {
+		PaymentStatus *[]OBWritePaymentDetails1 `json:"PaymentStatus,omitempty"`
+	} `json:"Data"`
+
+	// Links Links relevant to the payload.
+	Links *Links `json:"Links,omitempty"`
+
+	// Meta Meta data relevant to the payload.
+	Meta *Meta `json:"Meta,omitempty"`
+}
+
 // ReconcileReport The result of recomputing every balance from the entries.
 //
 // Example: {"AccountsChecked":3,"Balanced":true,"Drift":[],"Totals":[{"Currency":"GBP","Net":"0.00"}]}
@@ -1493,6 +1593,25 @@ type GetDomesticPaymentsDomesticPaymentIdParams struct {
 	DPoP DPoP `json:"DPoP"`
 }
 
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams defines parameters for GetDomesticPaymentsDomesticPaymentIdPaymentDetails.
+type GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams struct {
+	// XFapiAuthDate The time the PSU last logged in with the aggregator, as an HTTP-date (RFC 7231).
+	XFapiAuthDate *XFapiAuthDate `json:"x-fapi-auth-date,omitempty"`
+
+	// XFapiCustomerIpAddress The PSU's IP address, when the PSU is present and using the aggregator.
+	XFapiCustomerIpAddress *XFapiCustomerIpAddress `json:"x-fapi-customer-ip-address,omitempty"`
+
+	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
+	// is absent or not a UUID, the server makes a new one instead (it is never refused).
+	XFapiInteractionId *XFapiInteractionId `json:"x-fapi-interaction-id,omitempty"`
+
+	// DPoP The DPoP proof (RFC 9449): a compact JWS with `typ` `dpop+jwt`, an embedded public `jwk`,
+	// and the claims `jti`, `htm`, `htu`, `iat`, `ath` (and `nonce` when the server asked for
+	// one). Exactly one per request, at most 8 KiB. The SDK's transport signs it for every
+	// attempt, see the API description.
+	DPoP DPoP `json:"DPoP"`
+}
+
 // GetReadyzParams defines parameters for GetReadyz.
 type GetReadyzParams struct {
 	// XFapiInteractionId An RFC 4122 UUID the aggregator uses as a correlation id. The response echoes it; when it
@@ -1568,6 +1687,9 @@ type ServerInterface interface {
 	// GetDomesticPaymentsDomesticPaymentId Get a domestic payment
 	// (GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId})
 	GetDomesticPaymentsDomesticPaymentId(ctx echo.Context, domesticPaymentId DomesticPaymentId, params GetDomesticPaymentsDomesticPaymentIdParams) error
+	// GetDomesticPaymentsDomesticPaymentIdPaymentDetails Get the status history of a domestic payment
+	// (GET /open-banking/v3.1/pisp/domestic-payments/{DomesticPaymentId}/payment-details)
+	GetDomesticPaymentsDomesticPaymentIdPaymentDetails(ctx echo.Context, domesticPaymentId DomesticPaymentId, params GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams) error
 	// GetReadyz Readiness
 	// (GET /readyz)
 	GetReadyz(ctx echo.Context, params GetReadyzParams) error
@@ -2827,6 +2949,89 @@ func (w *ServerInterfaceWrapper) GetDomesticPaymentsDomesticPaymentId(ctx echo.C
 	return err
 }
 
+// GetDomesticPaymentsDomesticPaymentIdPaymentDetails converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDomesticPaymentsDomesticPaymentIdPaymentDetails(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "DomesticPaymentId" -------------
+	var domesticPaymentId DomesticPaymentId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "DomesticPaymentId", ctx.Param("DomesticPaymentId"), &domesticPaymentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter DomesticPaymentId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "x-fapi-auth-date" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("x-fapi-auth-date")]; found {
+		var XFapiAuthDate XFapiAuthDate
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for x-fapi-auth-date, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "x-fapi-auth-date", valueList[0], &XFapiAuthDate, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter x-fapi-auth-date: %s", err))
+		}
+
+		params.XFapiAuthDate = &XFapiAuthDate
+	}
+	// ------------- Optional header parameter "x-fapi-customer-ip-address" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("x-fapi-customer-ip-address")]; found {
+		var XFapiCustomerIpAddress XFapiCustomerIpAddress
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for x-fapi-customer-ip-address, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "x-fapi-customer-ip-address", valueList[0], &XFapiCustomerIpAddress, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter x-fapi-customer-ip-address: %s", err))
+		}
+
+		params.XFapiCustomerIpAddress = &XFapiCustomerIpAddress
+	}
+	// ------------- Optional header parameter "x-fapi-interaction-id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("x-fapi-interaction-id")]; found {
+		var XFapiInteractionId XFapiInteractionId
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for x-fapi-interaction-id, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "x-fapi-interaction-id", valueList[0], &XFapiInteractionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter x-fapi-interaction-id: %s", err))
+		}
+
+		params.XFapiInteractionId = &XFapiInteractionId
+	}
+	// ------------- Required header parameter "DPoP" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("DPoP")]; found {
+		var DPoP DPoP
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for DPoP, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "DPoP", valueList[0], &DPoP, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter DPoP: %s", err))
+		}
+
+		params.DPoP = DPoP
+	} else {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter DPoP is required, but not found"))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDomesticPaymentsDomesticPaymentIdPaymentDetails(ctx, domesticPaymentId, params)
+	return err
+}
+
 // GetReadyz converts echo context to params.
 func (w *ServerInterfaceWrapper) GetReadyz(ctx echo.Context) error {
 	var err error
@@ -2908,6 +3113,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/open-banking/v3.1/pisp/domestic-payment-consents/:ConsentId/funds-confirmation", wrapper.GetDomesticPaymentConsentsConsentIdFundsConfirmation, options.OperationMiddlewares["GetDomesticPaymentConsentsConsentIdFundsConfirmation"]...)
 	router.POST(options.BaseURL+"/open-banking/v3.1/pisp/domestic-payments", wrapper.CreateDomesticPayments, options.OperationMiddlewares["CreateDomesticPayments"]...)
 	router.GET(options.BaseURL+"/open-banking/v3.1/pisp/domestic-payments/:DomesticPaymentId", wrapper.GetDomesticPaymentsDomesticPaymentId, options.OperationMiddlewares["GetDomesticPaymentsDomesticPaymentId"]...)
+	router.GET(options.BaseURL+"/open-banking/v3.1/pisp/domestic-payments/:DomesticPaymentId/payment-details", wrapper.GetDomesticPaymentsDomesticPaymentIdPaymentDetails, options.OperationMiddlewares["GetDomesticPaymentsDomesticPaymentIdPaymentDetails"]...)
 	router.POST(options.BaseURL+"/open-banking/v3.1/aisp/account-access-consents", wrapper.CreateAccountAccessConsents, options.OperationMiddlewares["CreateAccountAccessConsents"]...)
 	router.DELETE(options.BaseURL+"/open-banking/v3.1/aisp/account-access-consents/:ConsentId", wrapper.DeleteAccountAccessConsentsConsentId, options.OperationMiddlewares["DeleteAccountAccessConsentsConsentId"]...)
 	router.GET(options.BaseURL+"/open-banking/v3.1/aisp/account-access-consents/:ConsentId", wrapper.GetAccountAccessConsentsConsentId, options.OperationMiddlewares["GetAccountAccessConsentsConsentId"]...)
@@ -2929,204 +3135,213 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lcts4ljD8KijuVkWaoWTJl3Taqa0tx0663d2JVbH9Z3dH+ZsQCUloUwAHAO1oEj/Pvsc+2Vc4AEiQ",
-	"om6242R6XNXVViRcDw7OHed8DmI+yzgjTMng8HMwJTghAj6eDPjgHWcx0f9IiIwFzRTlLDgMjtBYEDlF",
-	"ugliug1qvX9zjH7c3/8R/d//vmgjxVGWK0QZUlOCImgToTjFdIb4GL5k5JNCmeB8LLvoPZEZZ5LIIYux",
-	"EHPKJogqhFPJEXyBomMcT0nnmDMleHqIGO9IxQWJukMWhIGMp2SG9VLVPCPBYSCVoGwS3N6GwXuixPxo",
-	"rIhY3MrP/AalnE30im8wVWhExlwQJHQfyiah3oMkMWeJRFwgLBFm6OeLi0EnwYp010z94cOHo1xNCVM0",
-	"xqoBlBdTYsAYT3GaEjapgvKHbr8dItKddFEEzYgQXPzHMKDsGqc0+T3JePY7QHEYhEMGP//uTfEfw6Db",
-	"7Q6DEOF0Iv9jGLw+3z14jl4nJ+dH6HWye3DQ/xEN9He6jSCS5yImv8+IwglW2HWPQsTFkJk12JHsuMv7",
-	"oJspYYhxlEs8SgmKBUk0JHAq0Q0RBEnC1MshixaGiBCVgCSX739z+AJQ+WH3BXKNUOv//veg228bBBDk",
-	"7zkVJAkOlcjJVqdyBpDCaROi186GM4TRfq+HWlH9JPQCiFQAKzgwdcNRpOfhgv4D6xEjZO9XG6CpR9qr",
-	"jCTz8ZjGlDD1u4x5RoZB1H6J8EgDykBTQ0KQcS5xqmHEuEJ4xHMFPyh+Rdj6+/Bfb3BGT5kiAsd6WadJ",
-	"M17aHT2TKPrUGeOMdmjZqUMTe8BU6ZVgdHl5ehIirqZE3FBJ7DewMEnENRFohhO4MZuf1W0YZFjgGVGW",
-	"Kh3FMc+ZWrZkbH5+JhFNQn1ZvdmxlHTCSIKo0ouguk+G1TQIA4Znetpy8FVrnOFPvxE2UdPgcL8XBjPK",
-	"3D/7YQO0jzVdW77i2Px8xxWXg2+44v7uiw2WnAvJG4jlWYb/nhN0ReaSKBRDK6TwFWFoLPgMRb9RdiW7",
-	"78gnFblrmwlyTXkuUYYnpIuOU43dEo15mvIb3WLIUt0LYZYgRvS2RzlNEzs8wGMmSXpNpMFsgMLfcyLm",
-	"JRhM22DJng/6u+v3rC/6CvIMJLYkze1DhJFmnThW6JcP5+iGqimK1DyLUKRp8l//uFFRqHkFmY1IkpAE",
-	"ZfkopTGK/ri5isIh0/vVAAKmKFH0h6JRiKKpmpk/uf5DsR4lwmoaoZbu4VhpQQwKVLkiCRprssIZaXfR",
-	"6084VukccUZQRoS7zCHCCs24VOgF+pW+6iK9w/OTX59JpARmMuNCIY11Ut/rMRdIH8l8yLBSZJapEElC",
-	"YOKjwSnygOUdjiFy5ekAaDfEzxf9Hzc5LD4jUtF4gOezFXcrsc1QZtrd8ZItzvaA5OGN4LNXnF9RNjnB",
-	"ilzQWYOUcMbSuTkfQ3wlGnGuDxwrEEq0bIPUVDNNOiOoRVmc5pJea0Q4Yuj0/Ay9eN7rIy2ydHSTlwjL",
-	"IaMMnb1C7wlOdj4Iqgg60WxVH+x5RmI61tyRchbq7wl6w8UMKxkiuHwdswcYUiJGSIIYHzI9+D84I4co",
-	"2u3tPu/0+p29/kWvdwj/RajFLbNN5+bOjC0/wakTs9qanQiCEys+DtkIs6tnZm967C46Qtc4zYm9df8T",
-	"ARAY4uOxJkytpqn/2uvrBbTRjGAmh0xNsZZPpcJMLScs44bT8Q+bfMKzLNUtG6YMNPNSigg98P8/HCaf",
-	"9287+s+u+3Nh/hxW/rSGw67+1A9/vG3/Z+t/vvztr52PlRbt//z3oAmXLvh9MclKv0+o9PCopPg/DyKB",
-	"hKhF15OlSgtghyajg/NLlGKpUMonEwKQBljq3/BkIsgEKy7CuuZkeOkPu3v9dncZ47BSJ87VFPpUIOZB",
-	"pPWWsy8XOfnygSRfLqb5lzeCfjnH6st5ztohMntFrV8w+/KGjL68xeLLUSa+vMXzL7/k7MsvefrlKJ98",
-	"OSfZl7NYfXnHr7+ckLiNDKRRE2xR66e3F18uL47bKyB4nEvFZ0ScZkdJIoiUzaAcnF8+k+h0gLBpFZbc",
-	"XQOXSi1EgQqgJYBc6rtShe46CMZ2IR2adewky4Sl/YPwjirDEQMdbb+/u1tK/uUaUS6JBCxAMReCpEAQ",
-	"EE2MDCKsBQCReMqJlj5eOvViyLR+YZQgLozOY7WNinJxpcdHjNyA0KMvpL75LaOfGNESVCeStFdIK42q",
-	"zjqN6jQhs4wrwuL5r2S+CJu3sDhVKlVI4rFW2IyhoYsuGdWitZbUYhCRQfba3UdTngt5aDaKZyB8AxqM",
-	"eKKlMiZvgPWTQg9HONUUb67VbaxIYm4j4wAYMh6TWL2sDgcNMAPNrTKuBFU3uvy1e/bq9HX3DSVp0j01",
-	"+m6EWgOsSeanDi0337ki82g1dGut7y5LVUjieav7l+HwvJmg3eo5rIFJD/sKJ+/NMeh/xZwpwuAjzrLU",
-	"cqqdP6Q+uc/eav5dkHFwGPzbTmkz2zG/yp2zV6+1Fu/sWH0zaxUJXuHEHb9WH2Y4HXMxI4lGamtFAPCH",
-	"1kygvy+0X9AlcnbF+I2+NEPWKs7lvT357juu3vCcJVE7hFsGuqEzwt0IziZIKk177S2aYRVPwciFkSD6",
-	"YgyZdzwaOULddoUlA7WiDx8+dHxzyiFqtFSV9hGLHzVbY6cwNjbB2TbeKa2Sxo7TqZvXVnVeZve5DZfc",
-	"+jXjNVBFOPYTMsZ5qgAjHhXDjtjcGGAM9EOjwBnRAh30+kZN1+JNRoShv0Z4MZYkqttpFYckaE5AHfIO",
-	"6UFB9IaLEU0Swh4VPsWsh6W9DKU4vjK0uYDKM4nA/oZa0aJRTt8uqmRxvxJO5JBp+MX82hLjGKepuTo+",
-	"ZR6RlLOJ1GTfkVtD7LUYaj51fCMprE8r9A1HhmOwotjpLH8HZqcFaFlIDzBGiLB/ezsxT8iQjVN+00YT",
-	"oiSKzl4Njv67W8AnsvLwACwP9buv+Q9GMyIlnmg+AuZ6yf/s1xq+Yjg9B4Hj8W+3m99JPHDHDS/XbAMc",
-	"JRRkoDH9RJLigApLE84l0XedayXQiOtf846/JWrKk3dcHaUpvyHJowLLTG6ERTM9gqujpWmspl9z33rH",
-	"cUwyhUcpedRNv9O7LaZ+abarlXAnz0X1+SNAhq8MDRBKHh0QYz2rIfT6xI20QzSnQ4LnWgP1uSNYajM1",
-	"RzRpa3J8Q9K0Y+WzUa6c6KUFJNQoHS9KYU4FWaCLDwpfTY1oTC4ZvsY0fXSUs9OjvJzfwLzCcRzJsvwq",
-	"wQqPsNQkCRjnSDNJHE9JEhozjSBZiucIPLyukSAxF4l1KnA+9virUakEZijDUnlaoTX1oJTOqOoOGbiC",
-	"rb00gn90wDEchaXRAvSiBrUGuC1Gg7Pzi0MQmM2sN1MuSaGJ3WCJUi61bD1HU3xNrH/EKF5hQYtB7dOf",
-	"mP6YC7C3S8RzFfOZsUbxXA1Zwq0rXN3QmCxgkreFdfjjecEfmjFecP4Ws7nVqeSj4t8F52iG2dydh+x+",
-	"jxC6ZO46PDIb9Cc+RDMqwXrkCZla94MBidUc1BQzE2xg/FdOMy3dYCHCQ+aG4kLrlClxcSBRLomJSjCe",
-	"KnuxjF0mKiVCLUUbU6ulrOGQUaahdk1CRD5lVBjNOKHjMRGEqXSORpqu+m7uby5sfgVMkXmWcaFI8pYk",
-	"FF+ALeNRMaZYAJrpFSA1z8jLgt6NeKKFzFkugW4vShRfT5i4dbYhGwqgceVM/Ew1m6DxcS6EJtbHPGmw",
-	"WZ+en6H93f4PCKfZFI+IojGKbQ+k9SG97NIK/9OrQdXq/rejzv98/LwX7t02WJjCwGpIkliPvGdfwklC",
-	"jUYyEFqJU5TI4HCMU0nCpoAAq8s9kwhnmeDXOEV8XNpz9Dozb6DPwQkZKS5s8EKziTkqQhuiQjPM8FyC",
-	"QcCcLdy3MZicwM3p5tMUwthegf+ZcUDKlIUODER3G8dnGAxkviSEAzatSYuxi8t89AfYLEdEs0aj2UYy",
-	"HxUhBkAPJKJS5nYLqgysqK1so/iH0iD5N1jnx6IRh7UEZVjHCYmppOYO1mOHnIHAuWcrZ5vYjovHWQkY",
-	"2WrpYXCusMphFMLymV5/gZhJEAbviV4+Sbwd1fteZglWxHcgriIop+dnRdM65PzYFLuuJZM0whes17+R",
-	"ZEIcat/tTr0v6dYcKY54Rpi+Tc5kYjG6cv0/B46YFKTgHY2vXJhQqgVeQzyU6x+EwVlGGGWTVzjFwIWC",
-	"fq/XBe/d2Q3T4keAdU+9u9qJF5OthvZKinfrr7GCOD+sv431pX8OcJqejYPDv61jKGZNbiVHLDmaaXCc",
-	"gy0RmNftxwUzXM4SfVMFnxnrhXHKSqKUsT86oBaxb+BpRf8ggndhuQaey51plmigVp1YUGHJRfu+hMGs",
-	"ISwPz4N/E0L/THCqpuUFrS49+un1BdLsL1XTf0Slvn45iF4i8yN4dfzf3r8+OvnvaJGALBKBS43B0Lzh",
-	"5tf2ZXs3bcG/7Q30Dty6oOBA5MD7N8dob2/vR7RTRA20nTAILcABH4TBGKIBgsOgiClo4rAVUtBIbms3",
-	"2sX5jHB8hfh4rC+tJOBaXISZNy5VZCbXXcXKak5BmHYxDnqxM8pOzTAlHmEh8BxkBT+GcTuu6V3Qe1/L",
-	"8HugO+4i3+cm+mGbq25lAfmgBGQTmq8628PPNcRZ/L1mH+FCgXyJWs9RQidUybaNfiQJGs0LbGX5bEQE",
-	"ar1wrbqLYR/9/Wbp890i8PcO1kP/HPQ+13mN4vDJGJ8bwbJvMKFOScrhwzqc7JqXg98d4AVXJjL7K7FM",
-	"ojbnducQKGhuUgNb0+xH5vDAAacpGhkUk8YBS2WhbrwERlYGeaSw4aJ9d1GS8pCZqBVAOxF0rBojMxyW",
-	"gbUKxWBrczNaFVuWDNnugiqJCFOCErmUYt6Fih3FKjeH+mBwr+4IhITXnzIj7D7kPA5kQisjWa58MaYA",
-	"1SoCVayqAEPjcVJ21SAlwNdIkJRcY6a0NGus2/OU42TxiN5QYcTlgsPmgjbyVrxZu3fk00btBoJcb9Lu",
-	"nKTj9e3qZEV3agLaW6JwQ+gNURgMzlvC7ciZs++kCxmY3ncMIH4DPDHLKqBEmdrbLeFEmSITIgBQC0DR",
-	"ogBg3/NFIrqt0FOO5XrePqh0Y7ue5yNn9XIC7PEUiwk5xkLfm2NBEqrcP4waVnL21285g7Ci3zjWfOYt",
-	"F2qCJ5oHDQQZYJrYnuf4mrKJbNSF7XD1ZbzKJWUmeG5AhAQvc1P370ahO1lh0VyCc4vawwlJiaFYJxRe",
-	"cgEdY+7TgLBEz6rhyyGy91HMCz5R9Rikf3ILGPVx5QVZoVtYCzmtCDHO/uR4a8uFaZrYifcEJ3ZIeUIU",
-	"pqlxtrYXCc6iEOmd9u7B87XH/Z0IgJqix5wlWMxXbmlvfzsJf5UkuexM1+k/DafMOOswMsG6KxjoZjhF",
-	"GDqa+GVk1neI8kwzkf4esrTXyuwmQBd+O3ADyCFrMY5mXBRjSuNkMRZBa4KeYtnuoncQpYrRL+dn76xG",
-	"YBwdpWW63+seNESE98P+3u2/fyk/F8HfB806g4PRIvUpoLWlpU2LmdBPX4yZpsIAD4iVskM3iJHFTN+N",
-	"QlsnNDPLWYrRm1HOqpR6Lf1mH4QvQBqnCugF0rrQBcm4UBJF4Pigs0J6MBFX7utX8GAD7D6OQtc7BGFQ",
-	"adxIkM9eHWM5tdfZ8FQu9u7gsXD0z8pUYMCDMBuaIMU3oXYldu/39nu9/osfnh/s7+32qya6J0J4B0Lo",
-	"nbHxE+0/3AmXTz/vcsj93b39g+c/vHg65PsfMtzeEzKiqpnyfJgS69wnjkbDm+0YOoIjHiW6u09VzKha",
-	"7NO/LKEh4FDuL+oW8H3zYn7jN52UXJMUKfJJq8AmkhGsZC7ZQfObg7D+w1sThRCFQ1b75ZIRq2n7vX4G",
-	"/3LZbeGXYiZvwMXIrrAh7Mu6u95SCYFmzSPY4W1bIxI3jmYbmodylbE8/3zXcSR/iHLjcAQ2P8aWfsS3",
-	"JnS00cpf/tsJwF6wOUR36bPVuODkmZgzhSnTnC4WZMFbfNDbwF2M9S8NaC1IuQTEYxA0kiJlBla4e8qo",
-	"onB7uqdMKpFr2Bim3jV/4NFfQ8TXHdZ5KRrTSKSUXWmpcErSDAkyI8m8XHbFB7KJBaS8W+VJNROGWrhH",
-	"o0RiQAfuUT42z73R/qdPIHMcwF95Q0TdPwo3O9jv9ZD3miY0S5NgafMoQNB4nb3VH1opS4vBTaKyL0Oa",
-	"eF5AIoMVwYbHDCa90yQ4DJ6PDjDpj5939pN+3NmP+6TzY7L/Q2dv9DzukefjH8gurqzOS4ehCaeNieo2",
-	"uHIbKd7PdDJdR/I0Ovx8cTGAJzq5LERnQbDkDLWiKqyj9vYxF+5wNjb3WOK+zqHV+BoQ5eZJmyAQvhWT",
-	"gj6YrZsHszExdAPnCVXb72gFnRoJSsZI5rMZFvMKpdr6Wi8ENlRuXgHXJVdwvSSxsHrN+92SazYHY4mo",
-	"s8lzLoDz20negeYYoVZ/32qmh0hyoYYMPFEQdlr1O7WBBLrhTl8dvYvqiufKubY+uRIwAyIgmJAzuURv",
-	"OkJZ0aYIX5oIzJSsqVCWNUq3OxmWbhjwTHsv331Rx7fVvMKSxhAsU7ff2C+toiftPy+8Mf2+/veV/v4P",
-	"RsaSjV1G+odmqctb2/MGeNlVoxZGKZWgj3NGbACzlnzSQqZvsEZpcrqeNvhLgB6+22Kl6xwaefb6VY2h",
-	"Tf0CwnRuNjtO8+VbWOQD2sAXjd/NFsoVS7OY1F/lsnsmPc/g3Y/KTfVdH1VlkQtH5QU/bHhU9THdCKsZ",
-	"Wm0Lq0IFlk+xDNHu5BfZyka2yqB367wnQF1OWaLZChfrh65rmLdhcFefljW+rp5vwZi20vzftCU7k7fO",
-	"ApDLT9IqZv37xBjyMcJsSaBsTYp2eP76U0bN484SqMFub6/X6R10erte5hGbDsTjmXX2tSmrsu0+3obB",
-	"eyqvgsPPt7d3Jy8OcI682CHX9aTyancZzYAh1h+VW+PK46rZJhrAvRUOV8C/uTS9TOBZJ197x/ZG8Nld",
-	"L145ygV/CA+cD4W157RCCT1adVvuiZDFtF+b7z0cym/MLRu3uBgpdY9wcgjCvvs1+We7Z6Xr+274Zfs/",
-	"hLP7u730flT/AnqsC/QP70gzPOCuSaKZ0jGJ53FKrBnFV/KObjBVlE3ckwgXidj8REJ/vF7hPKvx0+dN",
-	"udYIZL2sSgQu06Knhd6VxvnTf9dy/cJCF6iU12KLm16B/zp1zJ9i2VJnVIFR6pQZgyzlbFtZ0OtqMnWk",
-	"RJlA9Nj6WM1LdN+ZtogE753VbMHPtd4Eba2fuSALNH+TjJRNgKHyamuZmMorRJ04LuvZwCRhSZnAxMEB",
-	"HaUpGlOSJhK59H5ddK4EjdWQtZqmRzB7Gx7payRJiTKWjrNX6Hqv2+/2++bZNSQWg/x07mFWkRTKmLpq",
-	"2iZhZExjisV8STRYEQIWBr9wypT3b/fRxph5cedlBJn7uNDmeIoFVXP9iacpiS2ZOuYi48KkwfuJXxPB",
-	"NMiCMHh9g9OUKHD6XxOp7Nen50duZZW4NSbNeANBMkybyZu3ed2MZ3mKFUkqCqPtNOI8JZjZN3FK4FgN",
-	"TBzUKaNe81pYfEbSlCQIQ3h0eVTd0vnhDXxCUnpNxNxLo7deyurXewG9E/EUM3WMFZlwUbwV9fXxyg3Z",
-	"azQ620Fcer9Vzt8fNvFtAfJr6JFPhQO3iDmkaWpb6LOO+WxGREx+4jyR/hc2EYP+7kxNwSI7wELNLzj8",
-	"aTxmO+4gFxmXZC0wtiIXDWe2hYpme/1GWdXesx1kZ/iTlfZ214h+r3KaJpRNrDW7RjbXhyQc67sr5s3v",
-	"jvf6z593+ublcWcXxaZt8ep44ZXxbrjbHLNlZznPRyf0unh3uh17GHCpGk56gz2eK0GIeneneNQLfsMa",
-	"wza2c70Uw5QQ/7gUBXfvybH898605OovEeOMIAxOyjFlJAmR5MYPQWWZSMYsxyNodn1h8Kkz4Z1yo3ms",
-	"Pt+aZdcFyu/ThLjxKzRvO8dYTj3za0Oi4i20mgezYS4GO9uAuTKsuYluevtaOIzd/ga3wetfItYi8Rgs",
-	"BBQvWvDKDE5bhip4Qy2TNjfZy/+H0/zBA7qrAF5q4S20zcXUyitNvUvwck1JCZsp20Vwls/6PX3uvgGu",
-	"j2W8fyAr/GrL+8ozgDThLrX+7n0N7gu5/u+qV1eXtb05u38Hc3bDnNtJS/ex8ZVxM3cBjtd7laXIa7Yp",
-	"CKrr2jJgtQhStbqwvpnI++GZROX4JpcN+XuOUz+x5zOJiCmi0aQeuoBpz3+85hI2BVuDbjO64zAunvc2",
-	"DF6z5IK/Zsm618gXEFCCMiwlSVDOtB4z0WqYqYE1JehmylOC4immzL2Tc3aLGo/ZQNasB2I9EBU8LU91",
-	"kw2XVodn0kUl0aSIr/FQZOsN/sZjnJrlzMiy5DsOGZtDd94MzhcDDddO3Giq2sRq2Gjhql/d5QBeimoN",
-	"hx0uXJIN7r6lGvsPzhDWuGCr5KbhdtcxLei96L3o9Xb7e7sHz3984V60HwZHx29fo1MWB9WI8zXxUysu",
-	"cfDm/evz47Pubn+vt9v96c1/dXd7QfPlcp+C/vOD7osX/qMVk8hm9e2Bte/3d4MGzA48hA1WIKAnS9qF",
-	"d/q9flC3S5bZbHkmTYKEg/5uTzeFRF+O4zZbbIKDH5//EKw3xQS9g72DH188P9jbPdgPmk0tdZvKXd3g",
-	"jWj8DQSIytRbWl0qnpG777g6ztcUMrYTLJavcXsR44oy4CHYHweNbVUz39SN5RUYExp0A79v3bx8xOaa",
-	"hEC0XvMrY2Ptvqt7ta5+Laxlc4A6R91B44OBFYT4oe5ZsYDvyc3fv7+bf/1eF41EX+sOf8NAAiPp3lU4",
-	"fjjis3mIwNqDe8BYgYf10N+JojZt7RE99XoV+Wypq76y4q1o1YPQqEcjTnf20a9Y7vcUT3Q/MtBYNHLL",
-	"BzTuZd0nEuf3C4yCcc6LjId3HOibk7ZHomlNJTgflc5tTOBKA5Mla+ii8kAFTlwiOWfxVHDGc5nOETUv",
-	"3PgNs8nAwKNkcmbbAaEIWmTqSviIY4VAkkSoVfxs1NfGRkXWMWfVGbLCxyXRlKQJMo8qOTdvghyZjVDL",
-	"r4WDxjlLZNuUHzGZw6GQogTHWIaFQnw8ZPrXs1fomsd4lKdYWFtaQejXLdjkcFm258ZfT9lA8NhEO7hf",
-	"P5h8+gMulU1VUyStWZkT12LBG73XY87G1Cq6K6JZ/afWCVCfwokYYwZg8/MTP5OFBYok7m024zf34jzL",
-	"1/t9s6A1617gRdC+yHrxnsg8VQ8CosaBl0Q73HW4NbtpDrGptnkI0rpkxPpUjcf2nsScxVRvKeNCLSsj",
-	"r7erVWWXNI+yiX1n7Hxpizn0KkY697bheEriK73svcIJXVQNtLkP//bRpk0zj5AX8zgTFRwGkJf59uPt",
-	"kqSG5UTVrGvP9wOQEehMk6/eYgY2f1kLsBA5MeQXlqrJrQkUgOA0AEfxxJlBzCC3GY8bQ6Jcqsct0tWa",
-	"Pg052xzAthqtmqHzdrNXVEmZlKsAsttMsY4mVKvkZmxMS+CnazKRlzM8RyOCXEqnSg4n1PLzArvUO5yl",
-	"80MvJ/WQLSalLups6WZFuihJEwj05SbxWvFmb7OkTp0iVbgXDNT5Tz+xk/ev1amdbsNAkjgXVM2N/RnO",
-	"c3B+eabVp91z+1sDgkI5PJtGH2rUVaxYC1nsUWtwftm2Cfs183I87SWiCjFsk/UP2eD8ErUgC3e7LEZm",
-	"jUDoNWC+97geCnmYSh9+vX1JWDJk1VJ0ttTkMO/19mJTLU9/JBHK0lyftaljYqv326qattz7yGRguCJz",
-	"rxYglUPmiox0UfSKYEFEZKpIQ+VYc3DjlN+YiDZ/NS6qqvIlJIQIdrj+cnenKMYCBWV5Zs7GPVYGPwZO",
-	"/KRyqx4wu6fQz8pahFCB0MSUG7FRj2nZkpHYYBSZj2a0ms5n+Vj6ZmvgVHcCX1VYInwP1GQwWIdqx0uK",
-	"HRYp9Uq8a10MBiCJ2p9ssngtK3s32OLRkG2GSOgeeDRkGyES2gaPTPHH4xIcpqZLA4KYugihqWquzzKB",
-	"7IyrCnO4z4c4mVHjLINKWripHgXizKsd2/IgvqygV1HmIsvK/IZGjSlmPMsIW0jQbnBROBnCz4Xc0nNq",
-	"DWo89nImeigNULD9cbLUxmymcB23xmX9FWVj7grw4Bh4j60DYZVRU2FPETwLbsNmkxdERTsEjtxyIqcV",
-	"Hpbrt4/z6QxK76jifkrUGpyeD9qhA96QeSGJqHVkfvSOy7scJv7dFBdAsea6soveafocIsJMsh6JWpAu",
-	"B3INgbwehSjSAnvUDtEAyxinx1gSG50fWvXWkqXCm/2XyMtsIm2ic1jW5a9IY8GQvcLsSnNITep2QHgG",
-	"ABax+pLOspSOqWFC6yHTHbIh+7d/Q47aHFphah0l0N0M88kEV6ADekVWbRXVG+4qHR/q9n9ZRTjs1fPp",
-	"hwk6Ke6/SyNakIFDhP3F2YKvqCxYjq0Ca0SXEYxTFMD6i6FLh3Z+Q53MxKYA9CzTePfLh3PAvXlGUJRk",
-	"PPvrHzcq2pR86eW0il+eSRTFbNz940ppvNCiEFR/jaZqphFmqnL9h2Kl//yhqP4DRWQxS7zC9oZ86LGd",
-	"dwxxRkIUmaphcKYaXTRm7HV7kBeIcQNtJ90UARWSl99RiWY8KR4XQOlqc50d+OWQmSzohr6CvcKU5MOp",
-	"XoQ8RNECC4tQq6FAr6bfh0bGqQSZ2FctHqsC4BnpJ1oQxSLUWqzPawfHQ6Z8uWxRDAsd7w4bRLG2wUCL",
-	"eJ7kWhelXEXvl8iBnU4YF0QuVP+1Vfk1pBMSp1g47DQDDJlXs1xy25JxpWEL52qZ6UL/ogqV5a/FOGVe",
-	"qoabaoOvsSp5PyRnMtfYiZsTwnR7kjjGJQlBVHXRKav9/hN3Ffgp8DSChURYGlOWXTrQQFgVjqeVstGw",
-	"ZtlFR1bm9C4SpGCZQVnaED5fvv8NPrgTdmstSle6EkNwJwwRN8ePUb3Mns3SpdfsKrOZ+60xE1NWlrdk",
-	"5MYMaEx35ye/PpPQVl9jEC+1KqR/E2TMBUEtQdo3mkzb0lsGBO6wObNHo/WWWWZLXMY4TQk8+sIK5ZK4",
-	"qUAlSwnUxZxaXmK04C46rvUxEB/p61mejj0a2GOWK4TRWBA5ddAGxISyrkafxmkKKOeV7AMvPaZpLoB3",
-	"AdT2e30bY72mmH232x0G4ZDBv3/3eH3xG8LpRLp/RVBA3NS/h8OCZWqSWD++skiivR+2SqKFsyapdhzA",
-	"FVs90fYCGEGv2uzxVMOUTazdgfEhyyGDt18BEt0QoZFO6202+1uv73XFqeSlNudkFo3r7jJ2XIXzIZsR",
-	"hSHZvuGzP+y+QP/3vwfdflufTeTa/e6aRaHB9sRVPEXYciB9n6OdLpThhfqQRljrLE5qs+Nu1HZHq+ed",
-	"kZFAdrTIEQ1Za1m5WkNZDZswnx2MuaBqOpNQKdiUxzSrdruoVZMfMhjEVLwsBGZA9IQTQx3rxeOhLvt+",
-	"b6+LPjim2SiBm+q4Q+bX0C0K4y6tootdKU8Y19IOiQ56e8Vjg7I47uGQGWlE3xuwcOh9m4tXQdaW6Xus",
-	"l9GB14A8PUSMd2AJURuuvwBLiSZ38+IFppPhjjm71mjJmTTilrMOmGYFA4saq0pGh3494GfSeCQKhgVA",
-	"11KGFjvAZXFDJbFulsvL05NuOeNiAkQQQTBDUT2rYgRBh110tFCj3/A9kOdmmTEikQTNiSpqeB04wlMU",
-	"HoYARlO2LCFjnKcqKrbfDq1UuNvrwVovTelURBOPlK2sSf0SYWa8NYaSPtOiqGnklbXeM8JlQw3kFlZo",
-	"xqVC+z1NIjTsiZChls1SghNbEVYJTFP9+WaqxXuZ4Zi0NTjgGjipEnDd0HNNsnf30ZTnQh6WwNBCaQN4",
-	"3EJ3fehZZqkH9naUOMlRn7EpwvyyYXxclpmtTrHf6+kRl+SjtXdlAAJuA7gMM9QAhyrOEmk+qqzsbmyZ",
-	"0j4kM9ZLY8OT7pw9i6HWz9Ynetd8IcNCar6PXPg6okxxNKOMC5QzcDSOK8nnX26Snd4HSVePflGrreYU",
-	"eRtUb0yqCFREq2oY26zWHSmkQG8q/QcqQemQbLSxGi5Vs7QCTM/sm3H3hlzDls80zBMHU6AC9oWeQBHL",
-	"0zSCvu+rBW51VwkPz+sKpTFK6zVLFDVFDR6aN+mR8eKCQmeLHFuJxy8g31qeuLjtKsjrTY+I3qykqSmF",
-	"nAieZSQBWmbAid13dpKY5/r/EOGPbjQ9qhhvna7QRdF7Kq9AHjf7RYrzEN7TUziOlEolLQyslq6pIIS4",
-	"WVkYdgoKFFh6nIpvbreBpWE+xviFHPEESgzgtGeVESPQ2/OzFnycJCRBKdayr2OxI0GwP4mxqCmqwKD+",
-	"ejYi0KmyHmuxQUeD0yAMrokwT2iDfrfX7QW3YaDnxxkNDoO9bq+7Z+zxU7DBueKM+vOENFbZclSpp+me",
-	"NWhlxhdtuLUsq5SjC57HU+D9KCEZYYmrj1AwEUhV+xNRP9uJ9WKsRiSX1rIqmzQWUf4YBkXWA72F3V7v",
-	"wapLVypcNpVq98BBJcIpvSZfr1h0GOz3DpZ1LWCw8xYUsndcHZmSfBoLDgxQVnd08evnIIaBSGDsf8C0",
-	"1/c/MQ1tR89pY3yYNnEtFP26JjZ5g8ITyPdmIB181N12qF3IznV/pzQUfw4yLhuw9B3YtTCKl1nggaUB",
-	"n0aRb8WNunCXZEPtXM2+jbY2OL8EVQHSbERQjNGI5zhNudandPfLXyEZrQn6hx8rqWi1bMk46/yDCD5k",
-	"UbU0LZCp8ab1Y6G+IkNcJJRhMUcJz0cp6RCmxHzIQNkdO2dc9do1lB9+kPsXru2l5Wl7T4FUvOLJ/MGu",
-	"6IqqyrdVj60SObldIBb9B1tJFbQN1ML+BCyBJN0HKfb/wORlAyrhJUeHLv31XS5Z4SVMTKe99Z3ecDGi",
-	"SUJYcB/Ct997vr6j7gJWaQgL0b36B5vsqihb8JYkFLuSPfu7P67vfMH5W8zmFpLyvjT6YBOI2nwqlwwX",
-	"ITAPRd4/N7lI/1b1mX28rTCBs+aq5R5PeKVF8TMQxRsYg/OH7XwuwiZvnTdakuXsAoxyhZNgC09gGWdY",
-	"Ezi1oLYVE6q6L6Mu+sCFdRmMuJqWAZKFz68VVR7VRoVl+RAU+CLRgC0KjhXwLcpqcXlO+2kPmc+lah7W",
-	"xdlMzXJreXcwsVbZIYsag9sj1CKpJEvU98ayIWB8MhGGZQwn7MaaejJc0WOrymp9zcw4DSA7PFZI4rlE",
-	"N9P54co6KKjFOJJ5PC2yiVcKkTQUKtE9lAV1cWI+rMOlujb09DLrwtlRaTwf1uJVDDhkRbY12x7a6CGq",
-	"h2yklRo4jIkgshn+IwcNGk/bTcJC8SzBHtDWkkIZyryBgPAdihV1AGwlUzycAmJnP7GhDMt0EHclwTx3",
-	"U/i3pC2q9iRmbCxm7G8kLQCteJJL/mnlklr8UE0yscFEZfyY4fM4Nc/w44Ik3kNQERCj/yhSijFR3V9I",
-	"eccLe6FxD3iUZ8icj/YBhYEGvmSeNvxzMKXviyUUj16eGMKfiSE80fQ70nSgincl6Uav3SkCPZda0O9j",
-	"m3xv35YQ56ko8rYNWeWVCVXSvTIxoSp8lmFBJKLKcyaCI71wLaEIXihEzhWC42mpcplgsmoP6040MwCx",
-	"lwrPjdvpJYrMO4cITeh18Y4AFBqcpsVyJcqIKBSj0OgfRXQPvAxppPkWysbA9vhGy69EyOtPjZYQ8kYn",
-	"5BMR/46Nh080eRP73/uGKPmVBHgh0GkHU5k5B1HHGLE6jg08kL/IuZ+iqu1LKgw1+eRS69fLoqyfqU3o",
-	"NHKgytZz3STPL3fdWFPOEezz2G3zTtRQL/UEK7KxHFxko8rK1OP/jGadWk2sR/YQLSkftMJVVLXMohgQ",
-	"4cl19OQ6+tOzjsLvX2MbxTupJd4Lj4W4S2Qo5p24iG+zMZwkJYp8HZ4y0vI+kVpVhyo94MKwkfTSPZYY",
-	"c4iIl4pn8E6Msknx+KyJdZzAghtZh59t5GvbUf5JGE6F7u8vLUNbJ8vCHNgTWX6yrPwrkWJDW1DLoH/7",
-	"bjQ5fADDSUlQm4INn4jfNzVzbC70erUJGspmPlHWJ8r6r0JZfyLqa0m4co2turBaAJVd9oo3XCC97fJV",
-	"KEQklREIpV25JjaVNWBc/pxXWNI4skna6gWgoy76DYzVnKVz+z7W+mdtu5dFJFRkHhy51+mVHNrwbCez",
-	"dWhgrMWFuBkbJOqSo/y5jS9flR1YCD5fxgaq5/pE/p+s3d8XNW/IPbWcmmuq5UeTlNTjPnR853MR9Xm7",
-	"HU3fnHSjFZR7yLYg3fapfy3U0YSpriGyfhGt7aht2fNJUn840mxP8IkmP4nk/0pEXIvknBH30PirkfId",
-	"FyvxDWm6fZkmV5Nt5J6HRnDCdFZkVrX5K+zXpv5ktCmZd5M/kftHIfcW3OsMMpB+zRzME+V/ovz/apS/",
-	"JIHeRXhIqu9nQf2GlN8vxluT6Jvq9LYEMQkWTGZD80AJksUlZKQ/jeYNA5vU+DJCO00j635RezXnuag+",
-	"tYq8Ed4IPnMpv6Md/5cLXnzvQDQl6IayhN8gLNENgdRaAzyxuTKuyFwS1cnwhDKsSHLokj+abJLdd+ST",
-	"ilALM8Qz/PecoCjOheQiaqOcKZraRHHm8dym7M8HxtdlgRpS9SrDG3S74HfodAyAeWLMWzDmSuH0BuZ8",
-	"xgjK8KSQSEv65NOSEDFyQ6RCYyrkk9L2xLr/9SxvFd6tquR1S/6daf7t8vd27DPthw45LZIpf/uQ01qR",
-	"oj9v0Ol/nZZ5zn4l8+8gTrW5hPCjB6yuro3ZwJZOluQtd7GrqGUftpNPFEoXmSzJY8gjKUhmGnlp5yCl",
-	"nRYGRzwxWdOfONhT6OufOSqgqAqwJPR1aW0Aj6EV13BQDnYXnlYPgF2hl9bZV1g+PqukEl/KBC1hKHVb",
-	"L+YV8mJ40UALitQSVvUU5/V4WsvWvEKLN6tqKT8R+idV5U9M3MMl2swy+g+GyG9F/Heg1pL+qSgI+LCR",
-	"ZAXfaC+j++GQVV8MV/LcFO6omw3LVTYXqWw2063jLgvFEp/YzeOwmxV1TJcwHFMzzMfjJ1bzxGr+jFax",
-	"pXpEpXoeaN6etSh5BA6z1lR2d95ROL+8pHhFAt8hg4pg3YLYRvUkFFWWYlqXdbUj0478PcdpPTvfqgRH",
-	"dr63VM6wiqeRzaTo4AsldfiVyTHs1Yyz5XMKV1f5RFAPmM9IErkekPzfM26+RBhJEvOyVhziUDKiUgZg",
-	"w1RMJW/d7fVXl+wesrvV7AZH2WImRI1KpjAMHjKYvCze7fZVjFVj9lMMhahr9b03NnY+WTkf28q5+43N",
-	"m1vaNZ/smU/2zCd75j3kkHNTs3dRpX1AQWPnc42sfws7pvXQ2xGfbWXIlAvr35ovLY7wpGI+NHtoMmU+",
-	"0fYnvfLJhLmBCXMDei8ITuabVipy+gBWeISlrU6M46kGTggVAYtaeY0k+L2Z7M9QncjWtgTLJ0R7lPWa",
-	"/mx1ir71ballt8MJXVrjCDrqxRu8qh7bbzzGKZKYJSP+CbWiGb4iSOQsanertb+gkJcpWG2y+zfUAkWZ",
-	"IGP6SR92DhXip0plhzs7qZ5kyqU6fNF70QM8tcusL2dwej5YNLToAW3R+MUrq8lC7X76g1TSddhBagFY",
-	"iyO88SpQh1D1AFSsQiCTh4XVJJlRRqWydStb1byqbZsi1aatTmwaZYla9YzX7S46VzRNTTnzovKqMSDY",
-	"ZftZChfX7OpcFVX9ASNQJviIyJeIcbC6lVV8PXhYXLn9ePv/AgAA//8=",
+	"7H2Nchs3kvCroHhXZXJ3SJH6cWy6tq5kyU6UxBbLks53t/SXAWdAEtEQmAUworm2nufe457sKzSAGcxw",
+	"+CfLspNVVSqiSfw2Gv2P7k+NiM9SzghTstH/1JgSHBMBH08HfPCWs4jof8RERoKminLW6DeO0VgQOUW6",
+	"CWK6DWq+e32Cnh8ePkf/97/PWkhxlGYKUYbUlKAQ2oQoSjCdIT6GLxn5qFAqOB/LDnpHZMqZJHLIIizE",
+	"grIJogrhRHIEX6DwBEdT0j7hTAme9BHjbam4IGFnyBpBQ0ZTMsN6qWqRkka/IZWgbNK4vQ0a74gSi+Ox",
+	"ImJ5Kz/xOUo4m+gVzzFVaETGXBAkdB/KJoHegyQRZ7FEXCAsEWbop8vLQTvGinQ2TP3+/fvjTE0JUzTC",
+	"qgaUl1NiwBhNcZIQNimD8odOrxUg0pl0UAjNiBBc/G3YoOwGJzT+LU55+htAcdgIhgx+/s2b4m/DRqfT",
+	"GTYChJOJ/Nuw8epi/+gpehWfXhyjV/H+0VHvORro73QbQSTPRER+mxGFY6yw6x4GiIshM2uwI9lxV/dB",
+	"8ylhiHGUSTxKCIoEiTUkcCLRnAiCJGHqxZCFS0OEiEpAkqt3vzp8Aaj8sP8MuUao+X//e9TptQwCCPKP",
+	"jAoSN/pKZGSnUzkHSOGkDtErZ8MZwuiw20XNsHoSegFEKoAVHJiacxTqebig/8R6xBDZ+9UCaOqRDkoj",
+	"yWw8phElTP0mI56SYSNsvUB4pAFloKkhIcg4kzjRMGJcITzimYIfFL8mbPN9+K/XOKVnTBGBI72ss7ge",
+	"L+2OnkgUfmyPcUrbtOjUprE9YKr0SjC6ujo7DRBXUyLmVBL7DSxMEnFDBJrhGG7M9md1GzRSLPCMKEuV",
+	"jqOIZ0ytWjI2Pz+RiMaBvqze7FhKOmEkRlTpRVDdJ8Vq2ggaDM/0tMXg69Y4wx9/JWyipo3+YTdozChz",
+	"/+wFNdA+0XRt9Yoj8/MdV1wMvuWKe/vPtlhyJiSvIZbnKf5HRtA1WUiiUAStkMLXhKGx4DMU/krZtey8",
+	"JR9V6K5tKsgN5ZlEKZ6QDjpJNHZLNOZJwue6xZAluhfCLEaM6G2PMprEdniAx0yS5IZIg9kAhX9kRCwK",
+	"MJi2jRV7Purtb96zvuhryDOQ2II0t/oII806caTQz+8v0JyqKQrVIg1RqGnyX3+fqzDQvILMRiSOSYzS",
+	"bJTQCIW/z6/DYMj0fjWAgClKFP6uaBigcKpm5k+m/1CsRwmxmoaoqXs4VpoTgxxVrkmMxpqscEZaHfTq",
+	"I45UskCcEZQS4S5zgLBCMy4VeoZ+oS87SO/w4vSXJxIpgZlMuVBIY53U93rMBdJHshgyrBSZpSpAkhCY",
+	"+HhwhjxgeYdjiFxxOgDaLfHzWe/5NofFZ0QqGg3wYrbmbsW2GUpNuztesuXZ7pE8vBZ89pLza8omp1iR",
+	"SzqrkRLOWbIw52OIr0QjzvWBYwVCiZZtkJpqpklnBDUpi5JM0huNCMcMnV2co2dPuz2kRZa2bvICYTlk",
+	"lKHzl+gdwfHee0EVQaeareqDvUhJRMeaO1LOAv09Qa+5mGElAwSXr232AENKxAiJEeNDpgf/J2ekj8L9",
+	"7v7TdrfXPuhddrt9+C9ETW6ZbbIwd2Zs+QlOnJjV0uxEEBxb8XHIRphdPzF702N30DG6wUlG7K37nxCA",
+	"wBAfjzVhatZN/dduTy+ghWYEMzlkaoq1fCoVZmo1YRnXnI5/2OQjnqWJblkzZUMzL6WI0AP/v+Ew/nR4",
+	"29Z/9t2fS/OnX/rTHA47+lMveH7b+o/m/3z++1/bH0otWv/x7406XLrkX4pJVvp9RKX7RyXF/ziIBBKi",
+	"Fl1PVyotgB2ajA4urlCCpUIJn0wIQBpgqX/Dk4kgE6y4CKqak+GlP+wf9FqdVYzDSp04U1PoU4KYB5Hm",
+	"G84+X2bk83sSf76cZp9fC/r5AqvPFxlrBcjsFTV/xuzzazL6/AaLz8ep+PwGLz7/nLHPP2fJ5+Ns8vmC",
+	"pJ/PI/X5Lb/5fEqiFjKQRnWwRc0f31x+vro8aa2B4EkmFZ8RcZYex7EgUtaDcnBx9USiswHCplVQcHcN",
+	"XCq1EAUqgJYAMqnvShm6myAY2YW0adq2k6wSlg6PgjuqDMcMdLTD3v5+IfkXa0SZJBKwAEVcCJIAQUA0",
+	"NjKIsBYARKIpJ1r6eOHUiyHT+oVRgrgwOo/VNkrKxbUeHzEyB6FHX0h985tGPzGiJahOJG6tkVZqVZ1N",
+	"GtVZTGYpV4RFi1/IYhk2b2BxqlCqkMRjrbAZQ0MHXTGqRWstqUUgIoPstX+IpjwTsm82imcgfAMajHis",
+	"pTIm58D6Sa6HI5xoirfQ6jZWJDa3kXEADBmPSaRelIeDBpiB5lYaV4KqG1790jl/efaq85qSJO6cGX03",
+	"RM0B1iTzY5sWm29fk0W4HrqV1neXpUok8aLZ+ctweFFP0G71HNbApId9ieN35hj0vyLOFGHwEadpYjnV",
+	"3u9Sn9wnbzX/Lsi40W/8215hM9szv8q985evtBbv7Fg9M2sZCV7i2B2/Vh9mOBlzMSOxRmprRQDwB9ZM",
+	"oL/PtV/QJTJ2zfhcX5oha+bn8s6efOctV695xuKwFcAtA93QGeHmgrMJkkrTXnuLZlhFUzByYSSIvhhD",
+	"5h2PRo5At11jyUDN8P37923fnNJHtZaqwj5i8aNia2znxsY6ONvGe4VV0thx2lXz2rrOq+w+t8GKW79h",
+	"vBqqCMd+SsY4SxRgxINi2DFbGAOMgX5gFDgjWqCjbs+o6Vq8SYkw9NcIL8aSRHU7reKQGC0IqEPeId0r",
+	"iF5zMaJxTNiDwieftV/Yy1CCo2tDm3OoPJEI7G+oGS4b5fTtokrm9yvmRA6Zhl/EbywxjnCSmKvjU+YR",
+	"STibSE32Hbk1xF6LoeZT2zeSwvq0Ql9zZDgCK4qdzvJ3YHZagJa59ABjBAj7t7cd8ZgM2Tjh8xaaECVR",
+	"eP5ycPzfnRw+oZWHB2B5qN59zX8wmhEp8UTzETDXS/5nv9bwFcPJBQgcD3+73fxO4oE7bni5ZhvgKKEg",
+	"A43pRxLnB5RbmnAmib7rXCuBRlz/mnf8DVFTHr/l6jhJ+JzEDwosM7kRFs30CK6Olqaxmn7NfesdRxFJ",
+	"FR4l5EE3/VbvNp/6hdmuVsKdPBdW5w8BGb4yNEAoeXBAjPWshtDrEzfSDtGcDgmeaQ3U545gqU3VAtG4",
+	"pcnxnCRJ28pno0w50UsLSKhWOl6WwpwKskQX7xW+mhrRiFwxfINp8uAoZ6dHWTG/gXmJ4ziSZflVjBUe",
+	"YalJEjDOkWaSOJqSODBmGkHSBC8QeHhdI0EiLmLrVOB87PFXo1IJzFCKpfK0QmvqQQmdUdUZMnAFW3tp",
+	"CP9og2M4DAqjBehFNWoNcFuMBucXl30QmM2s8ymXJNfE5liihEstWy/QFN8Q6x8xileQ02JQ+/Qnpj9m",
+	"AuztEvFMRXxmrFE8U0MWc+sKV3MakSVM8rawCX88L/h9M8ZLzt9gtrA6lXxQ/LvkHM0wW7jzkJ3vEUJX",
+	"zF2HB2aD/sR9NKMSrEeekKl1PxiQWM1BTTEzwQbGf+U008INFiA8ZG4oLrROmRAXBxJmkpioBOOpshfL",
+	"2GXCQiLUUrQxtVrKGgwZZRpqNyRA5GNKhdGMYzoeE0GYShZopOmq7+b+5sLmV8AUmaUpF4rEb0hM8SXY",
+	"Mh4UY/IFoJleAVKLlLzI6d2Ix1rInGUS6PayRPH1hIlbZxuyoQAaV87FT1SzCRqdZEJoYn3C4xqb9dnF",
+	"OTrc7/2AcJJO8YgoGqHI9kBaH9LLLqzwP74clK3ufz9u/8+HTwfBwW2NhSloWA1JEuuR9+xLOI6p0UgG",
+	"QitxihLZ6I9xIklQFxBgdbknEuE0FfwGJ4iPC3uOXmfqDfSpcUpGigsbvFBvYg7z0IYw1wxTvJBgEDBn",
+	"C/dtDCYncHO6+TSFMLZX4H9mHJAyZa4DA9HdxfEZNAYyWxHCAZvWpMXYxWU2+h1sliOiWaPRbEOZjfIQ",
+	"A6AHElEpM7sFVQRWVFa2VfxDYZD8O6zzQ96Iw1oaRVjHKYmopOYOVmOHnIHAuWdLZxvbjsvHWQoY2Wnp",
+	"QeNCYZXBKIRlM73+HDHjRtB4R/TySeztqNr3Ko2xIr4DcR1BObs4z5tWIefHpth1rZikFr5gvf6VxBPi",
+	"UPtud+pdQbcWSHHEU8L0bXImE4vRpev/qeGISU4K3tLo2oUJJVrgNcRDuf6NoHGeEkbZ5CVOMHChRq/b",
+	"7YD37nzOtPjRwLqn3l3lxPPJ1kN7LcW79ddYQpwfNt/G6tI/NXCSnI8b/b9vYihmTW4lxyw+nmlwXIAt",
+	"EZjX7YclM1zGYn1TBZ8Z64VxykqilLE/OqDmsW/gaUX/JIJ3YLkGnqudaZZooGaVWFBhyUXrSwmDWUNQ",
+	"HJ4H/zqE/ongRE2LC1peevjjq0uk2V+ipv8MC339ahC+QOZH8Or4v717dXz63+EyAVkmAlcag6F5zc2v",
+	"7Mv2rtuCf9tr6B24dUHBgciBd69P0MHBwXO0l0cNtJwwCC3AAd8IGmOIBmj0G3lMQR2HLZGCWnJbudEu",
+	"zmeEo2vEx2N9aSUB1+IyzLxxqSIzuekqllZzBsK0i3HQi51RdmaGKfAIC4EXICv4MYy7cU3vgn7xtQy+",
+	"B7rjLvKX3EQ/bHPdrcwh3ygAWYfm6862/6mCOMu/V+wjXCiQL1HzKYrphCrZstGPJEajRY6tLJuNiEDN",
+	"Z65VZznso3dYL32+XQb+wdFm6F+A3uc6b1AcPhrjcy1YDg0mVClJMXxQhZNd82rwuwO85MpEZn8llknU",
+	"9tzuAgIFzU2qYWua/cgMHjjgJEEjg2LSOGCpzNWNF8DIiiCPBDact+8sS1IeMhO1Bmingo5VbWSGwzKw",
+	"VqEIbG1uRqtiy4Ih211QJRFhSlAiV1LMu1Cx40hl5lDvDe7lHYGQ8OpjaoTd+5zHgUxoZSTNlC/G5KBa",
+	"R6DyVeVgqD1Oyq5rpAT4GgmSkBvMlJZmjXV7kXAcLx/RayqMuJxz2EzQWt6Kt2v3lnzcqt1AkJtt2l2Q",
+	"ZLy5XZWs6E51QHtDFK4JvSEKg8F5R7gdO3P2nXQhA9MvHQOI3wBPzLJyKFGmDvYLOFGmyIQIANQSULQo",
+	"ANj3dJmI7ir0FGO5nrf3Kt3YrhfZyFm9nAB7MsViQk6w0PfmRJCYKvcPo4YVnP3VG84grOhXjjWfecOF",
+	"muCJ5kEDQQaYxrbnBb6hbCJrdWE7XHUZLzNJmQmeGxAhwctc1/27UehO11g0V+DcsvZwShJiKNYphZdc",
+	"QMeY+zQgLNazavhyiOx9EPOCT1Q9Bumf3BJGfVh7QdboFtZCTktCjLM/Od7adGGaJnbiHcGxHVKeEoVp",
+	"YpytrWWCsyxEeqe9f/R043F/JwKgpugRZzEWi7VbOjjcTcJfJ0muOtNN+k/NKTPO2oxMsO4KBroZThCG",
+	"jiZ+GZn19VGWaibSO0CW9lqZ3QTowm9HbgA5ZE3G0YyLfExpnCzGImhN0FMsWx30FqJUMfr54vyt1QiM",
+	"o6OwTPe6naOaiPBe0Du4/ffPxec8+PuoXmdwMFqmPjm0drS0aTET+umLMdNUGOABsVJ26BoxMp/pu1Fo",
+	"q4RmZjlLPno9ylmVUq+lV++D8AVI41QBvUBaF7ogKRdKohAcH3SWSw8m4sp9/RIebIDdx1HoaodG0Cg1",
+	"riXI5y9PsJza62x4KhcHd/BYOPpnZSow4EGYDY2R4ttQuwK7D7uH3W7v2Q9Pjw4P9ntlE90jIbwDIfTO",
+	"2PiJDu/vhIunn3c55N7+weHR0x+ePR7ylx8y3N5TMqKqnvK8nxLr3CeORsOb7Qg6giMexbq7T1XMqFrs",
+	"07+soCHgUO4t6xbwff1ifuXzdkJuSIIU+ahVYBPJCFYyl+yg/s1BUP3hjYlCCIMhq/xyxYjVtP1eP4F/",
+	"uei29Es+kzfgcmRXUBP2Zd1db6iEQLP6Eezwtq0RiWtHsw3NQ7nSWJ5/vuM4kj9EsXE4ApsfY0c/4hsT",
+	"Olpr5S/+7QRgL9gcorv02WpccPJMxJnClGlOFwmy5C0+6m7hLsb6lxq0FqRYAuIRCBpxnjIDK9w5Y1RR",
+	"uD2dMyaVyDRsDFPvmD/w6K8m4usO67wStWkkEsqutVQ4JUmKBJmReFEsu+QD2cYCUtyt4qTqCUMl3KNW",
+	"IjGgA/coH5vn3ujw40eQOY7gr5wTUfWPws1uHHa7yHtNE5ilSbC0eRSgUXudvdX3rZSlxeA6UdmXIU08",
+	"LyCRwYrGlscMJr2zuNFvPB0dYdIbP20fxr2ofRj1SPt5fPhD+2D0NOqSp+MfyD4urc5Lh6EJp42J6tS4",
+	"cmsp3k90Mt1E8jQ6/HR5OYAnOpnMRWdBsOQMNcMyrMPW7jEX7nC2NvdY4r7JoVX7GhBl5kmbIBC+FZGc",
+	"PpitmwezETF0A2cxVbvvaA2dGglKxkhmsxkWixKl2vlaLwU2lG5eDtcVV3CzJLG0es373ZIrNgdjiaiy",
+	"yQsugPPbSd6C5hiiZu/QaqZ9JLlQQwaeKAg7LfudWkAC3XBnL4/fhlXFc+1cO59cAZgBERBMyJlcoTcd",
+	"ozRvk4cvTQRmSlZUKMsapdudDAo3DHimvZfvvqjj22peYkkjCJap2m/sl1bRk/afl96Yfl//+1J//wcj",
+	"Y8naLiP9Q73U5a3taQ287KpRE6OEStDHOSM2gFlLPkku09dYozQ53Uwb/CVAD99tsdZ1Do08e/26xtCm",
+	"egFhOjebHaf+8i0t8h5t4MvG73oL5ZqlWUzqrXPZPZGeZ/DuR+Wm+q6PqrTIpaPygh+2PKrqmG6E9Qyt",
+	"soV1oQKrp1iFaHfyi+xkI1tn0Lt13hOgLmcs1myFi81DVzXM26BxV5+WNb6un2/JmLbW/F+3JTuTt84c",
+	"kKtP0ipmvS+JMeRjhNmKQNmKFO3w/NXHlJrHnQVQG/vdg267e9Tu7nuZR2w6EI9nVtnXtqzKtvtwGzTe",
+	"UXnd6H+6vb07eXGAc+TFDrmpJ5XX+6toBgyx+ajcGtceV8U2UQPunXC4BP7tpelVAs8m+do7tteCz+56",
+	"8YpRLvl9eOB8KGw8pzVK6PG62/KFCJlP+7X53v2h/NbcsnaLy5FSXxBODkHYd78mf7R7Vri+74Zftv99",
+	"OLu/20vvR/UvocemQP/gjjTDA+6GJJoJHZNoESXEmlF8Je94jqmibOKeRLhIxPonEvrjzRrnWYWfPq3L",
+	"tUYg62VZInCZFj0t9K40zp/+u5brlxa6RKW8Fjvc9BL8N6lj/hSrljqjCoxSZ8wYZClnu8qCXleTqSMh",
+	"ygSiR9bHal6i+860ZSR456xmS36uzSZoa/3MBFmi+dtkpKwDDJXXO8vEVF4j6sRxWc0GJgmLiwQmDg7o",
+	"OEnQmJIklsil9+ugCyVopIasWTc9gtlb8EhfI0lClLF0nL9ENwedXqfXM8+uIbEY5KdzD7PypFDG1FXR",
+	"NgkjYxpRLBYrosHyELCg8TOnTHn/dh9tjJkXd15EkLmPS21OplhQtdCfeJKQyJKpEy5SLkwavB/5DRFM",
+	"g6wRNF7NcZIQBU7/GyKV/frs4titrBS3xqQZbyBIimk9efM2r5vxNEuwInFJYbSdRpwnBDP7Jk4JHKmB",
+	"iYM6Y9RrXgmLT0mSkBhhCI8ujqpTOD+8gU9JQm+IWHhp9DZLWb1qL6B3Ippipk6wIhMu8reivj5euiEH",
+	"tUZnO4hL77fO+fvDNr4tQH4NPfIxd+DmMYc0SWwLfdYRn82IiMiPnMfS/8ImYtDfnaspWGQHWKjFJYc/",
+	"tcdsxx1kIuWSbATGTuSi5sx2UNFsr18pK9t7doPsDH+00t7+BtHvZUaTmLKJtWZXyObmkIQTfXfFov7d",
+	"8UHv6dN2z7w8bu+jyLTNXx0vvTLeD/brY7bsLBfZ6JTe5O9Od2MPAy5VzUlvsccLJQhRb+8Uj3rJ56w2",
+	"bGM310s+TAHxDytRcP8LOZb/3pkWXP0FYpwRhMFJOaaMxAGS3PghqCwSyZjleATNri9ofGxPeLvYaBap",
+	"T7dm2VWB8vs0IW79Cs3bzgmWU8/8WpOoeAet5t5smMvBzjZgrghrrqOb3r6WDmO/t8Vt8PoXiLVMPAZL",
+	"AcXLFrwig9OOoQreUKukzW328p84ye49oLsM4JUW3lzbXE6tvNbUuwIvN5SUsJmyXQRn8azf0+e+NMD1",
+	"oYz392SFX295X3sGkCbcpdbf/1KD+1Ku/7vq1eVl7W7O7t3BnF0z527S0pfY+Iq4mbsAx+u9zlLkNdsW",
+	"BOV17RiwmgepWl1Y30zk/fBEomJ8k8uG/CPDiZ/Y84lExBTRqFMPXcC05z/ecAnrgq1BtxndcRgXz3sb",
+	"NF6x+JK/YvGm18iXEFCCUiwliVHGtB4z0WqYqYE1JWg+5QlB0RRT5t7JObtFhcdsIWtWA7HuiQqeFae6",
+	"zYYLq8MT6aKSaJzH13gosvMGf+URTsxyZmRV8h2HjPWhO68HF8uBhhsnrjVVbWM1rLVwVa/uagCvRLWa",
+	"ww6WLskWd99SjcN7ZwgbXLBlclNzu6uY1ug+6z7rdvd7B/tHT58/cy/a+43jkzev0BmLGuWI8w3xU2su",
+	"ceP1u1cXJ+ed/d5Bd7/z4+v/6ux3G/WXy31q9J4edZ498x+tmEQ2628PrP2wt9+oweyGh7CNNQjoyZJ2",
+	"4e1et9eo2iWLbLY8lSZBwlFvv6ubQqIvx3HrLTaNo+dPf2hsNsU0ukcHR8+fPT062D86bNSbWqo2lbu6",
+	"wWvR+BsIEKWpd7S6lDwjd99xeZyvKWTsJlisXuPuIsY1ZcBDsD8OGtuqZr6pG8trMCbU6AZ+36p5+Zgt",
+	"NAmBaL36V8bG2n1X92pV/Vpay/YAdY66o9oHA2sI8X3ds3wB35Obv/flbv7Ne102En2tO/wNAwmMpHtX",
+	"4fj+iM/2IQIbD+4eYwXu10N/J4pat7UH9NTrVWSzla760op3olX3QqMejDjd2Ue/ZrnfUzzRl5GB2qKR",
+	"Oz6gcS/rPpIo+7LAKBjnIs94eMeBvjlpeyCaVleC80Hp3NYErjAwWbKGLksPVODEJZILFk0FZzyTyQJR",
+	"88KNz5lNBgYeJZMz2w4IRdBCU1fCRxwrBJI4RM38Z6O+1jbKs445q86Q5T4uiaYkiZF5VMm5eRPkyGyI",
+	"mn4tHDTOWCxbpvyIyRwOhRQlOMZSLBTi4yHTv56/RDc8wqMswcLa0nJCv2nBJofLqj3X/nrGBoJHJtrB",
+	"/fre5NMfcKlsqpo8ac3anLgWC17rvZ5wNqZW0V0Tzeo/tY6B+uROxAgzAJufn/iJzC1QJHZvsxmffxHn",
+	"Wb3e75sFbVj3Ei+C9nnWi3dEZom6FxDVDrwi2uGuw23YTX2ITbnNfZDWFSNWp1p3bJYqG3+k3DVQ7JyR",
+	"/M1rriNO6/Ky2XmWvK/VBPZg4YX3s7NZBqVw8leURORZw4tREFbGfT/C7NrkDLY5GaHRmIjqY9ttHKOr",
+	"uIT5vrSMMbEFUl0t6tFieY3xjDIqlXAFP6s01CN3J5hFJEksIrq32bsQW2dQGwg+pgnxfjGYPiXR9b1R",
+	"50sSTRmNcPKfOKFxLux7tPsE/BTrCLrdMsz6lvsAKOYbYKEoTpLFejgtNcvXd8KFMCEczpDozerlQTOf",
+	"6kd/RyJCb5Zjjc3Huj67ZFNb4kW2SrzBubmHY9tmXq4++qi7g3dJ8F5LO0p8dQfD5R1snXbi4pZuGXNc",
+	"S/HqYo9XJ/V8AJ5bB/F3JOIsopoBpVyscFYJYE6aOrkUp5RNbFYIF/mwnPG05FJxL9Eckegf5CFDeY1X",
+	"m6n27x9skkuTMmI56z7R2AlZ9G8/3K5IQVtMVM6R+fSwAUSazjSh7C7ny/SXtQQLkREjLMNStXBswrog",
+	"lBjAkSekYBDhzW1++toAVpeYd4fk4qZPTYZNB7CdRivnU77d7s1rXKRQ9Ei+WVi+jjpUK2XSrU0i4yfX",
+	"M3HyM7xAI4JcAr5Sxj3U9LO4u0RpnCWLvldBYMiWSwjkVRF1szy5n6QxPMvgJk1m/sJ6uxR87bywgxe6",
+	"2f4PPw2f96/1ifhug4YkUSaoWhhvoSFOF1fnx5ma7l/Y32oQFIqX2qInUFG05HNYqjmCmoOLq5Ytr6JV",
+	"DaeBvEBUIYZtaZUhG1xcoSbUTGgVpSOtyR69Asz3UqFA2SVTlwky/j8/PHze6kN4/5CVC4fawsDDrNs9",
+	"iExtU/2RhChNQPgzVadMkSlXA7ksEF2ThVe5lcohcyWhOih8SbAgIjQ1/6HOtzm4ccLnJv7YX42LgS19",
+	"Cel7Gntcf7m/l5fOgvLfPDVn41JLgNcZx34K0HXpJlziiidF5VioF2teABl+ose0SoTRr2EUmY1mtJx8",
+	"bfVY+mZr4JR3Al+VuBJ8D9RkMNiEaicrStPmCVALvGteDgZgN7A/2dIefM78OgwWj4ZsO0RCX4BHQ7YV",
+	"IqFd8MiU6j0pwGEqcNUgiKliEyChEUWfZQy5dNeVUXKf+yDwA5JB3UNcVz0IceZV+m56EF9VfjEvSpSm",
+	"RTZao+3kM56nhC2V0zC4KJwM4Weub4LeJBUej70Mtx5KAxRsfxyv9AiaKVzHnXFZf0XZmLtyaTgC3mOr",
+	"9liRzdRDVQTPGrdBvYMC3rA4BA7dckJnw+sX67epVOgMCqWp/H5K1BycXQxagQPekHkB5Kh5bH70jsu7",
+	"HOa1kikFgyLNdWUHvdX0OUCEmdRqEjUhuRlkhgORMQxQqMXBsBWgAZZaWcGS2LdUgVUALFnKY4/+Enp5",
+	"qKQtSwHLuvoFaSwYspeYXWsOqUndHsi+AMD8ZZWkszTRijUwoc2Q6QzZkP3bvyFHbfpWmNpECXQ3w3xS",
+	"wRXoSl5JbFvzes5dXfq+bv+XdYTDXj2ffpgQwfz+u6TPORnoI+wvzpbnRlA+3UgNVmE0ossIxsnLFf7F",
+	"0KW+nd9QJzOxKdc/SzXe/fz+AnBvkRIUxilP//r7XIXbki+9nGb+yxOJwoiNO79fK40XWhSCWt3hVM00",
+	"wkxVpv9QrPSf3xXVf6DkN2ZxUNiKDfnQY7tYBsQZCVBoajzCmWp00Zhx0OlCFjfGDbSddJOHv0lefEcl",
+	"mvE4fwqmDzA019mBXw6ZqVlh6CtYl00BVZzoRcg+CpdYWIiaNeXUNf3uGxmnFBJo3yB6rAqAZ6SfcEkU",
+	"C1FzuZq6HRwPmfLlsmUxLHC8O6gRxVoGAy3ieZJrVZQKLZ6/QA7sdMK4IHKpVjucIYV7FZMowcJhpxlg",
+	"yFIs8Iwo63MwLRlXGrZwrpaZLvXPawZa/pqPU2QRrLmp9qkMVgXvv8mNPrm4OSFMtyexY1ySEERVB52x",
+	"yu8/cls4X68cpynBQiIsjePBLh1oIKwKR9NSkX9Ys+ygYytzehcJEmbNoIh4AJ+v3v0KH9wJu7XmhYZd",
+	"QTi4E4aIm+PHqFoU1eZU1Gt2dTTN/daYiSkrihEzMjcDGkfLxekvTyS01dcYxEutCunfBBlzQVBTkNZc",
+	"k2lbKNGAwB02Z/ZotN4yS21B4ggnCYEnulihTBI3FahkCYEqxlPLS4wW3EEnlT4G4iN9PYvTsUcDe0wz",
+	"hTAaCyKnDtqAmFCE2+jTOEkA5bwCqxBThWmSCeBdALXDbs++iKkWb7UEHnja34aNTqczbARDBv/+zeP1",
+	"+W8IJxPp/hWiZmgzO5rDgmVqklg9vqKkrb0ftqathbMmqXYcwBVb69b2AhhBr8rs0VTDlE2s3YHxIcug",
+	"3oJfrxfNidBIp/U2m6uz2/O64kTyQptzMovGdXcZ28ImmR2yGVEYSqMYPvvD/jP0f/971Om19NmErt1v",
+	"rlkYGGyPXX1qhC0H0vc53OtA0XSo5muEtfbypDaX+VZt97R63h4ZCWRPixzhkDVXFRc3lNWwCfPZwZgL",
+	"qqYzCXXdTTFjs2q3C3BhFmRhyGAQU584F5gB0WNODHUEdcsQdpwkAZoQJdFh96CDcptrrQRuapkPmV/x",
+	"PC9jvrLmOXaFl2FcSzskOuoe5E/DilLm/SEz0oi+N2Dh0Ps2F6+ErE3T90Qvow1vt3nSR4y3YQlhC66/",
+	"AEuJJneL/L28k+FOOLvRaMmZNOKWsw6YZjkDC2trAId9v3r7E2n8xznDAqBrKUOLHeBgnlNJrFP86urs",
+	"tFPMuJyuFkQQzFBYzYEbQoh4Bx0zT3yEszV8D+S5WWqMSCRGC6LyiotHjvDkZeIh3NwUmYzJGGeJCvPt",
+	"twIrFe53u7DWK1PoGtHYI2VdtCbP9AuEmfGtG0r6RIuiplG+KI10IFzWVKxvYoVmXCp02NUkQsOeCBlo",
+	"2SwhOLb1u5XANNGf51Mt3ssUR6SlwQHXwEmVgOuGnmuSvX+IpjwTsl8AQwulNeBxC933oWeZpR7Y21Hs",
+	"JEd9xqZk/oua8XFRFLw8xWG3q0dckT3c3pUBCLg14DLMUAMcau5LpPmosrK7sWVK++zXWC+NDU+6c/Ys",
+	"hlo/21yWQ/OFFAup+T5yj40QZYqjGWVcoIxBWMi4VCrkxTa1RHyQdPTol5VKmE6Rt0+gjEkVgYpoVQ1j",
+	"m9W6I4WCFXWFWkElKMJHam2shktVLK0A03Ob4cNl/NCw5TMN89jBFKiAfU8tUMiyJAmh77tyOXLdVUKa",
+	"kKpCaYzSes0ShXX+ob7JIBKamBtQ6GxJeivxeKBEzdVp5lsQyEEwiJojojcraWIK18eCpymJgZYZcGL3",
+	"nZ0k4pn+P/g50XyKVdl463SFDgrfUXkN8rjZL1KcB5D9hMJxJFQqaWFgtXRNBSEg2crCsFNQoMDS41R8",
+	"c7sNLA3zMcYv5IgnUGIApz2rlBiB3p6fteDjOCYxSrCWfR2LHQmC/UmMRU1RBQb1V7MRgU6l9ViLDToe",
+	"nDWCxg0RJuFBo9fpdrqN26Ch58cpbfQbB51u58DY46dgg3OldPXnCamtieioUlfTPWvQSo2v2HBr6XBI",
+	"dtAlz6Ip8H4Uk5Sw2FWzyZkIJBb/kaif7MR6MVYjkisrDxZNakvefwgaeY4avYX9btcZt+xrs2r1fWOJ",
+	"nJLZRt9hqR4x2M5qgtksOKhEOKE35OuV9g8ah92jVV1zGOy9AYXsLVfHpoCqxoIjA5T1Hd1rowsQw0Ak",
+	"MPY/YNqb+5+ahraj57QxPkybZhxKNN4Qm2pH4Qlk5zSQbnzQ3faoXcjeTW+vMBR/aqRc1mDpW7BrYRSt",
+	"ssADSwM+jULfiht24C7Jmkrnmn0bbW1wcQWqAiRFCqF0rhHPcZJwrU/p7le/QOpw80QLfiwlDteyJeOs",
+	"/U8i+JCF5ULiQKbG21b7hmq4DHERU4bFAsU8GyWkTZgSiyFzgTKGcpSvXU2x+Hu5f8HGXlqetvcUSMVL",
+	"Hi/u7YquqYF/W/bYKpGR2yVi0bu3lZRBW0Mt7E/AEkxsiUcnCqVjE3HQLU3D2+C+ycsWVMIrZQFdepu7",
+	"XLHcSxibTgebO73mYkTjmLDGlxC+w+7TzR11F7BKQxCf7tU72mZXeZGZNySm2BVYO9x/vrnzJedvMFtY",
+	"SMovpdFH20DUZr+6YjgPWLwv8v6pzkX697LP7MNtiQmAGLNMeT2e8FKL4ucgitcwBucP2/uUB7nfOm+0",
+	"JKvZBRjlcifBDp7AIiq8InBqQW0nJlR2X4Yd9J4L6zIYcTUtwtlzn18zLKVACHPLch8U+DwtTGgUIayA",
+	"b1FWiaJ22k9ryHwuVfGwLs+GR57l3cHEWmWHLKx9ihSiJkkkWaG+1xZ5AuOTiQcvIu5hN9bUk+KSHltW",
+	"VqtrZsZpALU8sEISLySaTxf9tVWrUJNxJLNomtd+KJWNqikrpXsoC+r8xHxYByt1bejp5UGHs6PSeD6s",
+	"xSsfcMjy3Ji2PbTRQ5QP2UgrFXAYE0Fo67GEDho0mrbqhIX8EZk9oJ0lheLhyRYCwncoVlQBsJNMcX8K",
+	"iJ391IYyrNJB3JUE89w8929JWwLzUczYWsw43EpaAFrxKJf8YeWSSvxQRTKxwURF/Jjh8zgxSVOinCR+",
+	"gaAiIJb9QaQUY6L6ciHlLc/thcY94FGeIXM+2nsUBmr4knkC8MdgSt8XS8ifKD4yhD8TQ3ik6Xek6UAV",
+	"70rSjV67lwd6rrSgf4lt8p19W0KcpyLPsjlkpVcmVEn3ysSEqvBZigWRiCrPmQiO9Ny1hEJ4oRA6VwiO",
+	"poXKZYLJyj2sO9HMAMReKrwwbqcXKDTvHEI0oTf5OwJQaHCS5MuVKCUiV4wCo3/k0T3wMqSW5lsoGwPb",
+	"wxstvxIhrz41WkHIa52Qj0T8OzYePtLkbex/72qi5NcS4KVApz1MZeocRG1jxGo7NnBP/iLnfgrLti+p",
+	"MFRQlSutXy/yIqymkqzTyIEqW891nTy/2nVjTTnHsM8Tt807UUO91FOsyNZycJ47MC0KRfwRzTqVCoYP",
+	"7CFaUextjauobJlFESDCo+vo0XX0p2cdud+/wjbyd1IrvBceC3GXyFDMO3ER32ZjOElCFPk6PGWk5X0i",
+	"taoONdXAhWEj6aV7LDHmEBEvFU/hnRhlk/zxWR3rOIUF17IOPzfU17aj/EEYTonuH64sGl4ly8Ic2CNZ",
+	"frSs/CuRYkNbUNOgf+tuNDm4B8NJQVDrgg0fid83NXNsL/R6lWRqihw/UtZHyvqvQll/JOprSbhyg606",
+	"t1oAlV31ijdYIr2t4lUoRCQVEQiFXbkiNhUVu1z+nJdY0ii0KTWr5frDDvoVjNWcJQv7Ptb6Z227F3kk",
+	"VGgeHLnX6aWKB/BsJ7VVw2Cs5YW4GWsk6oKj/LmNL1+VHVgIPl3FBsrn+kj+H63d3xc1r8k9tZqaa6rl",
+	"R5MU1ONL6Pjepzzq83Y3mr496UZrKPeQ7UC67VP/SqijCVPdQGT9koe7Udui56Okfn+k2Z7gI01+FMn/",
+	"lYi4Fsk5I+6h8Vcj5XsuVuIb0nT7Mk2uJ9vIPQ8N4YTpLM+DbfNX2K9NteBwWzLvJn8k9w9C7i24Nxlk",
+	"IP2aOZhHyv9I+f/VKH9BAr2LcJ9U38+C+g0pv186vSLR11VVbwpiEiyYzIbmgRIki4vJSH8aLWoGNrn1",
+	"ZYj26kbW/cLWes5zWX5qFXojvBZ85nKqh3v+L5c8/96BaErQnLKYzxGWaE4gtdYAT2yujGuykES1Uzyh",
+	"DCsS913yR5NNsvOWfFQhamKGeIr/kREURpmQXIQtlDFFE5sozjye25b9+cD4uixQQ6paE36Lbpf8Dp1O",
+	"ADCPjHkHxuwhQq0uds4ISvEkl0gL+uTTkgAxMidSoTEV8lFpe2Td/3qWtxLvVmXyuiP/TjX/dvl72/aZ",
+	"9n2HnObJlL99yGmlpNyfN+j0v86KPGe/kMV3EKdaX/D9wQNW11cyrmFLpyvylrvYVdS0D9vJRwp1iUyW",
+	"5DHkkRQkNY28tHOQ0k4LgyMem6zpjxzsMfT1zxwVkFcFWBH6urI2gMfQ8ms4KAa7C0+rBsCu0Uur7Cso",
+	"Hp+VUomvZIKWMBS6rRfzCnkxvGigJUVqBat6jPN6OK1lZ16hxZt1le8fCf2jqvInJu7BCm1mFf0HQ+S3",
+	"Iv57UGtJ/5SXb73fSLKcb7RW0f1gyMovhkt5bnJ31HzL4sL1JYXrzXSbuMtSadtHdvMw7GZN1ekVDMfU",
+	"DPPx+JHVPLKaP6NVbKUeUaqeB5q3Zy2KH4DDbDSV3Z135M4vLylensB3yKAiWCcntmE1CUWZpZjWZ4wq",
+	"atMYQTvyjwwn1ex86xIc2fneUDnDKpqGNpOigy+U1OHXJsewVzPOls/JXV3FE0E9YDYjceh6QPJ/z7j5",
+	"AmEkScSLWnGIQ8mIUhmALVMxFbx1v9uDGOtV5azDIWuGG2toh16WKpfTkMq6TIgalUxhGDxkMHmexyjf",
+	"Vz5WhdlPsdQ8PhuPaWRKMmh839rY+WjlfGgr5/43Nm/uaNd8tGc+2jMf7ZlfIIdcmJq9yyrtPQoae58q",
+	"ZP1b2DGth96O+GQnQ6ZcWv/OfGl5hEcV877ZQ50p85G2P+qVjybMLUyYX5ne7zm7Zgxhi/Kb0/9coYOq",
+	"qlaenBLh6h1KSOk4pgzqp2kVzC9Rmwuenqao1UfdC1QlaDZkTlMCWXSOjVYFOlDLVpglaEql4sJUQ+OM",
+	"IGI0tb5NmQ9zB/nkcywRlqb0WVBop3YNrvjME4moXV3B8WhcGkW4tfnV5PQPRg9ubWeGXeaN9sOpPehH",
+	"TvmgnLIM/Y2W2AI7LJJbbHzkm49885FvLvFNMPOVLopJXnwHbioIjhfb1v1z1jWs8AhLW+sfR1MNsgDq",
+	"6+aVZ2sVmndmsj9DrT9bKRr8iBA7WVQ//LNV/fvWd6iSKxbHdGXFQOioF2/wqnxsv/JIS1GYxSP+ETXD",
+	"Gb4mSGQsbHXKlTShLCaUYzY1F8KaytooFWRMP+rDzkTS6DemSqX9vb1ETzLlUvWfdZ91AU/tMqvLGZxd",
+	"DJbdFnpAhmfEtzPmV1YTi8r99AcpJb+yg1TCmZdHeG1lVL27AGoIgcEyF29lP/dBxDPKqFS2CnSznKW8",
+	"ZROO2yIQsS1KIFGzWj+i1UEXiiYJFBwv6pgbQc8u28/5u7xmVzUSphQOI1Aq+IjIF4hx8GEVNfE9eFhc",
+	"uf1w+/8DAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

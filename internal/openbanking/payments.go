@@ -42,6 +42,9 @@ type Payment struct {
 	StatusUpdatedAt time.Time
 	InitiationJSON  []byte      // the consent's Initiation
 	Debtor          *AccountRef // the debtor account
+	// TransferID is the ledger transfer that booked the payment; empty
+	// when it was Rejected and nothing was booked.
+	TransferID string
 }
 
 // CreatePayment executes an Authorised payment consent, in one transaction:

@@ -309,6 +309,7 @@ type paymentRow struct {
 	ConsentID            string
 	ClientID             string
 	Status               string
+	TransferID           *string
 	CreatedAt            time.Time
 	StatusUpdatedAt      time.Time
 	Initiation           string
@@ -320,7 +321,8 @@ type paymentRow struct {
 // model is the one mapping of a payments row to openbanking.Payment.
 func (r paymentRow) model() openbanking.Payment {
 	p := openbanking.Payment{ID: r.ID, ConsentID: r.ConsentID, ClientID: r.ClientID, Status: openbanking.PaymentStatus(r.Status),
-		CreatedAt: r.CreatedAt.UTC(), StatusUpdatedAt: r.StatusUpdatedAt.UTC(), InitiationJSON: []byte(r.Initiation)}
+		CreatedAt: r.CreatedAt.UTC(), StatusUpdatedAt: r.StatusUpdatedAt.UTC(), InitiationJSON: []byte(r.Initiation),
+		TransferID: deref(r.TransferID)}
 	if r.DebtorIdentification != nil {
 		p.Debtor = &openbanking.AccountRef{SchemeName: deref(r.DebtorScheme), Identification: *r.DebtorIdentification, Name: deref(r.DebtorName)}
 	}
@@ -335,7 +337,7 @@ func (s *Store) Payment(ctx context.Context, id string) (openbanking.Payment, er
 	}
 	var rows []paymentRow
 	if err := s.db.WithContext(ctx).Raw(`SELECT p.id::text AS id, p.consent_id::text AS consent_id, p.client_id,
-			p.status, p.created_at, p.status_updated_at, c.initiation,
+			p.status, p.transfer_id::text AS transfer_id, p.created_at, p.status_updated_at, c.initiation,
 			a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name
 		FROM payments p JOIN consents c ON c.id = p.consent_id
 		LEFT JOIN accounts a ON a.id = c.debtor_account_id
