@@ -27,12 +27,34 @@ var ErrAuthServerUnavailable = errors.New("security: authorization server metada
 // the configured one (RFC 8414 §3.3): it is not used.
 var ErrIssuerMismatch = errors.New("security: authorization server metadata names another issuer")
 
-// ASMetadata is the part of an authorization server's RFC 8414 §2 metadata the
-// resource server uses.
+// ASMetadata is an authorization server's RFC 8414 §2 metadata: the resource
+// server reads Issuer, JWKSURI and IntrospectionEndpoint from the document it
+// fetches; the sandbox authorization server publishes all of it.
 type ASMetadata struct {
 	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint         string `json:"token_endpoint,omitempty"`
 	JWKSURI               string `json:"jwks_uri,omitempty"`
 	IntrospectionEndpoint string `json:"introspection_endpoint,omitempty"`
+	RegistrationEndpoint  string `json:"registration_endpoint,omitempty"`
+	// RFC 9126 §5.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
+
+	ScopesSupported                                    []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                             []string `json:"response_types_supported,omitempty"`
+	GrantTypesSupported                                []string `json:"grant_types_supported,omitempty"`
+	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported,omitempty"`
+	TokenEndpointAuthMethodsSupported                  []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	// RFC 9449 §5.1.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// RFC 9207 §3.
+	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// RFC 9396 §10.
+	AuthorizationDetailsTypesSupported []string `json:"authorization_details_types_supported,omitempty"`
 }
 
 // Authorization server states reported by Discovery.Status.

@@ -35,8 +35,9 @@ const (
 	AuthPrivateKeyJWT = "private_key_jwt"
 )
 
-// clientAssertionType is the client_assertion_type of RFC 7523 §2.2.
-const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+// ClientAssertionType is the client_assertion_type of RFC 7523 §2.2, as a
+// client sends it and as an authorization server checks it.
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // clientAssertionLifetime is exp - iat of every assertion: short, since each
 // one is made for a single call (FAPI 2.0 Security Profile asks the AS to
@@ -168,7 +169,7 @@ func (a *clientAuth) apply(h http.Header, form url.Values) error {
 		// RFC 7523 §2.2 and RFC 7521 §4.2: client_id may accompany the
 		// assertion; some servers look the client up by it.
 		form.Set("client_id", a.clientID)
-		form.Set("client_assertion_type", clientAssertionType)
+		form.Set("client_assertion_type", ClientAssertionType)
 		form.Set("client_assertion", jwt)
 	}
 	return nil

@@ -390,7 +390,7 @@ func (s *assertionServer) authenticate(r *http.Request) error {
 	if _, _, ok := r.BasicAuth(); ok || r.PostForm.Has("client_secret") {
 		return errors.New("a second authentication method")
 	}
-	if r.PostForm.Get("client_assertion_type") != clientAssertionType {
+	if r.PostForm.Get("client_assertion_type") != ClientAssertionType {
 		return errors.New("client_assertion_type")
 	}
 	p, err := verifyAssertion(s.pub, r.PostForm.Get("client_assertion"))

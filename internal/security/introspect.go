@@ -39,6 +39,9 @@ type Introspection struct {
 	CnfJKT    string   `json:"-"`
 	Aud       []string `json:"-"`
 	ConsentID string   `json:"consent_id,omitempty"`
+	// AuthorizationDetails is the RFC 9396 authorization_details member as
+	// it was granted (a JSON array), or nil.
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 
 	// Refusal, when set, is the reason the verifier refuses the token
 	// whatever else it says: its consent id cannot be told (two different
@@ -126,6 +129,9 @@ func (in *Introspection) decode(b []byte, needActive bool) (decoded, error) {
 	out.Scope, out.ClientID, out.Subject = w.Scope, w.ClientID, w.Subject
 	out.TokenType = w.TokenType
 	out.ConsentID, out.Refusal = consentFromWire(&w)
+	if len(w.AuthorizationDetails) > 0 && string(w.AuthorizationDetails) != "null" {
+		out.AuthorizationDetails = w.AuthorizationDetails
+	}
 	for _, f := range []struct {
 		n   json.Number
 		dst *int64
