@@ -1,6 +1,7 @@
 package devauth
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,8 +35,13 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "payments", wantConsent: "pay-1"},
 		{name: "bound to the DPoP key with dpop_jkt", query: func(q url.Values) { q.Set("dpop_jkt", testKey(t, sdk.ES256).Thumbprint()) },
 			wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "payments", wantConsent: "pay-1"},
-		{name: "no response_type", query: func(q url.Values) { q.Del("response_type") },
-			wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "payments", wantConsent: "pay-1"},
+		{name: "consent named by authorization_details", query: func(q url.Values) {
+			q.Del("consent_id")
+			q.Set("authorization_details", `[{"type":"openbanking_intent","openbanking_intent_id":"pay-1"}]`)
+		}, wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "payments", wantConsent: "pay-1"},
+		{name: "consent named both ways, the same", query: func(q url.Values) {
+			q.Set("authorization_details", `[{"type":"openbanking_intent","openbanking_intent_id":"pay-1"}]`)
+		}, wantCall: authoriseCall{"pay-1", "alice", "acc-alice"}, wantScope: "payments", wantConsent: "pay-1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,8 +52,8 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			}
 			w := f.authorize(q, true)
 			ans := decode(t, w)
-			if w.Code != http.StatusOK || ans.Code == "" || ans.State != "xyz" {
-				t.Fatalf("authorize = %d %+v, want 200 with a code and state xyz", w.Code, ans)
+			if w.Code != http.StatusOK || ans.Code == "" || ans.State != "xyz" || ans.Iss != testPublicURL {
+				t.Fatalf("authorize = %d %+v, want 200 with a code, state xyz and iss", w.Code, ans)
 			}
 			if w.Header().Get("Cache-Control") != "no-store" {
 				t.Error("authorization answer is cacheable")
@@ -58,12 +64,15 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			form := exchangeForm(ans.Code)
 			form.Set("redirect_uri", q.Get("redirect_uri"))
 			tok := f.mustToken(form)
-			if tok.TokenType != "DPoP" || tok.Scope != tc.wantScope || tok.RefreshToken == "" || tok.ExpiresIn != 300 {
+			details := `[{"openbanking_intent_id":"` + tc.wantConsent + `","type":"openbanking_intent"}]`
+			if tok.TokenType != "DPoP" || tok.Scope != tc.wantScope || tok.RefreshToken == "" || tok.ExpiresIn != 300 ||
+				tok.ConsentID != tc.wantConsent || string(tok.AuthorizationDetails) != details {
 				t.Errorf("token answer = %+v", tok)
 			}
 			want := security.Introspection{
 				Active: true, Scope: tc.wantScope, ClientID: "sandbox-tpp", Subject: "alice", ConsentID: tc.wantConsent,
 				TokenType: "DPoP", CnfJKT: f.key.Thumbprint(), Iat: f.now.Unix(), Exp: f.now.Unix() + 300,
+				AuthorizationDetails: json.RawMessage(details),
 			}
 			if diff := cmp.Diff(want, f.introspect(tok.AccessToken)); diff != "" {
 				t.Errorf("Introspect (-want +got):\n%s", diff)
@@ -81,8 +90,8 @@ func TestAuthorizeRedirects(t *testing.T) {
 	q.Set("redirect_uri", "http://127.0.0.1:9000/cb?keep=1")
 	q.Set("state", "a b&c=d\r\nSet-Cookie: x=y")
 	w := f.authorize(q, false)
-	if w.Code != http.StatusFound {
-		t.Fatalf("authorize = %d, want 302", w.Code)
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("authorize = %d, want 303", w.Code)
 	}
 	loc := w.Header().Get("Location")
 	if strings.ContainsAny(loc, "\r\n ") {
@@ -93,8 +102,8 @@ func TestAuthorizeRedirects(t *testing.T) {
 		t.Fatalf("Location = %q", loc)
 	}
 	got := u.Query()
-	if got.Get("keep") != "1" || got.Get("state") != q.Get("state") || got.Get("code") == "" {
-		t.Errorf("Location query = %v, want keep, state and code", got)
+	if got.Get("keep") != "1" || got.Get("state") != q.Get("state") || got.Get("code") == "" || got.Get("iss") != testPublicURL {
+		t.Errorf("Location query = %v, want keep, state, code and iss", got)
 	}
 	form := exchangeForm(got.Get("code"))
 	form.Set("redirect_uri", q.Get("redirect_uri"))
@@ -105,8 +114,9 @@ func TestAuthorizeRedirects(t *testing.T) {
 	q.Set("consent_id", "done-1")
 	w = f.authorize(q, false)
 	u, _ = url.Parse(w.Header().Get("Location"))
-	if w.Code != http.StatusFound || u.Query().Get("error") != "access_denied" || u.Query().Get("code") != "" || u.Query().Get("state") != q.Get("state") {
-		t.Errorf("authorize(authorised consent) = %d %q, want 302 with error=access_denied and state", w.Code, w.Header().Get("Location"))
+	if w.Code != http.StatusSeeOther || u.Query().Get("error") != "access_denied" || u.Query().Get("code") != "" ||
+		u.Query().Get("state") != q.Get("state") || u.Query().Get("iss") != testPublicURL {
+		t.Errorf("authorize(authorised consent) = %d %q, want 303 with error=access_denied, state and iss", w.Code, w.Header().Get("Location"))
 	}
 }
 
@@ -135,6 +145,22 @@ func TestAuthorizeRejects(t *testing.T) {
 		{name: "repeated parameter", query: func(q url.Values) { q.Add("redirect_uri", "http://localhost/other") }, status: 400, code: "invalid_request"},
 		// Redirected to the client.
 		{name: "response_type token", query: set("response_type", "token"), status: 400, code: "unsupported_response_type", redirects: true},
+		{name: "no response_type", query: del("response_type"), status: 400, code: "invalid_request", redirects: true},
+		{name: "authorization_details of another type", query: set("authorization_details", `[{"type":"payment_initiation","openbanking_intent_id":"pay-1"}]`),
+			status: 400, code: "invalid_authorization_details", redirects: true},
+		{name: "authorization_details without an intent id", query: set("authorization_details", `[{"type":"openbanking_intent"}]`),
+			status: 400, code: "invalid_authorization_details", redirects: true},
+		{name: "authorization_details with two intents", query: set("authorization_details",
+			`[{"type":"openbanking_intent","openbanking_intent_id":"pay-1"},{"type":"openbanking_intent","openbanking_intent_id":"acc-1"}]`),
+			status: 400, code: "invalid_authorization_details", redirects: true},
+		{name: "authorization_details not an array", query: set("authorization_details", `{"type":"openbanking_intent","openbanking_intent_id":"pay-1"}`),
+			status: 400, code: "invalid_authorization_details", redirects: true},
+		{name: "consent_id and authorization_details differ", query: set("authorization_details", `[{"type":"openbanking_intent","openbanking_intent_id":"pay-2"}]`),
+			status: 400, code: "invalid_request", redirects: true},
+		{name: "another client's consent by authorization_details", query: func(q url.Values) {
+			q.Del("consent_id")
+			q.Set("authorization_details", `[{"type":"openbanking_intent","openbanking_intent_id":"pay-2"}]`)
+		}, status: 400, code: "invalid_request", redirects: true},
 		{name: "no code_challenge", query: del("code_challenge"), status: 400, code: "invalid_request", redirects: true},
 		{name: "plain PKCE", query: set("code_challenge_method", "plain"), status: 400, code: "invalid_request", redirects: true},
 		{name: "no PKCE method", query: del("code_challenge_method"), status: 400, code: "invalid_request", redirects: true},
@@ -153,7 +179,7 @@ func TestAuthorizeRejects(t *testing.T) {
 		{name: "payments scope for an account access consent", query: func(q url.Values) { q.Set("consent_id", "acc-1"); q.Del("debtor_account") },
 			status: 400, code: "invalid_scope", redirects: true},
 		// Refused by the consent layer.
-		{name: "consent already authorised", query: set("consent_id", "done-1"), status: 400, code: "access_denied", redirects: true, hookCalls: 1},
+		{name: "consent already authorised", query: set("consent_id", "done-1"), status: 400, code: "access_denied", redirects: true},
 		{name: "payment without debtor account", query: del("debtor_account"), status: 400, code: "invalid_request", redirects: true, hookCalls: 1},
 		{name: "psu too long", query: set("psu", strings.Repeat("p", 129)), status: 400, code: "invalid_request", redirects: true, hookCalls: 1},
 		{name: "consent store down", fail: openbanking.ErrStorage, status: 500, code: "server_error"},
@@ -173,11 +199,12 @@ func TestAuthorizeRejects(t *testing.T) {
 				var code string
 				if !asJSON && tc.redirects {
 					u, err := url.Parse(w.Header().Get("Location"))
-					if w.Code != http.StatusFound || err != nil {
-						t.Fatalf("authorize = %d, Location %q; want a 302 to the client", w.Code, w.Header().Get("Location"))
+					if w.Code != http.StatusSeeOther || err != nil {
+						t.Fatalf("authorize = %d, Location %q; want a 303 to the client", w.Code, w.Header().Get("Location"))
 					}
-					if u.Query().Get("code") != "" || u.Query().Get("state") != "xyz" || u.Query().Get("error_description") == "" {
-						t.Errorf("Location query = %v, want an error with description and state, no code", u.Query())
+					if u.Query().Get("code") != "" || u.Query().Get("state") != "xyz" || u.Query().Get("error_description") == "" ||
+						u.Query().Get("iss") != testPublicURL {
+						t.Errorf("Location query = %v, want an error with description, state and iss, no code", u.Query())
 					}
 					code = u.Query().Get("error")
 				} else {
@@ -299,24 +326,24 @@ func TestRefresh(t *testing.T) {
 	grant := func(rt string) url.Values {
 		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
 	}
-	t.Run("rotates and keeps the binding", func(t *testing.T) {
+	t.Run("is not rotated and keeps the binding", func(t *testing.T) {
 		f := newFixture(t)
 		first := f.mustToken(exchangeForm(f.code(authorizeQuery())))
 		f.now = f.now.Add(4 * time.Minute)
 		second := f.mustToken(grant(first.RefreshToken))
-		if second.RefreshToken == "" || second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken {
-			t.Fatalf("refresh answer = %+v, want new tokens", second)
+		if second.RefreshToken != "" || second.AccessToken == first.AccessToken || second.ConsentID != "pay-1" {
+			t.Fatalf("refresh answer = %+v, want a new access token, no refresh token, the consent", second)
 		}
 		info := f.introspect(second.AccessToken)
 		if !info.Active || info.Subject != "alice" || info.ConsentID != "pay-1" || info.Scope != "payments" ||
 			info.CnfJKT != f.key.Thumbprint() || info.Exp != f.now.Unix()+300 {
 			t.Errorf("refreshed token = %+v", info)
 		}
-		w := f.tokenRequest(grant(first.RefreshToken))
-		if b := decode(t, w); w.Code != 400 || b.Error != "invalid_grant" {
-			t.Errorf("reusing a rotated refresh token = %d %s, want 400 invalid_grant", w.Code, b.Error)
+		// FAPI 2.0: the same refresh token keeps working.
+		third := f.mustToken(grant(first.RefreshToken))
+		if third.AccessToken == second.AccessToken || !f.introspect(second.AccessToken).Active {
+			t.Errorf("second refresh = %+v; the earlier access token must stay active", third)
 		}
-		f.mustToken(grant(second.RefreshToken))
 	})
 	t.Run("same scope named explicitly", func(t *testing.T) {
 		f := newFixture(t)
@@ -382,7 +409,7 @@ func TestRefresh(t *testing.T) {
 			t.Errorf("expires_in = %d, want 120 (capped at the refresh token's end)", second.ExpiresIn)
 		}
 		f.now = f.now.Add(2 * time.Minute)
-		if w := f.tokenRequest(grant(second.RefreshToken)); w.Code != 400 {
+		if w := f.tokenRequest(grant(first.RefreshToken)); w.Code != 400 {
 			t.Errorf("refresh after the grant's end = %d, want 400", w.Code)
 		}
 	})

@@ -14,7 +14,9 @@ import (
 // noConsents stands in for *openbanking.Service.
 type noConsents struct{}
 
-func (noConsents) ConsentClient(context.Context, string) (string, string, error)  { return "", "", nil }
+func (noConsents) ConsentClient(context.Context, string) (string, string, string, error) {
+	return "", "", "", nil
+}
 func (noConsents) AuthoriseConsent(context.Context, string, string, string) error { return nil }
 
 // Example shows the wiring with PAYMENTS_DEV_AUTH=true: one token store is

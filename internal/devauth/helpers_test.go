@@ -61,17 +61,17 @@ func newFakeConsents() *fakeConsents {
 	}}
 }
 
-func (f *fakeConsents) ConsentClient(_ context.Context, id string) (string, string, error) {
+func (f *fakeConsents) ConsentClient(_ context.Context, id string) (string, string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
-		return "", "", f.fail
+		return "", "", "", f.fail
 	}
 	c, ok := f.consents[id]
 	if !ok {
-		return "", "", openbanking.ErrNotFound
+		return "", "", "", openbanking.ErrNotFound
 	}
-	return c.client, string(c.kind), nil
+	return c.client, string(c.kind), string(c.status), nil
 }
 
 func (f *fakeConsents) AuthoriseConsent(_ context.Context, id, psu, debtor string) error {
@@ -236,6 +236,10 @@ type tokenBody struct {
 	ErrorDescription string `json:"error_description"`
 	Code             string `json:"code"`
 	State            string `json:"state"`
+	Iss              string `json:"iss"`
+
+	ConsentID            string          `json:"consent_id"`
+	AuthorizationDetails json.RawMessage `json:"authorization_details"`
 }
 
 func decode(t *testing.T, w *httptest.ResponseRecorder) tokenBody {
@@ -314,4 +318,11 @@ func (f *fixture) introspect(token string) security.Introspection {
 		f.t.Fatal(err)
 	}
 	return info
+}
+
+func decodeInto(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("answer is not JSON: %q", b)
+	}
 }

@@ -12,12 +12,15 @@ import (
 // is {"active":false}.
 func (s *Server) introspect(c echo.Context) error {
 	form, e := parseForm(c)
-	if e != nil {
+	if e != nil && form == nil {
 		return s.refuse(c, "introspect", "", e)
 	}
-	cl, e := s.authenticate(c.Request(), form)
-	if e != nil {
-		return s.refuse(c, "introspect", "", e)
+	cl, ae := s.authenticate(c.Request(), form, s.introspectURL)
+	if ae != nil {
+		return s.refuse(c, "introspect", "", ae)
+	}
+	if e != nil { // repeated parameters, judged once the client is known
+		return s.refuse(c, "introspect", cl.id, e)
 	}
 	if !cl.resourceServer {
 		return s.refuse(c, "introspect", cl.id, &oauthError{status: http.StatusForbidden, code: errUnauthorizedClient,

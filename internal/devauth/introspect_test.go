@@ -29,7 +29,7 @@ func TestIntrospectionEndpoint(t *testing.T) {
 	}{
 		{name: "active PSU token", form: url.Values{"token": {psu.AccessToken}}, opts: rs, status: 200,
 			want: `{"active":true,"scope":"payments","client_id":"sandbox-tpp","sub":"alice","exp":1800000300,"iat":1800000000,` +
-				`"token_type":"DPoP","consent_id":"pay-1","cnf":{"jkt":"` + f.key.Thumbprint() + `"}}`},
+				`"token_type":"DPoP","consent_id":"pay-1","authorization_details":[{"openbanking_intent_id":"pay-1","type":"openbanking_intent"}],"cnf":{"jkt":"` + f.key.Thumbprint() + `"}}`},
 		{name: "with a token_type_hint", form: url.Values{"token": {"unknown"}, "token_type_hint": {"access_token"}}, opts: rs, status: 200,
 			want: `{"active":false}`},
 		{name: "refresh token is not an access token", form: url.Values{"token": {psu.RefreshToken}}, opts: rs, status: 200,

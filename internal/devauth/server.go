@@ -42,11 +42,11 @@ const (
 // *openbanking.Service implements it. AuthoriseConsent is the code path of
 // POST /internal/v1/consents/{id}/authorise.
 type ConsentAuthoriser interface {
-	// ConsentClient returns the client that created the consent and its
+	// ConsentClient returns the client that created the consent, its
 	// kind, string(openbanking.KindPayment) or
-	// string(openbanking.KindAccountAccess); openbanking.ErrNotFound when
-	// there is no such consent.
-	ConsentClient(ctx context.Context, consentID string) (clientID, kind string, err error)
+	// string(openbanking.KindAccountAccess), and its status;
+	// openbanking.ErrNotFound when there is no such consent.
+	ConsentClient(ctx context.Context, consentID string) (clientID, kind, status string, err error)
 	// AuthoriseConsent records that psu approved the consent, paying from
 	// debtorAccount (payment consents; "" for account access consents).
 	AuthoriseConsent(ctx context.Context, consentID, psu, debtorAccount string) error
@@ -77,6 +77,12 @@ type Config struct {
 	// Logger receives one INFO line per issued or refused grant, never a
 	// token, code or secret; nil discards.
 	Logger *slog.Logger
+	// RequirePAR refuses authorization requests that did not come through
+	// POST /oauth2/par (PAYMENTS_DEV_AUTH_REQUIRE_PAR); the metadata says so.
+	RequirePAR bool
+	// Assertions records the jti of accepted client assertions (RFC 7523
+	// §3); nil means a memory store of 100,000 entries using Now.
+	Assertions security.ReplayStore
 }
 
 // Server is the sandbox authorization server: POST /oauth2/token
@@ -88,7 +94,13 @@ type Server struct {
 	verifier        *security.Verifier
 	consents        ConsentAuthoriser
 	tokens          *Tokens
+	issuer          string
 	tokenURL        string
+	parURL          string
+	introspectURL   string
+	requirePAR      bool
+	par             *parStore
+	jtis            security.ReplayStore
 	tokenLifetime   time.Duration
 	refreshLifetime time.Duration
 	now             func() time.Time
@@ -107,7 +119,8 @@ func New(cfg Config) (*Server, error) {
 		refreshLifetime: cfg.RefreshLifetime,
 		now:             cfg.Now,
 		log:             cfg.Logger,
-		clients:         sandboxClients(),
+		requirePAR:      cfg.RequirePAR,
+		jtis:            cfg.Assertions,
 	}
 	if s.verifier == nil {
 		return nil, errors.New("devauth: a DPoP verifier is required")
@@ -136,7 +149,23 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s.tokenURL = s.verifier.PublicURL() + "/oauth2/token"
+	clients, err := sandboxClients()
+	if err != nil {
+		return nil, err
+	}
+	s.clients = clients
+	if s.jtis == nil {
+		if s.jtis, err = security.NewMemoryReplayStore(security.WithMaxEntries(defaultJTIEntries), security.WithReplayClock(s.now)); err != nil {
+			return nil, err
+		}
+	}
+	// The issuer is the public URL (RFC 8414 §2), as protected-resource
+	// metadata names it.
+	s.issuer = s.verifier.PublicURL()
+	s.tokenURL = s.issuer + "/oauth2/token"
+	s.parURL = s.issuer + "/oauth2/par"
+	s.introspectURL = s.issuer + "/oauth2/introspect"
+	s.par = newPARStore(s.now)
 	return s, nil
 }
 
@@ -146,7 +175,10 @@ func (s *Server) Register(e *echo.Echo) {
 	s.log.Warn("sandbox authorization server mounted under /oauth2/: development only, its client secrets are public")
 	e.POST("/oauth2/token", s.token)
 	e.GET("/oauth2/authorize", s.authorize)
+	e.POST("/oauth2/par", s.pushedRequest)
 	e.POST("/oauth2/introspect", s.introspect)
+	e.GET("/.well-known/oauth-authorization-server", s.metadata)
+	e.GET("/.well-known/openid-configuration", s.metadata)
 }
 
 // Introspect answers for token in-process (see Tokens.Introspect), so that
@@ -155,27 +187,49 @@ func (s *Server) Introspect(ctx context.Context, token string) (security.Introsp
 	return s.tokens.Introspect(ctx, token)
 }
 
-// client is a registered client. Only the SHA-256 of its secret is kept.
+// client is a registered client: a secret (only its SHA-256 is kept) or
+// public keys for private_key_jwt, or both.
 type client struct {
 	id             string
+	hasSecret      bool
 	secretHash     [sha256.Size]byte
+	keys           []clientKey
 	scopes         []string
 	codeGrant      bool // may use /oauth2/authorize with loopback redirect URIs
 	resourceServer bool // may call /oauth2/introspect
 }
 
-func sandboxClients() map[string]*client {
+// FAPIClientID is the sandbox client that authenticates with
+// private_key_jwt only. Its key pair is published in the repository
+// (docs/sandbox-tpp-fapi.jwk, private key included) so that a FAPI client can
+// start without registering: anyone can sign as this client.
+const FAPIClientID = "sandbox-tpp-fapi"
+
+// fapiClientKey is the public part of docs/sandbox-tpp-fapi.jwk.
+const fapiClientKey = `{"kty":"EC","crv":"P-256","kid":"sandbox-tpp-fapi-1","use":"sig","alg":"ES256",` +
+	`"x":"TPpGldrFe34fZOBv2eXUeU_MAVcO_Y9QlkIgtKGwbWQ","y":"sw5EJuFYLc-IvvZNRlxGv1njx_zF0fqZF_Q1OinVGa8"}`
+
+func sandboxClients() (map[string]*client, error) {
+	fapiKey, err := parseClientKey([]byte(fapiClientKey))
+	if err != nil {
+		return nil, err
+	}
+	withSecret := func(c *client, secret string) *client {
+		c.hasSecret, c.secretHash = true, hashOf(secret)
+		return c
+	}
 	list := []*client{
-		{id: "sandbox-tpp", secretHash: hashOf("sandbox-secret"), scopes: []string{ScopeAccounts, ScopePayments}, codeGrant: true},
-		{id: "sandbox-tpp-2", secretHash: hashOf("sandbox-secret-2"), scopes: []string{ScopeAccounts, ScopePayments}, codeGrant: true},
-		{id: "sandbox-admin", secretHash: hashOf("admin-secret"), scopes: []string{ScopeLedgerAdmin, ScopeConsentsAdmin}},
-		{id: ResourceServerClientID, secretHash: hashOf(ResourceServerClientSecret), resourceServer: true},
+		withSecret(&client{id: "sandbox-tpp", scopes: []string{ScopeAccounts, ScopePayments}, codeGrant: true}, "sandbox-secret"),
+		withSecret(&client{id: "sandbox-tpp-2", scopes: []string{ScopeAccounts, ScopePayments}, codeGrant: true}, "sandbox-secret-2"),
+		{id: FAPIClientID, keys: []clientKey{fapiKey}, scopes: []string{ScopeAccounts, ScopePayments}, codeGrant: true},
+		withSecret(&client{id: "sandbox-admin", scopes: []string{ScopeLedgerAdmin, ScopeConsentsAdmin}}, "admin-secret"),
+		withSecret(&client{id: ResourceServerClientID, resourceServer: true}, ResourceServerClientSecret),
 	}
 	m := make(map[string]*client, len(list))
 	for _, c := range list {
 		m[c.id] = c
 	}
-	return m
+	return m, nil
 }
 
 // noStore marks an answer that carries tokens, codes or token metadata as
@@ -194,6 +248,7 @@ type oauthError struct {
 	description string
 	reason      string // for the log only
 	retryAfter  string
+	iss         string // the issuer, on authorization error answers (RFC 9207)
 }
 
 // OAuth error codes (RFC 6749 §4.1.2.1, §5.2; RFC 9449 §5).
@@ -206,6 +261,8 @@ const (
 	errUnsupportedResponseType = "unsupported_response_type"
 	errInvalidScope            = "invalid_scope"
 	errInvalidDPoPProof        = "invalid_dpop_proof"
+	errInvalidRequestURI       = "invalid_request_uri"
+	errInvalidAuthzDetails     = "invalid_authorization_details"
 	errAccessDenied            = "access_denied"
 	errServerError             = "server_error"
 	errTemporarilyUnavailable  = "temporarily_unavailable"
@@ -236,5 +293,9 @@ func (e *oauthError) write(c echo.Context) error {
 	if e.retryAfter != "" {
 		h.Set("Retry-After", e.retryAfter)
 	}
-	return c.JSON(e.status, map[string]string{"error": e.code, "error_description": e.description})
+	body := map[string]string{"error": e.code, "error_description": e.description}
+	if e.iss != "" {
+		body["iss"] = e.iss
+	}
+	return c.JSON(e.status, body)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,26 +24,33 @@ const maxFormBytes = 16 << 10
 
 // tokenAnswer is the token endpoint's success answer (RFC 6749 §5.1, RFC 9449
 // §5: token_type DPoP).
+// A PSU token's answer names its consent as consent_id and as RFC 9396 §7
+// authorization_details.
 type tokenAnswer struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	Scope        string `json:"scope,omitempty"`
-	RefreshToken string `json:"refresh_token,omitempty"`
+	AccessToken          string          `json:"access_token"`
+	TokenType            string          `json:"token_type"`
+	ExpiresIn            int64           `json:"expires_in"`
+	Scope                string          `json:"scope,omitempty"`
+	RefreshToken         string          `json:"refresh_token,omitempty"`
+	ConsentID            string          `json:"consent_id,omitempty"`
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
 
 // token serves POST /oauth2/token: form parameters (RFC 6749 §3.2), client
 // authentication (§2.3.1), the DPoP proof (RFC 9449 §5), then the grant.
 func (s *Server) token(c echo.Context) error {
 	form, e := parseForm(c)
-	if e != nil {
+	if e != nil && form == nil {
 		return s.refuse(c, "token", "", e)
 	}
-	cl, e := s.authenticate(c.Request(), form)
-	if e != nil {
-		return s.refuse(c, "token", "", e)
+	cl, ae := s.authenticate(c.Request(), form, s.tokenURL)
+	if ae != nil {
+		return s.refuse(c, "token", "", ae)
 	}
-	jkt, e := s.checkProof(c)
+	if e != nil { // repeated parameters, judged once the client is known
+		return s.refuse(c, "token", cl.id, e)
+	}
+	jkt, e := s.checkProof(c, s.tokenURL)
 	if e != nil {
 		return s.refuse(c, "token", cl.id, e)
 	}
@@ -72,13 +80,14 @@ func (s *Server) token(c echo.Context) error {
 	return c.JSON(http.StatusOK, ans)
 }
 
-// checkProof verifies the token request's DPoP proof and returns its key's
-// thumbprint (RFC 9449 §5: the token is bound to that key). A nonce claim is
-// accepted but not required.
-func (s *Server) checkProof(c echo.Context) (string, *oauthError) {
+// checkProof verifies the DPoP proof of a POST to endpoint (the token or PAR
+// endpoint) and returns its key's thumbprint (RFC 9449 §5: the token is bound
+// to that key; §10.1: the code is). A nonce claim is accepted but not
+// required.
+func (s *Server) checkProof(c echo.Context, endpoint string) (string, *oauthError) {
 	r := c.Request()
 	res, err := s.verifier.VerifyProof(r.Context(), security.ProofRequest{
-		Method: http.MethodPost, URL: s.tokenURL, DPoP: r.Header.Values("DPoP"),
+		Method: http.MethodPost, URL: endpoint, DPoP: r.Header.Values("DPoP"),
 	})
 	var se *security.Error
 	switch {
@@ -160,10 +169,12 @@ func (s *Server) authorizationCode(cl *client, form url.Values, jkt string) (tok
 	return s.issuePair(g, now.Add(s.refreshLifetime))
 }
 
-// refreshToken is RFC 6749 §6 with rotation: the refresh token must come from
-// its client with a proof by the key it is bound to (RFC 9449 §5); it is spent
-// and replaced by one ending when the first did. A requested scope must be
-// within the original grant.
+// refreshToken is RFC 6749 §6 without rotation (FAPI 2.0 Security Profile
+// §5.3.2.1): the refresh token must come from its client with a proof by the
+// key it is bound to (RFC 9449 §5), and stays valid until the grant ends; the
+// answer has no new refresh token. A token presented by another client or
+// key is refused and left as it was. A requested scope must be within the
+// original grant.
 func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
@@ -176,7 +187,7 @@ func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAns
 			return tokenAnswer{}, grant{}, badRequest(errInvalidScope, "Requested scope not allowed", "scope_malformed")
 		}
 	}
-	old, err := s.tokens.takeRefresh(rt, cl.id, jkt, want)
+	old, err := s.tokens.refreshGrant(rt, cl.id, jkt, want)
 	switch {
 	case errors.Is(err, errScopeWidened):
 		return tokenAnswer{}, grant{}, badRequest(errInvalidScope, "Requested scope not allowed", "scope_widened")
@@ -194,7 +205,11 @@ func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAns
 	if g.expires.After(old.expires) {
 		g.expires = old.expires
 	}
-	return s.issuePair(g, old.expires)
+	at, err := s.tokens.issueAccess(g)
+	if err != nil {
+		return tokenAnswer{}, grant{}, storeError(err)
+	}
+	return s.answer(at, "", g), g, nil
 }
 
 // issuePair stores an access token for g and a refresh token for the same
@@ -214,13 +229,18 @@ func (s *Server) issuePair(g grant, refreshEnd time.Time) (tokenAnswer, grant, *
 }
 
 func (s *Server) answer(accessToken, refreshToken string, g grant) tokenAnswer {
-	return tokenAnswer{
+	a := tokenAnswer{
 		AccessToken:  accessToken,
 		TokenType:    "DPoP",
 		ExpiresIn:    int64(g.expires.Sub(g.issuedAt).Seconds()),
 		Scope:        g.scope,
 		RefreshToken: refreshToken,
+		ConsentID:    g.consentID,
 	}
+	if g.consentID != "" {
+		a.AuthorizationDetails = grantedDetails(g.consentID)
+	}
+	return a
 }
 
 func storeError(err error) *oauthError {
@@ -244,8 +264,9 @@ func (s *Server) refuse(c echo.Context, endpoint, clientID string, e *oauthError
 }
 
 // parseForm reads an application/x-www-form-urlencoded body of at most 16 KiB
-// (RFC 6749 §3.2) and refuses repeated parameters (§3.1). Query parameters
-// are not read.
+// (RFC 6749 §3.2). Repeated parameters (§3.1) give both the form and an
+// error, so that the caller authenticates the client before refusing them;
+// any other error comes without a form. Query parameters are not read.
 func parseForm(c echo.Context) (url.Values, *oauthError) {
 	r := c.Request()
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
@@ -260,7 +281,7 @@ func parseForm(c echo.Context) (url.Values, *oauthError) {
 		return nil, badRequest(errInvalidRequest, "Malformed form body", "form_malformed")
 	}
 	if repeated(form) {
-		return nil, badRequest(errInvalidRequest, "Parameters must not be repeated", "parameter_repeated")
+		return form, badRequest(errInvalidRequest, "Parameters must not be repeated", "parameter_repeated")
 	}
 	return form, nil
 }
@@ -272,80 +293,6 @@ func repeated(v url.Values) bool {
 		}
 	}
 	return false
-}
-
-// dummySecret is compared against when the client is unknown, so that an
-// unknown id costs the same time as a wrong secret.
-var dummySecret = hashOf("no such client")
-
-// authenticate identifies the client by HTTP Basic (client_secret_basic, with
-// id and secret form-urlencoded before Base64, RFC 6749 §2.3.1) or by the
-// client_id and client_secret form fields (client_secret_post); using both is
-// refused (§2.3). Secrets are compared as SHA-256 hashes in constant time.
-func (s *Server) authenticate(r *http.Request, form url.Values) (*client, *oauthError) {
-	auth := r.Header.Values("Authorization")
-	if len(auth) > 1 {
-		return nil, badRequest(errInvalidRequest, "Authorization header repeated", "authorization_repeated")
-	}
-	var id, secret string
-	basic := false
-	if len(auth) == 1 {
-		scheme, rest, _ := strings.Cut(auth[0], " ")
-		// Equal byte lengths keep the folding to ASCII: a non-ASCII rune that
-		// folds to a letter ("ſ" to "s") is longer than one byte.
-		if len(scheme) == len("Basic") && strings.EqualFold(scheme, "Basic") {
-			basic = true
-			var ok bool
-			if id, secret, ok = decodeBasic(strings.TrimSpace(rest)); !ok {
-				return nil, invalidClient("basic_malformed")
-			}
-		}
-	}
-	if basic {
-		if form.Has("client_secret") || (form.Has("client_id") && form.Get("client_id") != id) {
-			return nil, badRequest(errInvalidRequest, "Use one client authentication method", "client_auth_twice")
-		}
-	} else {
-		id, secret = form.Get("client_id"), form.Get("client_secret")
-		if id == "" || secret == "" {
-			return nil, invalidClient("client_auth_missing")
-		}
-	}
-	cl := s.clients[id]
-	want := dummySecret
-	if cl != nil {
-		want = cl.secretHash
-	}
-	got := hashOf(secret)
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || cl == nil {
-		return nil, invalidClient("client_auth_failed")
-	}
-	return cl, nil
-}
-
-func invalidClient(reason string) *oauthError {
-	return &oauthError{status: http.StatusUnauthorized, code: errInvalidClient,
-		description: "Client authentication failed", reason: reason}
-}
-
-// decodeBasic splits a Basic credential and form-decodes both halves
-// (RFC 6749 §2.3.1, so "sandbox%2Dtpp" is "sandbox-tpp").
-func decodeBasic(cred string) (id, secret string, ok bool) {
-	raw, err := base64.StdEncoding.DecodeString(cred)
-	if err != nil {
-		return "", "", false
-	}
-	rawID, rawSecret, found := strings.Cut(string(raw), ":")
-	if !found {
-		return "", "", false
-	}
-	if id, err = url.QueryUnescape(rawID); err != nil {
-		return "", "", false
-	}
-	if secret, err = url.QueryUnescape(rawSecret); err != nil {
-		return "", "", false
-	}
-	return id, secret, id != ""
 }
 
 // parseScope splits an RFC 6749 §3.3 scope: space-separated tokens, at least

@@ -102,7 +102,7 @@ func (ts *Tokens) Introspect(_ context.Context, token string) (security.Introspe
 	if !ok || !now.Before(g.expires) {
 		return security.Introspection{Active: false}, nil
 	}
-	return security.Introspection{
+	info := security.Introspection{
 		Active:    true,
 		Scope:     g.scope,
 		ClientID:  g.clientID,
@@ -112,7 +112,11 @@ func (ts *Tokens) Introspect(_ context.Context, token string) (security.Introspe
 		TokenType: "DPoP",
 		CnfJKT:    g.jkt,
 		ConsentID: g.consentID,
-	}, nil
+	}
+	if g.consentID != "" {
+		info.AuthorizationDetails = grantedDetails(g.consentID)
+	}
+	return info, nil
 }
 
 // issueAccess stores g under a new random access token and returns it.
@@ -176,13 +180,14 @@ func (ts *Tokens) redeemCode(code string) (authCode, [sha256.Size]byte, error) {
 	return *c, h, nil
 }
 
-// takeRefresh removes and returns the grant of a refresh token presented by
-// clientID with a proof signed by the key jkt (RFC 6749 §6, RFC 9449 §5),
-// asking for scope (nil means the original scope). A token of another client
-// or key is left in place (errWrongHolder), so that someone who stole it
-// cannot spend it for its owner; so is one asked for more scope than it
-// carries (errScopeWidened).
-func (ts *Tokens) takeRefresh(token, clientID, jkt string, scope []string) (grant, error) {
+// refreshGrant returns the grant of a refresh token presented by clientID
+// with a proof signed by the key jkt (RFC 6749 §6, RFC 9449 §5), asking for
+// scope (nil means the original scope). The token is not rotated: it stays
+// until the grant ends or the code it came from is reused. A token of another
+// client or key fails with errWrongHolder, one asked for more scope than it
+// carries with errScopeWidened; neither revokes anything, so that someone
+// who stole it cannot have it revoked for its owner.
+func (ts *Tokens) refreshGrant(token, clientID, jkt string, scope []string) (grant, error) {
 	h := hashOf(token)
 	now := ts.now()
 	ts.mu.Lock()
@@ -196,7 +201,6 @@ func (ts *Tokens) takeRefresh(token, clientID, jkt string, scope []string) (gran
 	case scope != nil && !scopeSubset(scope, strings.Fields(g.scope)):
 		return grant{}, errScopeWidened
 	}
-	delete(ts.refresh, h)
 	return g, nil
 }
 

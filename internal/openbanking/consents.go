@@ -364,17 +364,18 @@ func (s *Service) RejectConsent(ctx context.Context, consentID string) error {
 	return err
 }
 
-// ConsentClient returns the client that created a consent and its kind
-// (string(KindPayment) or string(KindAccountAccess)), so that an authorization server issues
-// a PSU token for a consent only to its client.
+// ConsentClient returns the client that created a consent, its kind
+// (string(KindPayment) or string(KindAccountAccess)) and its status, so that an authorization
+// server issues a PSU token for a consent only to its client and accepts a request only for a
+// consent awaiting authorisation.
 //
 // Errors: ErrNotFound, ErrStorage, or a context error.
-func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID, kind string, err error) {
+func (s *Service) ConsentClient(ctx context.Context, consentID string) (clientID, kind, status string, err error) {
 	r, err := s.store.Consent(ctx, consentID)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	return r.ClientID, string(r.Kind), nil
+	return r.ClientID, string(r.Kind), string(r.Status), nil
 }
 
 // Authorise is AuthoriseConsent returning the decision.

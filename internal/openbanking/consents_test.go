@@ -60,9 +60,9 @@ func TestPaymentConsentLifecycle(t *testing.T) {
 	}
 	wantErr(t, "authorise rejected", f.svc.AuthoriseConsent(ctx, rejected.ID, "alice", string(alice.ID)), openbanking.ErrInvalidConsentStatus)
 
-	client, kind, err := f.svc.ConsentClient(ctx, pc.ID)
-	if err != nil || client != clientA || kind != string(openbanking.KindPayment) {
-		t.Errorf("ConsentClient = %q, %q, %v", client, kind, err)
+	client, kind, st, err := f.svc.ConsentClient(ctx, pc.ID)
+	if err != nil || client != clientA || kind != string(openbanking.KindPayment) || st != string(openbanking.StatusConsumed) {
+		t.Errorf("ConsentClient = %q, %q, %q, %v", client, kind, st, err)
 	}
 }
 

@@ -70,7 +70,7 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 		{"FundsConfirmation", func(ctx context.Context) error { _, err := svc.FundsConfirmation(ctx, psu, id); return err }},
 		{"Authorise", func(ctx context.Context) error { _, err := svc.Authorise(ctx, id, "alice", id); return err }},
 		{"Reject", func(ctx context.Context) error { _, err := svc.Reject(ctx, id); return err }},
-		{"ConsentClient", func(ctx context.Context) error { _, _, err := svc.ConsentClient(ctx, id); return err }},
+		{"ConsentClient", func(ctx context.Context) error { _, _, _, err := svc.ConsentClient(ctx, id); return err }},
 		{"CreatePayment", func(ctx context.Context) error {
 			_, err := svc.CreatePayment(ctx, psu, key("k", []byte("p")),
 				openbanking.PaymentRequest{ConsentID: id, InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON})
