@@ -74,6 +74,9 @@ type config struct {
 	IntrospectionCacheTTL time.Duration
 	Audience              string
 	DevAuth               bool
+	// DevAuthRequirePAR makes the sandbox authorization server refuse
+	// authorization requests that were not pushed to /oauth2/par first.
+	DevAuthRequirePAR bool
 
 	DPoPAlgs        []string
 	DPoPNonce       string
@@ -187,6 +190,8 @@ var settings = []setting{
 		parse: func(c *config, v string) error { c.Audience = v; return nil }},
 	{name: "PAYMENTS_DEV_AUTH", def: "false", help: "serve the sandbox authorization server under /oauth2/ (development only)",
 		parse: func(c *config, v string) (err error) { c.DevAuth, err = parseBool(v); return }},
+	{name: "PAYMENTS_DEV_AUTH_REQUIRE_PAR", def: "false", help: "the sandbox authorization server accepts only authorization requests pushed to /oauth2/par first (RFC 9126)",
+		parse: func(c *config, v string) (err error) { c.DevAuthRequirePAR, err = parseBool(v); return }},
 	{name: "PAYMENTS_DPOP_ALGS", def: "ES256,EdDSA,Ed25519,PS256", help: "allowed DPoP proof algorithms",
 		parse: func(c *config, v string) (err error) { c.DPoPAlgs, err = parseAlgs(v); return }},
 	{name: "PAYMENTS_DPOP_NONCE", def: "required", help: "DPoP nonces: required or off",

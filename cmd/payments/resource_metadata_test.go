@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/obpay/payments/internal/security"
 )
 
 func TestAuthorizationServers(t *testing.T) {
@@ -35,7 +37,7 @@ func TestAuthorizationServers(t *testing.T) {
 // as the authorization server.
 func TestServeNamesResourceMetadataInChallenges(t *testing.T) {
 	const public = "http://localhost:8080"
-	_, base, _ := startChild(t, "PAYMENTS_PUBLIC_URL="+public, "PAYMENTS_DPOP_ALGS=ES256,PS256")
+	_, base, _ := startChild(t, "PAYMENTS_PUBLIC_URL="+public, "PAYMENTS_DPOP_ALGS=ES256,PS256", "PAYMENTS_DEV_AUTH_REQUIRE_PAR=true")
 	res, err := http.Get(base + "/open-banking/v3.1/aisp/accounts")
 	if err != nil {
 		t.Fatal(err)
@@ -64,5 +66,21 @@ func TestServeNamesResourceMetadataInChallenges(t *testing.T) {
 		if doc.Resource != id || !cmp.Equal(doc.AuthorizationServers, []string{public}) || !cmp.Equal(doc.Algs, []string{"ES256", "PS256"}) {
 			t.Errorf("GET %s = %+v, want resource %s, the sandbox as authorization server, ES256 and PS256", path, doc, id)
 		}
+	}
+	// The authorization server it names publishes RFC 8414 metadata whose
+	// issuer is that name, with PAYMENTS_DEV_AUTH_REQUIRE_PAR.
+	res, err = http.Get(base + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta security.ASMetadata
+	err = json.NewDecoder(res.Body).Decode(&meta)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET AS metadata = %d, %v", res.StatusCode, err)
+	}
+	if meta.Issuer != public || meta.PushedAuthorizationRequestEndpoint != public+"/oauth2/par" || !meta.RequirePushedAuthorizationRequests ||
+		!cmp.Equal(meta.DPoPSigningAlgValuesSupported, []string{"ES256", "PS256"}) {
+		t.Errorf("AS metadata = %+v, want issuer %s, PAR required, ES256 and PS256", meta, public)
 	}
 }

@@ -191,7 +191,8 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	}
 	var sandbox *devauth.Server
 	if c.DevAuth {
-		sandbox, err = devauth.New(devauth.Config{Verifier: verifier, Consents: svc, Tokens: sandboxTokens, Logger: log})
+		sandbox, err = devauth.New(devauth.Config{Verifier: verifier, Consents: svc, Tokens: sandboxTokens, Logger: log,
+			RequirePAR: c.DevAuthRequirePAR})
 		if err != nil {
 			app.close()
 			return nil, err
