@@ -66,7 +66,7 @@ func (s *Server) authorize(c echo.Context) error {
 	if repeated(q) {
 		return s.refuse(c, "authorize", "", badRequest(errInvalidRequest, "Parameters must not be repeated", "parameter_repeated"))
 	}
-	cl := s.clients[q.Get("client_id")]
+	cl := s.client(q.Get("client_id"))
 	if cl == nil || !cl.codeGrant {
 		return s.refuse(c, "authorize", "", badRequest(errInvalidRequest, "Unknown client_id", "client_unknown"))
 	}
@@ -84,8 +84,8 @@ func (s *Server) authorize(c echo.Context) error {
 			e = mergeCustomer(&req, q)
 		}
 	} else {
-		if _, ok := loopbackRedirect(q.Get("redirect_uri")); !ok {
-			return s.refuse(c, "authorize", cl.id, badRequest(errInvalidRequest, "redirect_uri must be an http URL on 127.0.0.1 or localhost", "redirect_uri_invalid"))
+		if !cl.redirectAllowed(q.Get("redirect_uri")) {
+			return s.refuse(c, "authorize", cl.id, badRequest(errInvalidRequest, redirectRule, "redirect_uri_invalid"))
 		}
 		req, e = parseAuthzRequest(cl, q)
 		req.redirectURI, req.state = q.Get("redirect_uri"), q.Get("state")
@@ -348,6 +348,9 @@ func (s *Server) redirect(c echo.Context, to *url.URL, params url.Values, state 
 	noStore(c)
 	return c.Redirect(http.StatusSeeOther, u.String())
 }
+
+// redirectRule is the refusal of a redirect URI the client may not use.
+const redirectRule = "redirect_uri must be an http URL on 127.0.0.1 or localhost (and a registered one, for a registered client)"
 
 // loopbackRedirect accepts the sandbox clients' redirect URIs: http on
 // 127.0.0.1 or localhost, any port and path, no userinfo or fragment

@@ -145,7 +145,7 @@ func (s *Server) authenticate(r *http.Request, form url.Values, endpoint string)
 			return nil, invalidClient("client_auth_missing")
 		}
 	}
-	cl := s.clients[id]
+	cl := s.client(id)
 	want := dummySecret
 	if cl != nil && cl.hasSecret {
 		want = cl.secretHash
@@ -200,7 +200,7 @@ func (s *Server) assertionClient(ctx context.Context, form url.Values, endpoint 
 	if err := json.Unmarshal(msg.Payload(), &claims); err != nil {
 		return nil, invalidClient("assertion_claims_malformed")
 	}
-	cl := s.clients[claims.Issuer]
+	cl := s.client(claims.Issuer)
 	if cl == nil || len(cl.keys) == 0 || (form.Has("client_id") && form.Get("client_id") != claims.Issuer) {
 		return nil, invalidClient("assertion_client_unknown")
 	}

@@ -24,6 +24,10 @@
 //	                         public URL + "/oauth2/token") and the token is
 //	                         bound to its key (cnf.jkt, RFC 9449 §5, §6)
 //	POST /oauth2/introspect  RFC 7662 for the resource server client payments-rs
+//	POST /oauth2/register    RFC 7591 open registration of aggregator
+//	                         clients, in memory (1,000 at most, 24 hours
+//	                         each), loopback redirect URIs only, compared
+//	                         exactly afterwards
 //
 // Clients authenticate at the token, PAR and introspection endpoints with
 // private_key_jwt (RFC 7523: a client assertion signed by one of the

@@ -11,7 +11,7 @@ import (
 
 // Metadata returns the sandbox's RFC 8414 §2 authorization server metadata.
 // The issuer is the public URL; the sandbox signs nothing (its tokens are
-// opaque), so there is no jwks_uri, and it has no registration endpoint.
+// opaque), so there is no jwks_uri.
 func (s *Server) Metadata() security.ASMetadata {
 	return security.ASMetadata{
 		Issuer:                                             s.issuer,

@@ -53,11 +53,9 @@ func TestMetadata(t *testing.T) {
 	if algs, _ := m["dpop_signing_alg_values_supported"].([]any); len(algs) == 0 {
 		t.Error("no dpop_signing_alg_values_supported")
 	}
-	// No signing keys and no registration: neither is announced.
-	for _, k := range []string{"jwks_uri", "registration_endpoint"} {
-		if _, ok := m[k]; ok {
-			t.Errorf("%s announced", k)
-		}
+	// No signing keys: no jwks_uri.
+	if _, ok := m["jwks_uri"]; ok {
+		t.Error("jwks_uri announced")
 	}
 }
 

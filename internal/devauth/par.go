@@ -55,8 +55,8 @@ func (s *Server) pushedRequest(c echo.Context) error {
 	if form.Has("client_id") && form.Get("client_id") != cl.id {
 		return s.refuse(c, "par", cl.id, badRequest(errInvalidRequest, "client_id is not the authenticated client", "client_id_mismatch"))
 	}
-	if _, ok := loopbackRedirect(form.Get("redirect_uri")); !ok {
-		return s.refuse(c, "par", cl.id, badRequest(errInvalidRequest, "redirect_uri must be an http URL on 127.0.0.1 or localhost", "redirect_uri_invalid"))
+	if !cl.redirectAllowed(form.Get("redirect_uri")) {
+		return s.refuse(c, "par", cl.id, badRequest(errInvalidRequest, redirectRule, "redirect_uri_invalid"))
 	}
 	req, e := parseAuthzRequest(cl, form)
 	if e != nil {

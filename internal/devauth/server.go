@@ -105,7 +105,8 @@ type Server struct {
 	refreshLifetime time.Duration
 	now             func() time.Time
 	log             *slog.Logger
-	clients         map[string]*client
+	clients         map[string]*client // the sandbox's own, never changed
+	registered      *registry          // registered at /oauth2/register
 }
 
 // New validates cfg and returns a Server with the sandbox clients and the
@@ -166,6 +167,7 @@ func New(cfg Config) (*Server, error) {
 	s.parURL = s.issuer + "/oauth2/par"
 	s.introspectURL = s.issuer + "/oauth2/introspect"
 	s.par = newPARStore(s.now)
+	s.registered = newRegistry(s.now)
 	return s, nil
 }
 
@@ -177,6 +179,7 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/oauth2/authorize", s.authorize)
 	e.POST("/oauth2/par", s.pushedRequest)
 	e.POST("/oauth2/introspect", s.introspect)
+	e.POST("/oauth2/register", s.register)
 	e.GET("/.well-known/oauth-authorization-server", s.metadata)
 	e.GET("/.well-known/openid-configuration", s.metadata)
 }
@@ -197,6 +200,38 @@ type client struct {
 	scopes         []string
 	codeGrant      bool // may use /oauth2/authorize with loopback redirect URIs
 	resourceServer bool // may call /oauth2/introspect
+	// noClientCredentials refuses the client_credentials grant to a
+	// registered client that did not ask for it.
+	noClientCredentials bool
+	// redirectURIs, when set (registered clients), are the only redirect
+	// URIs the client may use, compared exactly (RFC 6749 §3.1.2.3).
+	redirectURIs []string
+}
+
+// client returns the client registered as id, nil when there is none.
+func (s *Server) client(id string) *client {
+	if cl, ok := s.clients[id]; ok {
+		return cl
+	}
+	return s.registered.get(id)
+}
+
+// redirectAllowed reports whether cl may use the redirect URI raw: a
+// loopback http URL (loopbackRedirect) and, for a registered client, one of
+// those it registered.
+func (cl *client) redirectAllowed(raw string) bool {
+	if _, ok := loopbackRedirect(raw); !ok {
+		return false
+	}
+	if len(cl.redirectURIs) == 0 {
+		return true
+	}
+	for _, u := range cl.redirectURIs {
+		if u == raw {
+			return true
+		}
+	}
+	return false
 }
 
 // FAPIClientID is the sandbox client that authenticates with

@@ -113,7 +113,7 @@ func (s *Server) checkProof(c echo.Context, endpoint string) (string, *oauthErro
 // requested scopes (a subset of the client's; none means all of them), with
 // no refresh token (§4.4.3).
 func (s *Server) clientCredentials(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
-	if len(cl.scopes) == 0 {
+	if len(cl.scopes) == 0 || cl.noClientCredentials {
 		return tokenAnswer{}, grant{}, badRequest(errUnauthorizedClient, "Client may not use this grant", "client_without_scopes")
 	}
 	scopes := cl.scopes
