@@ -14,3 +14,6 @@ func RefusalCodes() []string {
 	}
 	return out
 }
+
+// MigrationLockKey exposes the advisory lock key of MigrateUp.
+const MigrationLockKey = migrationLockKey

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 // migrationFiles holds the goose SQL migrations of the service, embedded in
@@ -28,11 +27,9 @@ type MigrationStatus struct {
 }
 
 func provider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return nil, fmt.Errorf("migration lock: %w", err)
-	}
-	opts := []goose.ProviderOption{goose.WithSessionLocker(locker)}
+	// No goose locker: the callers hold the migration lock (withMigrationLock)
+	// around everything goose does, its version table's creation included.
+	var opts []goose.ProviderOption
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger))
 	}
@@ -48,26 +45,37 @@ func provider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 }
 
 // MigrateUp applies every pending migration in order. It is safe to call on an
-// up-to-date database and from several processes at once: goose takes a
-// Postgres advisory lock for the duration.
+// up-to-date database and from several processes at once (nodes starting
+// together): it holds a session-level advisory lock (pg_advisory_lock on a
+// fixed key, on a dedicated connection) from before goose looks at the
+// database until the last migration is committed, so one caller applies them
+// and the others wait, then find nothing to do.
 func MigrateUp(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	p, err := provider(db, logger)
 	if err != nil {
 		return err
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
-	}
-	return nil
+	return withMigrationLock(ctx, db, logger, func() error {
+		if _, err := p.Up(ctx); err != nil {
+			return fmt.Errorf("apply migrations: %w", err)
+		}
+		return nil
+	})
 }
 
 // ListMigrations reports every embedded migration and whether it is applied.
+// It takes the migration lock too, so it waits for a MigrateUp in progress
+// and reports what that left.
 func ListMigrations(ctx context.Context, db *sql.DB) ([]MigrationStatus, error) {
 	p, err := provider(db, nil)
 	if err != nil {
 		return nil, err
 	}
-	st, err := p.Status(ctx)
+	var st []*goose.MigrationStatus
+	err = withMigrationLock(ctx, db, nil, func() (err error) {
+		st, err = p.Status(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("migration status: %w", err)
 	}

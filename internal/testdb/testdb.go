@@ -90,9 +90,35 @@ func New(t testing.TB) string {
 	return newOn(t, ServerURL(t), true)
 }
 
+// NewEmpty creates a fresh database on the test server without applying the
+// migrations (for tests of migrating itself) and returns its URL. The
+// database is dropped when the test ends.
+func NewEmpty(t testing.TB) string {
+	t.Helper()
+	return create(t, ServerURL(t), true)
+}
+
 // newOn creates a fresh, migrated database on the server of base (a URL of
 // any database there), dropped when the test ends if drop is set.
 func newOn(t testing.TB, base string, drop bool) string {
+	t.Helper()
+	dsn := create(t, base, drop)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatalf("testdb: open %s: %v", redact(dsn), err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := postgres.MigrateUp(ctx, db, nil); err != nil {
+		t.Fatalf("testdb: migrate %s: %v", redact(dsn), err)
+	}
+	return dsn
+}
+
+// create creates a fresh, empty database on the server of base, dropped when
+// the test ends if drop is set, and returns its URL.
+func create(t testing.TB, base string, drop bool) string {
 	t.Helper()
 	name := "t_" + randomHex(8)
 	admin, err := sql.Open("pgx", base)
@@ -122,14 +148,6 @@ func newOn(t testing.TB, base string, drop bool) string {
 			t.Errorf("testdb: drop %s: %v", name, err)
 		}
 	})
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("testdb: open %s: %v", name, err)
-	}
-	defer db.Close()
-	if err := postgres.MigrateUp(ctx, db, nil); err != nil {
-		t.Fatalf("testdb: migrate %s: %v", name, err)
-	}
 	return dsn
 }
 
