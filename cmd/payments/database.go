@@ -53,8 +53,11 @@ func ensureDatabase(ctx context.Context, dsn string, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err = db.ExecContext(cctx, `CREATE DATABASE "`+name+`"`)
+	// Created meanwhile, by another node starting at the same time: PostgreSQL
+	// says duplicate_database when the other creation had committed, and
+	// unique_violation on pg_database's name index when both were in flight.
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: created meanwhile
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") {
 		return nil
 	}
 	if err != nil {
