@@ -86,6 +86,9 @@ type config struct {
 	DPoPSkew        time.Duration
 	ReplayStore     string
 
+	// RateLimit is PAYMENTS_RATE_LIMIT (see ratelimit.go); zero is off.
+	RateLimit rateLimit
+
 	LogLevel  slog.Level
 	LogFormat string
 
@@ -230,6 +233,8 @@ var settings = []setting{
 		}},
 	{name: "PAYMENTS_REPLAY_STORE", def: "memory", help: "DPoP replay store: memory, or redis://host:port/db shared by all nodes", secret: true,
 		parse: func(c *config, v string) error { c.ReplayStore = v; return checkReplayStore(v) }},
+	{name: "PAYMENTS_RATE_LIMIT", def: "off", help: "per-client rate limit on each node, by the verified token's client id: off, or N/s or N/m with an optional burst, e.g. 50/s,burst=100 (burst default: N); over it: 429 with Retry-After",
+		parse: func(c *config, v string) (err error) { c.RateLimit, err = parseRateLimit(v); return }},
 	{name: "PAYMENTS_LOG_LEVEL", def: "info", help: "debug, info, warn or error",
 		parse: func(c *config, v string) error {
 			if c.LogLevel.UnmarshalText([]byte(v)) != nil {

@@ -189,6 +189,10 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		app.close()
 		return nil, err
 	}
+	if dpop, err = withRateLimit(c.RateLimit, dpop, reg); err != nil {
+		app.close()
+		return nil, fmt.Errorf("PAYMENTS_RATE_LIMIT: %w", err)
+	}
 	var sandbox *devauth.Server
 	if c.DevAuth {
 		sandbox, err = devauth.New(devauth.Config{Verifier: verifier, Consents: svc, Tokens: sandboxTokens, Logger: log,
