@@ -51,4 +51,7 @@ func TestRateLimitPerClient(t *testing.T) {
 	if res, body := get(sb.tpp2); res.StatusCode == http.StatusTooManyRequests {
 		t.Errorf("another aggregator: 429 %s", body)
 	}
+	if got := metricValue(t, s.URL, "payments_rate_limited_total"); got != "1" {
+		t.Errorf("payments_rate_limited_total = %q, want 1", got)
+	}
 }
