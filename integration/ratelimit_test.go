@@ -45,7 +45,7 @@ func TestRateLimitPerClient(t *testing.T) {
 	}
 	var e obapi.OBErrorResponse1
 	if err := json.Unmarshal(body, &e); err != nil || e.Code != "429 Too Many Requests" || len(e.Errors) != 1 ||
-		e.Errors[0].ErrorCode != "UK.OBIE.Rules.TooManyRequests" || e.Id == nil || *e.Id != res.Header.Get("x-fapi-interaction-id") {
+		e.Errors[0].ErrorCode != "OBPAY.TooManyRequests" || e.Id == nil || *e.Id != res.Header.Get("x-fapi-interaction-id") {
 		t.Errorf("429 body = %s (%v), want the OB error body", body, err)
 	}
 	if res, body := get(sb.tpp2); res.StatusCode == http.StatusTooManyRequests {
