@@ -119,24 +119,33 @@ func runInterop(t *testing.T, node, dir string, tc interopConfig) {
 	}
 	srv := startServerAt(t, apiPort, env...)
 
-	agg := exec.CommandContext(ctx, node, "aggregator.mjs")
-	agg.Dir = dir
-	agg.Env = append(os.Environ(),
+	_, err := runNodeScript(ctx, t, node, dir, "aggregator.mjs", "aggregator",
 		"INTEROP_ISSUER="+issuer,
 		"INTEROP_API="+srv.URL,
 		"INTEROP_AGGREGATOR_PRIVATE_JWK="+jwkJSON(t, aggregatorKey, "aggregator-1", true),
 		"INTEROP_ADMIN_SECRET="+adminSecret,
 		"INTEROP_CONSENT_CLAIM="+tc.consentClaim,
 	)
-	agg.WaitDelay = 5 * time.Second
-	out, err := agg.CombinedOutput()
-	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		t.Log("aggregator: " + line)
-	}
 	if err != nil {
 		t.Fatalf("aggregator.mjs: %v\nauthorization server log:\n%s\npayments log (tail):\n%s",
 			err, tail(as.String(), 6000), tail(srv.Logs(), 8000))
 	}
+}
+
+// runNodeScript runs one of ../interop's scripts to its end with env added
+// to the test's environment, logs each line of its output under label and
+// returns the output.
+func runNodeScript(ctx context.Context, t *testing.T, node, dir, script, label string, env ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		t.Log(label + ": " + line)
+	}
+	return string(out), err
 }
 
 // requireNode returns the path of node, at least version 20. Without node the
