@@ -23,6 +23,7 @@ var elsewhere = []struct{ prefix, by string }{
 	{"make test", "CI runs it (.ci/run)"},
 	{"make build", "TestMain built the binary this test puts at bin/payments"},
 	{"go test -race -count=1 -run TestInteropOIDCProvider", "make test runs TestInteropOIDCProvider"},
+	{"go test -race -count=1 -run TestInteropFAPIClientAgainstSandbox", "make test runs TestInteropFAPIClientAgainstSandbox"},
 	{"make image ", "needs a container engine; make image-check builds and runs the same binary"},
 	{"docker ", "needs a container engine; make image-check builds and runs the same binary"},
 	{"make image-check", "CI runs it (.ci/run), after make test"},
