@@ -11,23 +11,44 @@ import (
 	"github.com/obpay/payments/client"
 )
 
-// metricValue returns the value of the series whose line starts with
-// series (name and labels as exposed), or "" when there is none.
-func metricValue(t *testing.T, base, series string) string {
+// scrape returns the lines of the server's /metrics.
+func scrape(t *testing.T, base string) []string {
 	t.Helper()
 	res, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
+	var lines []string
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+// metricValue returns the value of the series whose line starts with
+// series (name and labels as exposed), or "" when there is none.
+func metricValue(t *testing.T, base, series string) string {
+	t.Helper()
+	for _, l := range scrape(t, base) {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
 			return v
 		}
 	}
 	return ""
+}
+
+// exposes reports whether some line of /metrics starts with prefix.
+func exposes(t *testing.T, base, prefix string) bool {
+	t.Helper()
+	for _, l := range scrape(t, base) {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // After a sandbox payment (and its idempotent retry) the business metrics
@@ -67,24 +88,6 @@ func TestBusinessMetricsCountAPayment(t *testing.T) {
 			t.Errorf("/metrics has no %s", series)
 		}
 	}
-}
-
-// exposes reports whether some line of /metrics starts with prefix.
-func exposes(t *testing.T, base, prefix string) bool {
-	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // Every metric the Grafana dashboard and the operating guide's metrics table
