@@ -13,9 +13,9 @@ import (
 
 func TestReadyzReportsComponentsWithoutFailing(t *testing.T) {
 	e := echo.New()
-	h := readyz(func(context.Context) error { return nil }, func(context.Context) map[string]string {
+	h := readyz([]ReadyCheck{{Name: "Database", Ping: func(context.Context) error { return nil }}}, nil, func(context.Context) map[string]string {
 		return map[string]string{"AuthorizationServer": "UNREACHABLE"}
-	})
+	}, nil)
 	rec := httptest.NewRecorder()
 	if err := h(e.NewContext(httptest.NewRequest(http.MethodGet, "/readyz", nil), rec)); err != nil {
 		t.Fatal(err)

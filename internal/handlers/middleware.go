@@ -141,6 +141,10 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			switch {
 			case res.Status == http.StatusInternalServerError:
 				level = slog.LevelError // a bug
+			case isProbe(c):
+				// A load balancer or kubelet asks every few seconds: at
+				// INFO that would drown the log. readyz logs its changes.
+				level = slog.LevelDebug
 			case res.Status >= 500:
 				level = slog.LevelWarn // a dependency down or a request abandoned
 			}
@@ -158,6 +162,13 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+// isProbe reports whether the request was routed to a health or readiness
+// probe.
+func isProbe(c echo.Context) bool {
+	p := c.Path()
+	return p == "/healthz" || p == "/readyz"
 }
 
 func routeLabel(c echo.Context) string {

@@ -13,13 +13,23 @@ import (
 )
 
 // RegisterRoutes declares every API route with its middleware: the whole
-// authorization table of the service. dpop is the DPoP middleware
-// (security.NewMiddleware); it runs first on every group, then the scope
-// check, then per-route header checks, then the generated wrapper, which
-// binds the parameters and calls h.
+// authorization table of the service, on one server. dpop is the DPoP
+// middleware (security.NewMiddleware); it runs first on every group, then the
+// scope check, then per-route header checks, then the generated wrapper,
+// which binds the parameters and calls h. It is RegisterAPIRoutes and
+// RegisterBackOfficeRoutes on the same server with the same middleware.
 func RegisterRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error {
+	if err := RegisterAPIRoutes(e, h, dpop); err != nil {
+		return err
+	}
+	return RegisterBackOfficeRoutes(e, h, dpop)
+}
+
+// RegisterAPIRoutes declares the Open Banking routes (PISP and AISP), the
+// ones aggregators call.
+func RegisterAPIRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error {
 	if e == nil || h == nil || dpop == nil {
-		return errors.New("handlers: RegisterRoutes needs the server, the handler and the DPoP middleware")
+		return errors.New("handlers: RegisterAPIRoutes needs the server, the handler and the DPoP middleware")
 	}
 	w := &obapi.ServerInterfaceWrapper{Handler: h}
 	key := requireIdempotencyKey()
@@ -42,15 +52,27 @@ func RegisterRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error {
 	aisp.GET("/accounts/:AccountId/balances", w.GetAccountsAccountIdBalances)
 	aisp.GET("/accounts/:AccountId/transactions", w.GetAccountsAccountIdTransactions, transactionsQuery())
 
-	office := e.Group("/internal/v1", jsonOnly, dpop)
+	refuseOtherMethods(e, pisp, "/open-banking/v3.1/pisp")
+	refuseOtherMethods(e, aisp, "/open-banking/v3.1/aisp")
+	return nil
+}
+
+// RegisterBackOfficeRoutes declares the back office (/internal/v1): the
+// bank's own calls, scopes ledger:admin and consents:admin. With an admin
+// listener it is registered there only, with a DPoP middleware that checks
+// htu against the admin listener's URL.
+func RegisterBackOfficeRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error {
+	if e == nil || h == nil || dpop == nil {
+		return errors.New("handlers: RegisterBackOfficeRoutes needs the server, the handler and the DPoP middleware")
+	}
+	w := &obapi.ServerInterfaceWrapper{Handler: h}
+	office := e.Group("/internal/v1", acceptJSON(), dpop)
 	ledgerAdmin, consentsAdmin := security.RequireScope("ledger:admin"), security.RequireScope("consents:admin")
 	office.POST("/accounts", w.CreateLedgerAccount, ledgerAdmin)
 	office.GET("/ledger/reconcile", w.ReconcileLedger, ledgerAdmin)
 	office.POST("/consents/:ConsentId/authorise", w.AuthoriseConsent, consentsAdmin)
 	office.POST("/consents/:ConsentId/reject", w.RejectConsent, consentsAdmin)
 
-	refuseOtherMethods(e, pisp, "/open-banking/v3.1/pisp")
-	refuseOtherMethods(e, aisp, "/open-banking/v3.1/aisp")
 	refuseOtherMethods(e, office, "/internal/v1")
 	return nil
 }

@@ -35,6 +35,14 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Ping checks the database for GET /readyz. Required.
 	Ping func(context.Context) error
+	// Checks are the other dependencies readiness needs (e.g. the Redis
+	// replay store): GET /readyz answers 503 naming each one whose check
+	// fails within the readiness timeout. Optional.
+	Checks []ReadyCheck
+	// Draining, when set and true, makes GET /readyz answer 503 while every
+	// other request is still served: the node is shutting down and asks
+	// its load balancer to stop sending it traffic. Optional.
+	Draining func() bool
 	// Status, when set, adds components and their state to the body of a
 	// ready /readyz answer (e.g. the authorization server, which is
 	// reported but does not fail readiness). Optional.
@@ -49,14 +57,43 @@ type Config struct {
 	// Tracer, when set, gives every request a server span (see
 	// traceRequests). Nil: no tracing, and no cost.
 	Tracer trace.TracerProvider
+	// AdminRoutes, when set, asks NewEdge for a second server, the admin
+	// one: it serves GET /metrics, health and readiness, and what
+	// AdminRoutes registers (the back office, the profiles); the public
+	// server then has no /metrics. New refuses it.
+	AdminRoutes func(e *echo.Echo) error
+}
+
+// Edge is the service's HTTP edge: Public serves the API; Admin, built only
+// when Config.AdminRoutes is set, serves what only the bank's operators and
+// back office may reach.
+type Edge struct {
+	Public *echo.Echo
+	Admin  *echo.Echo
 }
 
 // New builds the echo server: outer middleware in the order recover, request
 // id, x-fapi-interaction-id, request deadline, tracing (when configured),
 // metrics, access log, body limit; the single
 // OB error renderer; health, readiness and metrics endpoints, and the contract
-// (GET /openapi.yaml); then the routes.
+// (GET /openapi.yaml); then the routes. It builds one server: with
+// Config.AdminRoutes set, use NewEdge.
 func New(cfg Config) (*echo.Echo, error) {
+	if cfg.AdminRoutes != nil {
+		return nil, errors.New("handlers: New builds one server; with AdminRoutes use NewEdge")
+	}
+	edge, err := NewEdge(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return edge.Public, nil
+}
+
+// NewEdge builds the public server as New does and, when cfg.AdminRoutes is
+// set, the admin server: the same middleware (one set of HTTP metrics, one
+// access log), error renderer, health and readiness, GET /metrics, then
+// AdminRoutes. GET /metrics is then served by the admin server only.
+func NewEdge(cfg Config) (*Edge, error) {
 	if cfg.Logger == nil || cfg.Registry == nil || cfg.Ping == nil {
 		return nil, errors.New("handlers: Logger, Registry and Ping are required")
 	}
@@ -75,39 +112,54 @@ func New(cfg Config) (*echo.Echo, error) {
 		return nil, fmt.Errorf("handlers: register metrics: %w", err)
 	}
 
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.ErrorNamespace)
-	// Real client IPs only from the direct peer: forwarding headers are not
-	// trusted for anything, logging included.
-	e.IPExtractor = echo.ExtractIPDirect()
-
-	e.Use(
-		recoverPanics(cfg.Logger),
-		requestID(),
-		interactionID(),
-		deadline(cfg.RequestTimeout),
-	)
-	if cfg.Tracer != nil {
-		e.Use(traceRequests(cfg.Tracer))
+	checks := append([]ReadyCheck{{Name: "Database", Ping: cfg.Ping}}, cfg.Checks...)
+	ready := readyz(checks, cfg.Draining, cfg.Status, cfg.Logger)
+	newServer := func() *echo.Echo {
+		e := echo.New()
+		e.HideBanner, e.HidePort = true, true
+		e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.ErrorNamespace)
+		// Real client IPs only from the direct peer: forwarding headers are
+		// not trusted for anything, logging included.
+		e.IPExtractor = echo.ExtractIPDirect()
+		e.Use(
+			recoverPanics(cfg.Logger),
+			requestID(),
+			interactionID(),
+			deadline(cfg.RequestTimeout),
+		)
+		if cfg.Tracer != nil {
+			e.Use(traceRequests(cfg.Tracer))
+		}
+		e.Use(
+			metrics.middleware(),
+			accessLog(cfg.Logger),
+			middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", limit)}),
+		)
+		e.GET("/healthz", healthz)
+		e.GET("/readyz", ready)
+		return e
 	}
-	e.Use(
-		metrics.middleware(),
-		accessLog(cfg.Logger),
-		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", limit)}),
-	)
+	metricsHandler := echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 
-	e.GET("/healthz", healthz)
-	e.GET("/readyz", readyz(cfg.Ping, cfg.Status))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	edge := &Edge{Public: newServer()}
+	e := edge.Public
+	if cfg.AdminRoutes == nil {
+		e.GET("/metrics", metricsHandler)
+	}
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/openapi.yaml", contract())
-
 	if cfg.Routes != nil {
 		if err := cfg.Routes(e); err != nil {
 			return nil, err
 		}
 	}
-	return e, nil
+	if cfg.AdminRoutes != nil {
+		edge.Admin = newServer()
+		edge.Admin.GET("/metrics", metricsHandler)
+		if err := cfg.AdminRoutes(edge.Admin); err != nil {
+			return nil, err
+		}
+	}
+	return edge, nil
 }
 
 // HTTPServer returns the http.Server settings the service runs with: bounded
