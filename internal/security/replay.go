@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -314,22 +315,64 @@ func (sh *replayShard) remove(key string, e replayEntry) {
 	}
 }
 
+// Bounds of the Redis replay store's calls. A proof is checked on the
+// request's path, so a Redis that is down or slow must cost a request
+// milliseconds, not seconds: each call has redisCallTimeout, and after
+// redisTripAfter failures in a row the store stops calling Redis for
+// redisCooldown (the circuit is open: Seen fails at once), then lets one call
+// through to try again. Either way the request is refused (fail closed).
+const (
+	redisCallTimeout = 500 * time.Millisecond
+	redisDialTimeout = 500 * time.Millisecond
+	redisTripAfter   = 3
+	redisCooldown    = time.Second
+)
+
+// ErrReplayStoreDown is returned by the Redis store while its circuit is
+// open: recent calls failed and Redis is not asked again yet.
+var ErrReplayStoreDown = errors.New("security: replay store down (recent calls failed)")
+
 // RedisReplayStore shares replay state between nodes with one
 // "SET key 1 NX PX ttl" per proof, which is atomic in Redis. Every Redis error
-// is returned, so callers fail closed.
+// is returned, so callers fail closed. Calls are bounded and a circuit stops
+// calling a Redis that keeps failing (see redisCallTimeout).
 type RedisReplayStore struct {
 	client *redis.Client
 	owned  bool
 	prefix string
 	now    func() time.Time
+
+	failures  atomic.Int32 // calls failed in a row
+	openUntil atomic.Int64 // Unix nanoseconds until which Redis is not called
 }
 
 // NewRedisReplayStore connects to the Redis server at url (redis://host:port/db).
+// The connection does not wait for a slow or absent Redis: unless the URL
+// says otherwise (dial_timeout, read_timeout, write_timeout, max_retries),
+// dials and reads time out after 500ms and a failed call is not retried (a
+// SET NX retried after its answer was lost would report its own proof as a
+// replay).
 func NewRedisReplayStore(url string, opts ...ReplayOption) (*RedisReplayStore, error) {
 	ro, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("security: replay store URL: %w", err)
 	}
+	if ro.MaxRetries == 0 {
+		ro.MaxRetries = -1
+	}
+	if ro.DialTimeout == 0 {
+		ro.DialTimeout = redisDialTimeout
+	}
+	if ro.DialerRetries == 0 {
+		ro.DialerRetries = 1
+	}
+	if ro.ReadTimeout == 0 {
+		ro.ReadTimeout = redisCallTimeout
+	}
+	if ro.WriteTimeout == 0 {
+		ro.WriteTimeout = redisCallTimeout
+	}
+	ro.ContextTimeoutEnabled = true
 	s := NewRedisReplayStoreClient(redis.NewClient(ro), opts...)
 	s.owned = true
 	return s, nil
@@ -342,17 +385,66 @@ func NewRedisReplayStoreClient(c *redis.Client, opts ...ReplayOption) *RedisRepl
 	return &RedisReplayStore{client: c, prefix: o.prefix, now: o.now}
 }
 
-// Seen implements ReplayStore.
+// Seen implements ReplayStore. While the circuit is open it returns
+// ErrReplayStoreDown without calling Redis.
 func (s *RedisReplayStore) Seen(ctx context.Context, key string, until time.Time) (bool, error) {
+	if !s.allow() {
+		return false, ErrReplayStoreDown
+	}
 	ttl := until.Sub(s.now())
 	if ttl < time.Millisecond {
 		ttl = time.Millisecond
 	}
-	set, err := s.client.SetNX(ctx, s.prefix+key, 1, ttl).Result()
+	cctx, cancel := context.WithTimeout(ctx, redisCallTimeout)
+	defer cancel()
+	set, err := s.client.SetNX(cctx, s.prefix+key, 1, ttl).Result()
 	if err != nil {
+		if ctx.Err() == nil { // not the caller giving up
+			s.failed()
+		}
 		return false, fmt.Errorf("security: replay store: %w", err)
 	}
+	s.succeeded()
 	return !set, nil
+}
+
+// Ping reports whether Redis answers within the call timeout (or ctx's
+// deadline, if sooner), whatever the circuit's state; an answer closes the
+// circuit. Readiness calls it.
+func (s *RedisReplayStore) Ping(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, redisCallTimeout)
+	defer cancel()
+	if err := s.client.Ping(cctx).Err(); err != nil {
+		return fmt.Errorf("security: replay store: %w", err)
+	}
+	s.succeeded()
+	return nil
+}
+
+// allow reports whether a call may go to Redis: the circuit is closed, or its
+// cooldown is over and this call is the one that tries again (the others
+// still fail at once until it answers).
+func (s *RedisReplayStore) allow() bool {
+	until := s.openUntil.Load()
+	if until == 0 {
+		return true
+	}
+	now := time.Now().UnixNano()
+	if now < until {
+		return false
+	}
+	return s.openUntil.CompareAndSwap(until, now+int64(redisCooldown))
+}
+
+func (s *RedisReplayStore) failed() {
+	if s.failures.Add(1) >= redisTripAfter {
+		s.openUntil.Store(time.Now().Add(redisCooldown).UnixNano())
+	}
+}
+
+func (s *RedisReplayStore) succeeded() {
+	s.failures.Store(0)
+	s.openUntil.Store(0)
 }
 
 // Close closes the client when the store opened it.
