@@ -117,6 +117,9 @@ func NewEdge(cfg Config) (*Edge, error) {
 	newServer := func() *echo.Echo {
 		e := echo.New()
 		e.HideBanner, e.HidePort = true, true
+		// What echo logs by itself (errors only) goes to the same log, one
+		// record per line, instead of standard output.
+		e.Logger.SetOutput(slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn).Writer())
 		e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.ErrorNamespace)
 		// Real client IPs only from the direct peer: forwarding headers are
 		// not trusted for anything, logging included.
