@@ -28,6 +28,11 @@ import (
 type config struct {
 	Addr      string
 	PublicURL string
+	// AdminAddr is the admin listener's address (PAYMENTS_ADMIN_ADDR); empty
+	// means one listener serves everything. AdminPublicURL is the URL back
+	// office proofs name in htu, defaulted from AdminAddr by loadConfig.
+	AdminAddr      string
+	AdminPublicURL string
 
 	// DatabaseURL is the external server's URL; empty means serve runs the
 	// embedded PostgreSQL, in DataDir with the binaries of PostgresBin
@@ -130,6 +135,22 @@ var settings = []setting{
 		parse: func(c *config, v string) error { c.Addr = v; return checkListenAddr(v) }},
 	{name: "PAYMENTS_PUBLIC_URL", def: "http://localhost:8080", help: "external base URL clients call; DPoP htu is checked against it",
 		parse: func(c *config, v string) error { c.PublicURL = v; return checkPublicURL(v) }},
+	{name: "PAYMENTS_ADMIN_ADDR", def: "", help: "admin listener, e.g. 127.0.0.1:9090 or a private interface: when set, the back office (/internal/v1), /metrics and /debug/pprof/ are served there only and answer 404 on PAYMENTS_ADDR (empty: one listener, no pprof)",
+		parse: func(c *config, v string) error {
+			c.AdminAddr = v
+			if v == "" {
+				return nil
+			}
+			return checkListenAddr(v)
+		}},
+	{name: "PAYMENTS_ADMIN_PUBLIC_URL", def: "", help: "base URL back office clients call on the admin listener; their DPoP htu is checked against it (empty: http:// and PAYMENTS_ADMIN_ADDR, an unspecified host such as :9090 or 0.0.0.0 read as 127.0.0.1)",
+		parse: func(c *config, v string) error {
+			c.AdminPublicURL = v
+			if v == "" {
+				return nil
+			}
+			return checkPublicURL(v)
+		}},
 	{name: "DATABASE_URL", def: "", help: "URL of an external PostgreSQL, e.g. postgres://user:pass@db:5432/payments (production; serve creates the database when missing); unset: an embedded PostgreSQL for development and evaluation", secret: true,
 		parse: func(c *config, v string) error { c.DatabaseURL = v; return checkDatabaseURL(v) }},
 	{name: "PAYMENTS_DATA_DIR", def: "", help: "embedded PostgreSQL only: its data directory (unset: $XDG_DATA_HOME/payments, i.e. ~/.local/share/payments; /var/lib/payments for root)",
@@ -346,6 +367,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if c.DBMaxIdleConns > c.DBMaxOpenConns {
 			errs = append(errs, errors.New("PAYMENTS_DB_MAX_IDLE_CONNS: must not exceed PAYMENTS_DB_MAX_OPEN_CONNS"))
 		}
+		errs = append(errs, checkAdmin(&c)...)
 	}
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("invalid configuration:\n  %w", errors.Join(errs...))
@@ -621,4 +643,52 @@ func parseTimezone(v string) (*time.Location, error) {
 		return nil, errors.New(`must be an IANA time zone name such as "Europe/London" or "UTC"`)
 	}
 	return loc, nil
+}
+
+// checkAdmin checks the admin listener's settings together and fills in the
+// default PAYMENTS_ADMIN_PUBLIC_URL: http:// and the admin address, an
+// unspecified host (empty, 0.0.0.0, ::) read as 127.0.0.1, the address an
+// operator on the node reaches it at.
+func checkAdmin(c *config) []error {
+	if c.AdminAddr == "" {
+		if c.AdminPublicURL != "" {
+			return []error{errors.New("PAYMENTS_ADMIN_PUBLIC_URL: needs PAYMENTS_ADMIN_ADDR (without it the back office is on PAYMENTS_PUBLIC_URL)")}
+		}
+		return nil
+	}
+	var errs []error
+	if c.AdminAddr == c.Addr {
+		errs = append(errs, errors.New("PAYMENTS_ADMIN_ADDR: must differ from PAYMENTS_ADDR"))
+	}
+	if c.AdminAddr == c.DebugPprofAddr {
+		errs = append(errs, errors.New("PAYMENTS_DEBUG_PPROF_ADDR: must differ from PAYMENTS_ADMIN_ADDR, which serves the profiles itself"))
+	}
+	if c.AdminPublicURL == "" {
+		u, err := defaultAdminURL(c.AdminAddr)
+		if err != nil {
+			return append(errs, err)
+		}
+		c.AdminPublicURL = u
+	}
+	if strings.TrimSuffix(c.AdminPublicURL, "/") == strings.TrimSuffix(c.PublicURL, "/") {
+		errs = append(errs, errors.New("PAYMENTS_ADMIN_PUBLIC_URL: must differ from PAYMENTS_PUBLIC_URL, so that a back office proof is good on the admin listener only"))
+	}
+	return errs
+}
+
+// defaultAdminURL is the admin listener's URL when PAYMENTS_ADMIN_PUBLIC_URL
+// is unset; a port that is not a number (a service name, or 0 for any free
+// port) cannot make one.
+func defaultAdminURL(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", errors.New("PAYMENTS_ADMIN_ADDR: must be host:port such as 127.0.0.1:9090")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "", errors.New("PAYMENTS_ADMIN_PUBLIC_URL: required when PAYMENTS_ADMIN_ADDR's port is not a number from 1 to 65535")
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/labstack/echo/v4"
 )
 
 // startDebugPprof serves Go's runtime profiles (CPU, heap, allocations,
@@ -37,4 +39,15 @@ func startDebugPprof(ctx context.Context, addr string, log *slog.Logger) (stop f
 	}()
 	log.InfoContext(ctx, "debug pprof serving", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// registerPprof serves the same profiles under /debug/pprof/ on the admin
+// listener. They share its write timeout, so a CPU profile or trace there is
+// limited to PAYMENTS_WRITE_TIMEOUT; PAYMENTS_DEBUG_PPROF_ADDR has no limit.
+func registerPprof(e *echo.Echo) {
+	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+	e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	e.Match([]string{http.MethodGet, http.MethodPost}, "/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 }

@@ -58,17 +58,24 @@ func parseRateLimit(v string) (rateLimit, error) {
 	return r, nil
 }
 
-// withRateLimit returns dpop followed by the per-client rate limit when
-// PAYMENTS_RATE_LIMIT is on (the client id is known once DPoP and the token
-// are verified), else dpop unchanged.
-func withRateLimit(r rateLimit, dpop echo.MiddlewareFunc, reg prometheus.Registerer) (echo.MiddlewareFunc, error) {
+// withRateLimit puts the per-client rate limit after each of the DPoP
+// middlewares dpops points to (the client id is known once DPoP and the
+// token are verified) when PAYMENTS_RATE_LIMIT is on, else leaves them
+// unchanged; nil ones are skipped. One limiter serves them all, so a client
+// has one budget whichever listener it calls.
+func withRateLimit(r rateLimit, reg prometheus.Registerer, dpops ...*echo.MiddlewareFunc) error {
 	if !r.on() {
-		return dpop, nil
+		return nil
 	}
 	l, err := handlers.NewRateLimiter(handlers.RateLimitConfig{Rate: r.PerSecond, Burst: r.Burst, Registerer: reg})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	limit := l.Middleware()
-	return func(next echo.HandlerFunc) echo.HandlerFunc { return dpop(limit(next)) }, nil
+	for _, p := range dpops {
+		if dpop := *p; dpop != nil {
+			*p = func(next echo.HandlerFunc) echo.HandlerFunc { return dpop(limit(next)) }
+		}
+	}
+	return nil
 }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -29,6 +27,9 @@ type serveHooks struct {
 	// tracer, when set, replaces the OTLP tracer provider (tests record
 	// spans in memory).
 	tracer trace.TracerProvider
+	// admin, when set, learns the admin listener's address (with
+	// PAYMENTS_ADMIN_ADDR), before listening is called.
+	admin func(addr string)
 }
 
 func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
@@ -101,7 +102,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		defer stopPprof()
 	}
 
-	e, err := handlers.New(handlers.Config{
+	edgeConfig := handlers.Config{
 		Logger:    log,
 		Registry:  reg,
 		BodyLimit: c.BodyLimit,
@@ -118,75 +119,68 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 			}
 			return app.routes(e)
 		},
-	})
+		AdminRoutes: app.adminRoutes,
+	}
+	edge, err := handlers.NewEdge(edgeConfig)
 	if err != nil {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", c.Addr)
+	public, err := listenHTTP(ctx, "public", "PAYMENTS_ADDR", c.Addr, edge.Public, c, log)
 	if err != nil {
-		return fmt.Errorf("PAYMENTS_ADDR=%s: %w", shownValue(c.Addr), err)
+		return err
 	}
-	srv := handlers.HTTPServer(c.Addr, e, handlers.Timeouts{
-		ReadHeader: c.ReadHeaderLimit, Read: c.ReadTimeout, Write: c.WriteTimeout, Idle: c.IdleTimeout,
-	})
-	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
-	conns := newConnTracker()
-	srv.ConnState = conns.track
+	listeners := []*httpListener{public}
+	if edge.Admin != nil {
+		admin, err := listenHTTP(ctx, "admin", "PAYMENTS_ADMIN_ADDR", c.AdminAddr, edge.Admin, c, log)
+		if err != nil {
+			closeAll(listeners)
+			return err
+		}
+		listeners = append(listeners, admin)
+	}
 
-	served := make(chan error, 1)
 	if c.TLSCertFile != "" {
+		// HTTPS on the public listener; the admin listener stays plain
+		// HTTP on its private address.
 		certs, err := newCertReloader(c.TLSCertFile, c.TLSKeyFile, log)
 		if err != nil {
-			ln.Close()
+			closeAll(listeners)
 			return err
 		}
 		wctx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
 		go certs.watch(wctx, 10*time.Second)
-		srv.TLSConfig = certs.tlsConfig()
-		go func() { served <- srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { served <- srv.Serve(ln) }()
+		public.srv.TLSConfig = certs.tlsConfig()
 	}
-	log.InfoContext(ctx, "serving", "addr", ln.Addr().String(), "tls", c.TLSCertFile != "", "public_url", c.PublicURL,
-		"version", buildVersion(), "dev_auth", c.DevAuth)
-	warnPublicPort(ctx, ln.Addr().String(), c.PublicURL, log)
+	served := serveAll(listeners)
+	attrs := []any{"addr", public.addr(), "tls", c.TLSCertFile != "", "public_url", c.PublicURL, "version", buildVersion(), "dev_auth", c.DevAuth}
+	if len(listeners) > 1 {
+		attrs = append(attrs, "admin_addr", listeners[1].addr(), "admin_public_url", c.AdminPublicURL)
+	}
+	log.InfoContext(ctx, "serving", attrs...)
+	warnPublicPort(ctx, public.addr(), c.PublicURL, log)
+	if hooks != nil && hooks.admin != nil && len(listeners) > 1 {
+		hooks.admin(listeners[1].addr())
+	}
 	if hooks != nil && hooks.listening != nil {
-		hooks.listening(ln.Addr().String())
+		hooks.listening(public.addr())
 	}
 
 	select {
 	case err := <-served:
-		return fmt.Errorf("http server: %w", err)
+		closeAll(listeners)
+		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", c.ShutdownGrace.String())
-	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
-	defer cancel()
-	// Shutdown closes the listener and the idle connections, then waits for
-	// the busy ones; connections that never sent a request are closed here.
-	stopped := make(chan error, 1)
-	go func() { stopped <- srv.Shutdown(sctx) }()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var shutdownErr error
-wait:
-	for {
-		conns.closeFresh()
-		select {
-		case shutdownErr = <-stopped:
-			break wait
-		case <-tick.C:
+	if err := shutdownAll(listeners, c.ShutdownGrace); err != nil {
+		return err
+	}
+	for range listeners {
+		if err := <-served; err != nil {
+			return err
 		}
-	}
-	if shutdownErr != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", c.ShutdownGrace, shutdownErr)
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
 	}
 	log.Info("stopped")
 	return nil

@@ -23,8 +23,11 @@ import (
 
 // application holds what serve built beyond the HTTP edge.
 type application struct {
-	routes  func(e *echo.Echo) error
-	closers []func() error
+	routes func(e *echo.Echo) error
+	// adminRoutes registers the back office and the profiles on the admin
+	// listener; nil without PAYMENTS_ADMIN_ADDR (routes has the back office).
+	adminRoutes func(e *echo.Echo) error
+	closers     []func() error
 	// status adds the authorization server's state to /readyz's body when
 	// PAYMENTS_ISSUER is set; nil otherwise.
 	status func(context.Context) map[string]string
@@ -189,7 +192,16 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		app.close()
 		return nil, err
 	}
-	if dpop, err = withRateLimit(c.RateLimit, dpop, reg); err != nil {
+	// On the admin listener the back office's proofs name its own URL.
+	var adminDPoP echo.MiddlewareFunc
+	if c.AdminAddr != "" {
+		adminDPoP, err = security.NewMiddleware(security.MiddlewareConfig{Verifier: verifier, PublicURL: c.AdminPublicURL, Tracer: tp})
+		if err != nil {
+			app.close()
+			return nil, fmt.Errorf("PAYMENTS_ADMIN_PUBLIC_URL: %w", err)
+		}
+	}
+	if err := withRateLimit(c.RateLimit, reg, &dpop, &adminDPoP); err != nil {
 		app.close()
 		return nil, fmt.Errorf("PAYMENTS_RATE_LIMIT: %w", err)
 	}
@@ -215,7 +227,16 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		if err != nil {
 			return err
 		}
+		if adminDPoP != nil {
+			return handlers.RegisterAPIRoutes(e, h, dpop)
+		}
 		return handlers.RegisterRoutes(e, h, dpop)
+	}
+	if adminDPoP != nil {
+		app.adminRoutes = func(e *echo.Echo) error {
+			registerPprof(e)
+			return handlers.RegisterBackOfficeRoutes(e, h, adminDPoP)
+		}
 	}
 	return app, nil
 }
