@@ -46,6 +46,7 @@ type config struct {
 	DBConnMaxLife   time.Duration
 	DBConnMaxIdle   time.Duration
 	ShutdownGrace   time.Duration
+	ShutdownDelay   time.Duration // /readyz 503 before the listeners close
 	BodyLimit       int64
 	ReadHeaderLimit time.Duration
 	ReadTimeout     time.Duration
@@ -90,6 +91,9 @@ type config struct {
 	DPoPMaxAge      time.Duration
 	DPoPSkew        time.Duration
 	ReplayStore     string
+	// ReplayStoreRequired makes serve exit when the Redis replay store does
+	// not answer at start (otherwise it warns and fails closed until then).
+	ReplayStoreRequired bool
 
 	// RateLimit is PAYMENTS_RATE_LIMIT (see ratelimit.go); zero is off.
 	RateLimit rateLimit
@@ -169,6 +173,11 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.DBConnMaxIdle, err = positiveDuration(v); return }},
 	{name: "PAYMENTS_SHUTDOWN_GRACE", def: "20s", help: "on SIGINT/SIGTERM, how long in-flight requests may take to finish",
 		parse: func(c *config, v string) (err error) { c.ShutdownGrace, err = positiveDuration(v); return }},
+	{name: "PAYMENTS_SHUTDOWN_DELAY", def: "0s", help: "on SIGINT/SIGTERM, how long /readyz answers 503 while requests are still served, so that load balancers stop sending traffic, before the listeners close (at most 5m)",
+		parse: func(c *config, v string) (err error) {
+			c.ShutdownDelay, err = durationWithin(v, 0, maxShutdownDelay)
+			return
+		}},
 	{name: "PAYMENTS_BODY_LIMIT", def: "65536", help: "largest request body in bytes (413 above)",
 		parse: func(c *config, v string) error {
 			n, err := positiveInt(v)
@@ -254,6 +263,8 @@ var settings = []setting{
 		}},
 	{name: "PAYMENTS_REPLAY_STORE", def: "memory", help: "DPoP replay store: memory, or redis://host:port/db shared by all nodes", secret: true,
 		parse: func(c *config, v string) error { c.ReplayStore = v; return checkReplayStore(v) }},
+	{name: "PAYMENTS_REPLAY_STORE_REQUIRED", def: "false", help: "true: serve exits when the Redis replay store does not answer at start; false: it logs a WARN, and DPoP-protected requests answer 503 until Redis answers",
+		parse: func(c *config, v string) (err error) { c.ReplayStoreRequired, err = parseBool(v); return }},
 	{name: "PAYMENTS_RATE_LIMIT", def: "off", help: "per-client rate limit on each node, by the verified token's client id: off, or N/s or N/m with an optional burst, e.g. 50/s,burst=100 (burst default: N); over it: 429 with Retry-After",
 		parse: func(c *config, v string) (err error) { c.RateLimit, err = parseRateLimit(v); return }},
 	{name: "PAYMENTS_LOG_LEVEL", def: "info", help: "debug, info, warn or error",
@@ -368,6 +379,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, errors.New("PAYMENTS_DB_MAX_IDLE_CONNS: must not exceed PAYMENTS_DB_MAX_OPEN_CONNS"))
 		}
 		errs = append(errs, checkAdmin(&c)...)
+		if c.ReplayStoreRequired && !strings.HasPrefix(c.ReplayStore, "redis") {
+			errs = append(errs, errors.New("PAYMENTS_REPLAY_STORE_REQUIRED=true: needs PAYMENTS_REPLAY_STORE=redis://... (the memory store is always there)"))
+		}
 	}
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("invalid configuration:\n  %w", errors.Join(errs...))
@@ -395,6 +409,9 @@ const (
 	minNonceWindow = time.Second
 	maxDPoPMaxAge  = 5 * time.Minute
 	maxDPoPSkew    = time.Minute
+	// maxShutdownDelay bounds PAYMENTS_SHUTDOWN_DELAY: orchestrators kill a
+	// process that takes much longer to stop.
+	maxShutdownDelay = 5 * time.Minute
 )
 
 // shownValue is how a refused value appears in its error: as typed when it is

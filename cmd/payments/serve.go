@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -46,6 +47,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	log := newLogger(c, stderr)
+	routeLibraryLogs(log)
 
 	if c.DatabaseURL == "" {
 		dsn, stop, err := startEmbedded(ctx, c, log)
@@ -102,6 +104,9 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		defer stopPprof()
 	}
 
+	// draining is set on SIGTERM: /readyz then answers 503 for
+	// PAYMENTS_SHUTDOWN_DELAY while everything else is still served.
+	var draining atomic.Bool
 	edgeConfig := handlers.Config{
 		Logger:    log,
 		Registry:  reg,
@@ -112,6 +117,8 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		Ping:           sqlDB.PingContext,
 		ErrorNamespace: c.ErrorNamespace,
 		Tracer:         tp,
+		Checks:         app.checks,
+		Draining:       draining.Load,
 		Status:         app.status,
 		Routes: func(e *echo.Echo) error {
 			if hooks != nil && hooks.routes != nil {
@@ -172,6 +179,20 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		closeAll(listeners)
 		return err
 	case <-ctx.Done():
+	}
+	draining.Store(true)
+	if c.ShutdownDelay > 0 {
+		// Load balancers see the 503 and stop sending new requests; the
+		// ones that still come are served.
+		log.Info("draining: /readyz answers 503 until the listeners close", "delay", c.ShutdownDelay.String())
+		t := time.NewTimer(c.ShutdownDelay)
+		select {
+		case <-t.C:
+		case err := <-served:
+			t.Stop()
+			closeAll(listeners)
+			return err
+		}
 	}
 	log.Info("shutting down", "grace", c.ShutdownGrace.String())
 	if err := shutdownAll(listeners, c.ShutdownGrace); err != nil {

@@ -24,6 +24,9 @@ import (
 // application holds what serve built beyond the HTTP edge.
 type application struct {
 	routes func(e *echo.Echo) error
+	// checks are what readiness needs besides the database: Redis when it
+	// is the replay store.
+	checks []handlers.ReadyCheck
 	// adminRoutes registers the back office and the profiles on the admin
 	// listener; nil without PAYMENTS_ADMIN_ADDR (routes has the back office).
 	adminRoutes func(e *echo.Echo) error
@@ -77,6 +80,13 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	app.closers = append(app.closers, closeReplay)
 	if mem, ok := replay.(*security.MemoryReplayStore); ok {
 		if err := registerReplayFill(reg, mem); err != nil {
+			return nil, err
+		}
+	}
+	if rs, ok := replay.(*security.RedisReplayStore); ok {
+		app.checks = append(app.checks, handlers.ReadyCheck{Name: "Redis", Ping: rs.Ping})
+		if err := pingReplayStore(ctx, rs, c, log); err != nil {
+			app.close()
 			return nil, err
 		}
 	}
@@ -254,6 +264,32 @@ func warnReplayStore(ctx context.Context, c config, log *slog.Logger) {
 	if (c.ReplayStore == "memory" || c.ReplayStore == "") && c.DPoPNonceSecret != "" {
 		log.WarnContext(ctx, msgMemoryReplayStore)
 	}
+}
+
+// replayStartTimeout bounds serve's first ping of the Redis replay store.
+const replayStartTimeout = 2 * time.Second
+
+// msgReplayStoreDown is the warning pingReplayStore logs.
+const msgReplayStoreDown = "PAYMENTS_REPLAY_STORE: Redis does not answer; serving anyway: " +
+	"DPoP-protected requests answer 503 and /readyz reports Redis until it answers " +
+	"(PAYMENTS_REPLAY_STORE_REQUIRED=true exits instead)"
+
+// pingReplayStore checks at start that the Redis replay store answers. When
+// it does not, serve exits with PAYMENTS_REPLAY_STORE_REQUIRED=true, and
+// otherwise logs a WARN and starts: the store fails closed until Redis is
+// back, so nothing is accepted without replay protection meanwhile.
+func pingReplayStore(ctx context.Context, rs *security.RedisReplayStore, c config, log *slog.Logger) error {
+	pctx, cancel := context.WithTimeout(ctx, replayStartTimeout)
+	defer cancel()
+	err := rs.Ping(pctx)
+	switch {
+	case err == nil:
+		return nil
+	case c.ReplayStoreRequired:
+		return fmt.Errorf("PAYMENTS_REPLAY_STORE: Redis does not answer and PAYMENTS_REPLAY_STORE_REQUIRED=true: %w", err)
+	}
+	log.WarnContext(ctx, msgReplayStoreDown, "error", err.Error())
+	return nil
 }
 
 // authorizationServers returns the issuers that protected-resource metadata
