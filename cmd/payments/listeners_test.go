@@ -141,7 +141,7 @@ func TestAdminListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokens := tc.ClientCredentialsSource("ledger:admin")
-	reconcile := func(base string, opts ...client.Option) int {
+	reconcile := func(base string, opts ...client.Option) (int, string) {
 		t.Helper()
 		api, err := client.New(base, key, tokens, opts...)
 		if err != nil {
@@ -151,17 +151,18 @@ func TestAdminListener(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reconcile via %s: %v", base, err)
 		}
-		return res.StatusCode()
+		return res.StatusCode(), res.HTTPResponse.Header.Get("WWW-Authenticate")
 	}
-	if got := reconcile(public); got != 404 {
+	if got, _ := reconcile(public); got != 404 {
 		t.Errorf("back office on the public listener = %d, want 404", got)
 	}
-	if got := reconcile(adminURL); got != 200 {
+	if got, _ := reconcile(adminURL); got != 200 {
 		t.Errorf("back office on the admin listener with proofs for its URL = %d, want 200", got)
 	}
 	// Proofs whose htu names the public URL, sent to the admin listener.
-	if got := reconcile(public, client.WithHTTPClient(&http.Client{Transport: redirectTo(r.admin), Timeout: 30 * time.Second})); got != 401 {
-		t.Errorf("back office on the admin listener with proofs for the public URL = %d, want 401", got)
+	got, challenge := reconcile(public, client.WithHTTPClient(&http.Client{Transport: redirectTo(r.admin), Timeout: 30 * time.Second}))
+	if got != 401 || !strings.Contains(challenge, `error="invalid_dpop_proof"`) {
+		t.Errorf("back office on the admin listener with proofs for the public URL = %d %q, want 401 invalid_dpop_proof", got, challenge)
 	}
 }
 
