@@ -1945,7 +1945,7 @@ type ClientInterface interface {
 
 	// GetReadyz Readiness
 	//
-	// Answers 200 when the database is reachable, 503 otherwise.
+	// Answers 200 when this node can serve (the database and, when the DPoP replay store is Redis, Redis answer a ping within a second), 503 naming what is down otherwise and while the node drains before a shutdown.
 	//
 	// Corresponds with GET /readyz (the `GetReadyz` operationId).
 	GetReadyz(ctx context.Context, params *GetReadyzParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2420,7 +2420,7 @@ func (c *Client) GetDomesticPaymentsDomesticPaymentIdPaymentDetails(ctx context.
 
 // GetReadyz Readiness
 //
-// Answers 200 when the database is reachable, 503 otherwise.
+// Answers 200 when this node can serve (the database and, when the DPoP replay store is Redis, Redis answer a ping within a second), 503 naming what is down otherwise and while the node drains before a shutdown.
 //
 // Corresponds with GET /readyz (the `GetReadyz` operationId).
 func (c *Client) GetReadyz(ctx context.Context, params *GetReadyzParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4192,7 +4192,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetReadyzWithResponse Readiness
 	//
-	// Answers 200 when the database is reachable, 503 otherwise.
+	// Answers 200 when this node can serve (the database and, when the DPoP replay store is Redis, Redis answer a ping within a second), 503 naming what is down otherwise and while the node drains before a shutdown.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8126,7 +8126,7 @@ func (c *ClientWithResponses) GetDomesticPaymentsDomesticPaymentIdPaymentDetails
 
 // GetReadyzWithResponse Readiness
 //
-// Answers 200 when the database is reachable, 503 otherwise.
+// Answers 200 when this node can serve (the database and, when the DPoP replay store is Redis, Redis answer a ping within a second), 503 naming what is down otherwise and while the node drains before a shutdown.
 //
 // Returns a wrapper object for the known response body format(s).
 //
