@@ -164,6 +164,13 @@ func TestAdminListener(t *testing.T) {
 	if got != 401 || !strings.Contains(challenge, `error="invalid_dpop_proof"`) {
 		t.Errorf("back office on the admin listener with proofs for the public URL = %d %q, want 401 invalid_dpop_proof", got, challenge)
 	}
+
+	// The sandbox walk-through takes the admin listener's URL for its back
+	// office calls.
+	var out, errs lockedBuffer
+	if code := run(ctx, []string{"sandbox", "pay", "--url", public, "--admin-url", adminURL}, env(nil), &out, &errs, nil); code != 0 {
+		t.Errorf("sandbox pay with --admin-url = %d; stdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
 }
 
 func TestAdminConfig(t *testing.T) {

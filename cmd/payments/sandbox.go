@@ -14,13 +14,15 @@ import (
 )
 
 const sandboxUsage = `usage:
-  payments sandbox pay [--url http://localhost:8080] [--amount 10.00] [--alg ES256]
+  payments sandbox pay [--url http://localhost:8080] [--admin-url URL] [--amount 10.00] [--alg ES256]
 
 Runs a whole payment against the sandbox (make run) and prints each step: opens two funded
 accounts through the back office (client sandbox-admin), creates a payment consent (client
 sandbox-tpp), has the sandbox authorization server approve it for the payer, exchanges the code
 (PKCE, DPoP-bound token), pays, reads the payment and the payer's balances, and checks that the
-ledger reconciles. Every call goes through the Go SDK in client/.
+ledger reconciles. Every call goes through the Go SDK in client/. With an admin listener
+(PAYMENTS_ADMIN_ADDR), give its URL as --admin-url (default: PAYMENTS_ADMIN_PUBLIC_URL, else --url):
+the back office calls go there, the tokens still come from --url.
 `
 
 // Sandbox identities (README, "The sandbox authorization server").
@@ -52,6 +54,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 		defaultURL = "http://localhost:8080"
 	}
 	base := fs.String("url", defaultURL, "the service's base URL (its PAYMENTS_PUBLIC_URL)")
+	adminURL := fs.String("admin-url", getenv("PAYMENTS_ADMIN_PUBLIC_URL"), "the back office's base URL when the service has an admin listener (its PAYMENTS_ADMIN_PUBLIC_URL); empty: --url")
 	amount := fs.String("amount", "10.00", "amount to pay, GBP")
 	alg := fs.String("alg", "ES256", "DPoP key algorithm: ES256, EdDSA, PS256")
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -64,12 +67,18 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	if _, err := client.TargetURI(*base); err != nil {
 		return fmt.Errorf("%w: --url %q: %v", errUsage, *base, err)
 	}
-	return sandboxPay(ctx, sandboxRun{base: *base, amount: *amount, alg: a, out: stdout})
+	if *adminURL == "" {
+		*adminURL = *base
+	} else if _, err := client.TargetURI(*adminURL); err != nil {
+		return fmt.Errorf("%w: --admin-url %q: %v", errUsage, *adminURL, err)
+	}
+	return sandboxPay(ctx, sandboxRun{base: *base, admin: *adminURL, amount: *amount, alg: a, out: stdout})
 }
 
 // sandboxRun is one sandbox payment.
 type sandboxRun struct {
 	base   string
+	admin  string // the back office's base URL: the admin listener's, or "" for base
 	amount string
 	alg    client.Algorithm
 	out    io.Writer
@@ -83,6 +92,9 @@ func (r *sandboxRun) say(format string, args ...any) {
 
 // sandboxPay runs the whole flow; each step is one SDK call.
 func sandboxPay(ctx context.Context, r sandboxRun) error {
+	if r.admin == "" {
+		r.admin = r.base
+	}
 	key, err := client.GenerateKey(r.alg)
 	if err != nil {
 		return err
@@ -90,7 +102,7 @@ func sandboxPay(ctx context.Context, r sandboxRun) error {
 	r.say("generated a %s DPoP key, thumbprint %s", key.Algorithm(), key.Thumbprint())
 
 	// The bank's back office opens two customer accounts.
-	admin, err := sandboxClient(r.base, key, sandboxAdminID, sandboxAdminSecret, "ledger:admin consents:admin")
+	admin, err := sandboxClient(r.base, r.admin, key, sandboxAdminID, sandboxAdminSecret, "ledger:admin consents:admin")
 	if err != nil {
 		return err
 	}
@@ -189,12 +201,12 @@ func sandboxPay(ctx context.Context, r sandboxRun) error {
 	return nil
 }
 
-func sandboxClient(base string, key *client.Key, id, secret string, scope string) (*client.Client, error) {
+func sandboxClient(base, apiBase string, key *client.Key, id, secret string, scope string) (*client.Client, error) {
 	tc, err := client.NewTokenClient(client.TokenConfig{BaseURL: base, ClientID: id, ClientSecret: secret, Key: key})
 	if err != nil {
 		return nil, err
 	}
-	return client.New(base, key, tc.ClientCredentialsSource(scope))
+	return client.New(apiBase, key, tc.ClientCredentialsSource(scope))
 }
 
 func openAccount(ctx context.Context, admin *client.Client, owner, opening string) (*obapi.LedgerAccount, error) {
