@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obpay/payments/client"
 	"github.com/obpay/payments/client/obapi"
+	"github.com/obpay/payments/internal/handlers"
+	"github.com/obpay/payments/internal/security"
 )
 
 // running is one `payments serve` run in this process.
@@ -213,5 +218,37 @@ func TestAdminConfig(t *testing.T) {
 				t.Errorf("AdminPublicURL = %q, want %q", c.AdminPublicURL, tc.adminURL)
 			}
 		})
+	}
+}
+
+// TestRateLimitIsSharedByBothListeners: with an admin listener the back
+// office's DPoP middleware gets the same limiter, so a client has one budget
+// whichever listener it calls.
+func TestRateLimitIsSharedByBothListeners(t *testing.T) {
+	asClient := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			c.SetRequest(r.WithContext(security.WithPrincipal(r.Context(), security.Principal{ClientID: "bank-admin"})))
+			return next(c)
+		}
+	}
+	public, admin := echo.MiddlewareFunc(asClient), echo.MiddlewareFunc(asClient)
+	rl, err := parseRateLimit("1/m,burst=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := withRateLimit(rl, prometheus.NewRegistry(), &public, &admin); err != nil {
+		t.Fatal(err)
+	}
+	call := func(m echo.MiddlewareFunc) error {
+		c := echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/internal/v1/ledger/reconcile", nil), httptest.NewRecorder())
+		return m(func(echo.Context) error { return nil })(c)
+	}
+	if err := call(public); err != nil {
+		t.Fatalf("first call on the public listener = %v, want it through", err)
+	}
+	var apiErr *handlers.APIError
+	if err := call(admin); !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests {
+		t.Errorf("second call, on the admin listener = %v, want 429: one budget for both", err)
 	}
 }
