@@ -22,8 +22,10 @@ COPY --from=build /out/payments /payments
 # nonroot of the base image, by number so that runtimes that check for a
 # non-root user without reading /etc/passwd accept it.
 USER 65532:65532
-# The API (PAYMENTS_ADDR, default :8080). No HEALTHCHECK: orchestrators
+# The API (PAYMENTS_ADDR, default :8080) and the admin listener the
+# deployment may add (PAYMENTS_ADMIN_ADDR=:9090: back office, /metrics,
+# pprof; never published to the internet). No HEALTHCHECK: orchestrators
 # probe GET /healthz (liveness) and GET /readyz (readiness).
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/payments"]
 CMD ["serve"]

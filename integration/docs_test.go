@@ -113,15 +113,20 @@ func TestDocExamples(t *testing.T) {
 	}
 }
 
-// isConfiguration reports whether a block only sets variables.
+// isConfiguration reports whether a block only sets variables (comments
+// aside).
 func isConfiguration(body []string) bool {
+	sets := false
 	for _, l := range body {
 		l = strings.TrimSpace(l)
-		if l != "" && !assignment.MatchString(l) {
+		switch {
+		case assignment.MatchString(l):
+			sets = true
+		case l != "" && !strings.HasPrefix(l, "#"):
 			return false
 		}
 	}
-	return true
+	return sets
 }
 
 func runShellExample(t *testing.T, b docBlock, base, work string, ran map[string]bool) {
