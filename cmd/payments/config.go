@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 	// The IANA time zone database is built in, so PAYMENTS_TIMEZONE works on
 	// hosts and images without one.
 	_ "time/tzdata"
@@ -83,6 +85,11 @@ type config struct {
 	// DevAuthRequirePAR makes the sandbox authorization server refuse
 	// authorization requests that were not pushed to /oauth2/par first.
 	DevAuthRequirePAR bool
+	// DevAuthPassword is the sandbox customers' password on the consent
+	// page; DevAuthAutoApprove keeps approving requests that name psu at
+	// once (false: every customer goes through the page).
+	DevAuthPassword    string
+	DevAuthAutoApprove bool
 
 	DPoPAlgs        []string
 	DPoPNonce       string
@@ -225,6 +232,16 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.DevAuth, err = parseBool(v); return }},
 	{name: "PAYMENTS_DEV_AUTH_REQUIRE_PAR", def: "false", help: "the sandbox authorization server accepts only authorization requests pushed to /oauth2/par first (RFC 9126)",
 		parse: func(c *config, v string) (err error) { c.DevAuthRequirePAR, err = parseBool(v); return }},
+	{name: "PAYMENTS_DEV_AUTH_PASSWORD", def: "sandbox", help: "the one password of every sandbox customer on the consent page (development only)", secret: true,
+		parse: func(c *config, v string) error {
+			if v == "" || len(v) > 128 || strings.IndexFunc(v, unicode.IsControl) >= 0 || !utf8.ValidString(v) {
+				return errors.New("must be 1 to 128 bytes of text without control characters")
+			}
+			c.DevAuthPassword = v
+			return nil
+		}},
+	{name: "PAYMENTS_DEV_AUTH_AUTO_APPROVE", def: "true", help: "the sandbox authorization server approves requests that name psu at once; false: every customer signs in on the consent page",
+		parse: func(c *config, v string) (err error) { c.DevAuthAutoApprove, err = parseBool(v); return }},
 	{name: "PAYMENTS_DPOP_ALGS", def: "ES256,EdDSA,Ed25519,PS256", help: "allowed DPoP proof algorithms",
 		parse: func(c *config, v string) (err error) { c.DPoPAlgs, err = parseAlgs(v); return }},
 	{name: "PAYMENTS_DPOP_NONCE", def: "required", help: "DPoP nonces: required or off",

@@ -218,7 +218,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	var sandbox *devauth.Server
 	if c.DevAuth {
 		sandbox, err = devauth.New(devauth.Config{Verifier: verifier, Consents: svc, Tokens: sandboxTokens, Logger: log,
-			RequirePAR: c.DevAuthRequirePAR})
+			RequirePAR: c.DevAuthRequirePAR, Customers: svc, Password: c.DevAuthPassword, NoAutoApprove: !c.DevAuthAutoApprove})
 		if err != nil {
 			app.close()
 			return nil, err

@@ -49,7 +49,9 @@ type authzRequest struct {
 	psu, debtorAccount string
 }
 
-// authorize serves GET /oauth2/authorize, the sandbox's auto-approval: the
+// authorize serves GET /oauth2/authorize. A request that names no customer
+// (or any, with auto-approval off) gets the consent page (consent.go) when
+// it is served. Otherwise this is the sandbox's auto-approval: the
 // PSU named by psu approves the consent at once (paying from debtor_account
 // for a payment consent), through the same code path as POST
 // /internal/v1/consents/{id}/authorise, and the client gets a one-time code
@@ -95,7 +97,13 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	redirect, _ := loopbackRedirect(req.redirectURI)
 	var code string
-	if e == nil {
+	switch {
+	case e == nil && s.pageEnabled(r, req):
+		// The customer signs in and decides on the consent page.
+		if e = s.startPage(c, cl, req); e == nil {
+			return nil
+		}
+	case e == nil:
 		code, e = s.approve(r.Context(), cl, req)
 	}
 	if e != nil {

@@ -17,7 +17,12 @@
 //	                         type openbanking_intent) for a PSU, through
 //	                         openbanking's AuthoriseConsent, answering 303
 //	                         with a one-time code and iss (RFC 9207), or
-//	                         JSON; with RequirePAR only pushed requests
+//	                         JSON; with RequirePAR only pushed requests.
+//	                         Without psu (or with NoAutoApprove), and with
+//	                         Customers set, the consent page instead: the
+//	                         customer signs in, reviews and approves or
+//	                         rejects (POST /oauth2/authorize/signin and
+//	                         /oauth2/authorize/decision, CSRF-protected)
 //	POST /oauth2/token       client_credentials, authorization_code (PKCE
 //	                         S256) and refresh_token grants; a DPoP proof is
 //	                         required (security.Verifier.VerifyProof, htu =

@@ -80,6 +80,16 @@ type Config struct {
 	// RequirePAR refuses authorization requests that did not come through
 	// POST /oauth2/par (PAYMENTS_DEV_AUTH_REQUIRE_PAR); the metadata says so.
 	RequirePAR bool
+	// Customers serves the consent page at /oauth2/authorize for requests
+	// that name no customer (psu); nil keeps refusing them.
+	Customers CustomerDirectory
+	// Password is every sandbox customer's password on the consent page;
+	// "" means DefaultPassword.
+	Password string
+	// NoAutoApprove sends every request, even one naming psu, to the
+	// consent page (with Customers set); otherwise such requests are
+	// approved at once, as scripts rely on.
+	NoAutoApprove bool
 	// Assertions records the jti of accepted client assertions (RFC 7523
 	// §3); nil means a memory store of 100,000 entries using Now.
 	Assertions security.ReplayStore
@@ -88,7 +98,7 @@ type Config struct {
 // Server is the sandbox authorization server: POST /oauth2/token
 // (client_credentials, authorization_code with PKCE S256, refresh_token; a
 // DPoP proof is required and the token is bound to its key), GET
-// /oauth2/authorize (sandbox auto-approval) and POST /oauth2/introspect
+// /oauth2/authorize (the consent page or sandbox auto-approval) and POST /oauth2/introspect
 // (RFC 7662). It is safe for concurrent use.
 type Server struct {
 	verifier        *security.Verifier
@@ -107,6 +117,10 @@ type Server struct {
 	log             *slog.Logger
 	clients         map[string]*client // the sandbox's own, never changed
 	registered      *registry          // registered at /oauth2/register
+	customers       CustomerDirectory  // nil: no consent page
+	password        string
+	autoApprove     bool
+	pages           *pageSessions
 }
 
 // New validates cfg and returns a Server with the sandbox clients and the
@@ -122,6 +136,12 @@ func New(cfg Config) (*Server, error) {
 		log:             cfg.Logger,
 		requirePAR:      cfg.RequirePAR,
 		jtis:            cfg.Assertions,
+		customers:       cfg.Customers,
+		password:        cfg.Password,
+		autoApprove:     !cfg.NoAutoApprove,
+	}
+	if s.password == "" {
+		s.password = DefaultPassword
 	}
 	if s.verifier == nil {
 		return nil, errors.New("devauth: a DPoP verifier is required")
@@ -168,6 +188,7 @@ func New(cfg Config) (*Server, error) {
 	s.introspectURL = s.issuer + "/oauth2/introspect"
 	s.par = newPARStore(s.now)
 	s.registered = newRegistry(s.now)
+	s.pages = newPageSessions(s.now)
 	return s, nil
 }
 
@@ -177,6 +198,10 @@ func (s *Server) Register(e *echo.Echo) {
 	s.log.Warn("sandbox authorization server mounted under /oauth2/: development only, its client secrets are public")
 	e.POST("/oauth2/token", s.token)
 	e.GET("/oauth2/authorize", s.authorize)
+	if s.customers != nil {
+		e.POST("/oauth2/authorize/signin", s.signIn)
+		e.POST("/oauth2/authorize/decision", s.decide)
+	}
 	e.POST("/oauth2/par", s.pushedRequest)
 	e.POST("/oauth2/introspect", s.introspect)
 	e.POST("/oauth2/register", s.register)
