@@ -208,7 +208,9 @@ func TestConsentPageSignInTriesBounded(t *testing.T) {
 	w := b.get(pageQuery())
 	token := csrfOf(t, w)
 	for i := 0; i < maxSignInTries; i++ {
-		w = b.post("/oauth2/authorize/signin", url.Values{"csrf": {token}, "username": {"alice"}, "password": {"guess"}})
+		if w := b.post("/oauth2/authorize/signin", url.Values{"csrf": {token}, "username": {"alice"}, "password": {"guess"}}); w.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d = %d, want 401", i+1, w.Code)
+		}
 	}
 	w = b.post("/oauth2/authorize/signin", url.Values{"csrf": {token}, "username": {"alice"}, "password": {DefaultPassword}})
 	if w.Code != http.StatusForbidden {
