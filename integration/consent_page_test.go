@@ -89,6 +89,7 @@ func TestConsentPageWithoutAutoApproval(t *testing.T) {
 	if strings.Contains(page, bob.AccountId) {
 		t.Fatal("the page offers bob's account to alice")
 	}
+	token = csrfIn(t, page) // the sign-in renewed the session and its token
 	res, _ = a.post("/oauth2/authorize/decision", url.Values{"csrf": {token}, "action": {"approve"}, "debtor_account": {bob.AccountId}})
 	if res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("approve from bob's account = %d, want 400", res.StatusCode)

@@ -122,6 +122,26 @@ func (p *pageSessions) update(id string, f func(*pageSession)) {
 	}
 }
 
+// signedIn ends session id and stores a copy for psu under a new id with a
+// new CSRF token, so that an id or token known before the sign-in (a
+// planted cookie, a form seen earlier) is worth nothing after it. It
+// returns the new id and the session; false when id is gone.
+func (p *pageSessions) signedIn(id, psu string) (string, pageSession, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.m[id]
+	if !ok || !p.now().Before(s.expires) {
+		delete(p.m, id)
+		return "", pageSession{}, false
+	}
+	delete(p.m, id)
+	n := *s
+	n.psu, n.csrf, n.tries = psu, randomToken(), 0
+	newID := randomToken()
+	p.m[newID] = &n
+	return newID, n, true
+}
+
 // take removes the session and reports whether it was there: a decision is
 // made once.
 func (p *pageSessions) take(id string) bool {
@@ -311,7 +331,11 @@ func (s *Server) signIn(c echo.Context) error {
 		retry.PSU = user
 		return s.renderPage(c, http.StatusUnauthorized, retry)
 	}
-	s.pages.update(id, func(p *pageSession) { p.psu = user })
+	newID, ps, ok := s.pages.signedIn(id, user)
+	if !ok {
+		return s.pageError(c, http.StatusForbidden, "This form has expired or did not come from this page.")
+	}
+	s.setPageCookie(c, newID, int(time.Until(ps.expires)/time.Second)+1)
 	s.log.LogAttrs(ctx, slog.LevelInfo, "consent page sign-in", slog.String("client_id", ps.clientID), slog.String("consent_id", ps.req.consentID))
 	return s.renderPage(c, http.StatusOK, consentView(ps, user, d, accounts, ""))
 }

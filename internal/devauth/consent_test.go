@@ -154,7 +154,30 @@ func (b *browser) signIn(q url.Values, user, password string) (*httptest.Respons
 	}
 	token := csrfOf(b.t, w)
 	w = b.post("/oauth2/authorize/signin", url.Values{"csrf": {token}, "username": {user}, "password": {password}})
+	if w.Code == http.StatusOK {
+		token = csrfOf(b.t, w) // a sign-in renews the session and its token
+	}
 	return w, token
+}
+
+// A sign-in renews the session: the cookie and the token from before it
+// (planted, or seen by someone else) decide nothing.
+func TestConsentPageSignInRenewsTheSession(t *testing.T) {
+	f := newPageFixture(t)
+	b := &browser{t: t, f: f}
+	w := b.get(pageQuery())
+	before, oldToken := b.cookie, csrfOf(t, w)
+	w = b.post("/oauth2/authorize/signin", url.Values{"csrf": {oldToken}, "username": {"alice"}, "password": {DefaultPassword}})
+	if w.Code != http.StatusOK || b.cookie.Value == before.Value || csrfOf(t, w) == oldToken {
+		t.Fatalf("sign-in = %d; cookie renewed %v; token renewed %v", w.Code, b.cookie.Value != before.Value, csrfOf(t, w) != oldToken)
+	}
+	stale := &browser{t: t, f: f, cookie: before}
+	if w := stale.post("/oauth2/authorize/decision", url.Values{"csrf": {oldToken}, "action": {"approve"}, "debtor_account": {"acc-alice"}}); w.Code != http.StatusForbidden {
+		t.Fatalf("decision with the session from before the sign-in = %d, want 403", w.Code)
+	}
+	if f.customers.status("pay-1") != openbanking.StatusAwaitingAuthorisation {
+		t.Fatal("the stale session changed the consent")
+	}
 }
 
 func TestConsentPageCookieAndHeaders(t *testing.T) {
