@@ -21,8 +21,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Config says where a server keeps its files and how it is reached.
@@ -324,16 +322,14 @@ func (s *Server) launch() error {
 	return nil
 }
 
-// waitReady returns once the server accepts connections.
+// waitReady returns once the server accepts connections: when the
+// postmaster.pid of our child says "ready" (the status line PostgreSQL
+// writes there, which pg_ctl waits for too).
 func (s *Server) waitReady(ctx context.Context) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err := pgconn.Connect(cctx, s.URL("postgres"))
-		cancel()
-		if err == nil {
-			_ = conn.Close(ctx)
+		if s.pidFileSaysReady() {
 			return nil
 		}
 		select {
@@ -344,6 +340,18 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// pidFileSaysReady reports whether postmaster.pid names our child and its
+// status line (the eighth) is "ready".
+func (s *Server) pidFileSaysReady() bool {
+	b, err := os.ReadFile(filepath.Join(s.pgdata, "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(string(b), "\n")
+	return len(lines) >= 8 && strings.TrimSpace(lines[0]) == strconv.Itoa(s.cmd.Process.Pid) &&
+		strings.TrimSpace(lines[7]) == "ready"
 }
 
 // URL returns the URL of database name on the server, through its socket.
