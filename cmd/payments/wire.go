@@ -93,18 +93,21 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	warnReplayStore(ctx, c, log)
 	warnIntrospectionAuth(ctx, c, log)
 
+	// The introspection client, for a configured endpoint or a discovered one.
+	introCfg := withClientAuth(c, security.IntrospectionConfig{
+		ClientID:     c.IntrospectionClientID,
+		ClientSecret: c.IntrospectionSecret,
+		Timeout:      c.IntrospectionTimeout,
+		CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
+		Logger:       log,
+		Registerer:   reg,
+		HTTPClient:   introspectionClient(tp),
+	})
 	var intro security.Introspector
 	if c.IntrospectionURL != "" {
-		hi, err := security.NewHTTPIntrospector(withClientAuth(c, security.IntrospectionConfig{
-			URL:          c.IntrospectionURL,
-			ClientID:     c.IntrospectionClientID,
-			ClientSecret: c.IntrospectionSecret,
-			Timeout:      c.IntrospectionTimeout,
-			CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
-			Logger:       log,
-			Registerer:   reg,
-			HTTPClient:   introspectionClient(tp),
-		}))
+		cfg := introCfg
+		cfg.URL = c.IntrospectionURL
+		hi, err := security.NewHTTPIntrospector(cfg)
 		if err != nil {
 			app.close()
 			return nil, fmt.Errorf("PAYMENTS_INTROSPECTION_URL: %w", err)
@@ -124,15 +127,7 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		}
 		if intro == nil && c.AccessTokens != security.AccessTokensJWT {
 			// RFC 8414 §2 introspection_endpoint, once the metadata is known.
-			di, err := security.NewDiscoveredIntrospector(disc, withClientAuth(c, security.IntrospectionConfig{
-				ClientID:     c.IntrospectionClientID,
-				ClientSecret: c.IntrospectionSecret,
-				Timeout:      c.IntrospectionTimeout,
-				CacheTTL:     cacheTTL(c.IntrospectionCacheTTL),
-				Logger:       log,
-				Registerer:   reg,
-				HTTPClient:   introspectionClient(tp),
-			}))
+			di, err := security.NewDiscoveredIntrospector(disc, introCfg)
 			if err != nil {
 				app.close()
 				return nil, fmt.Errorf("PAYMENTS_ISSUER: introspection: %w", err)
