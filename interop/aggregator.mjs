@@ -21,6 +21,8 @@ import { randomUUID } from 'node:crypto';
 
 import * as oauth from 'oauth4webapi';
 
+import { apiCaller, detail, expectStatus, fail, insecure, step, withNonceRetry } from './steps.mjs';
+
 function required(name) {
   const v = process.env[name];
   if (!v) {
@@ -33,35 +35,7 @@ const issuer = new URL(required('INTEROP_ISSUER'));
 const apiBase = required('INTEROP_API');
 const consentClaim = process.env.INTEROP_CONSENT_CLAIM || 'consent_id';
 const redirectURI = 'http://127.0.0.1/callback';
-// The AS and the service listen on loopback HTTP in this test only.
-const insecure = { [oauth.allowInsecureRequests]: true };
-
-let stepNo = 0;
-function step(what) {
-  stepNo++;
-  console.log(`step ${stepNo}: ${what}`);
-}
-function detail(what) {
-  console.log(`  ${what}`);
-}
-function fail(what) {
-  throw new Error(what);
-}
-
-// withNonceRetry sends a request and, when the server asks for a DPoP nonce
-// (RFC 9449 §8 at the AS, §9 at the resource server), sends it once more: the
-// DPoP handle has cached the nonce from the DPoP-Nonce header.
-async function withNonceRetry(label, send) {
-  try {
-    return await send();
-  } catch (err) {
-    if (!oauth.isDPoPNonceError(err)) {
-      throw err;
-    }
-    detail(`${label}: use_dpop_nonce, signing a new proof with the server's nonce`);
-    return send();
-  }
-}
+const api = apiCaller(apiBase);
 
 async function discover() {
   const res = await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure });
@@ -77,33 +51,6 @@ async function clientCredentials(as, client, auth, dpop, scope) {
 
 // api calls the payments service with a DPoP-bound token; the first call of
 // each key meets the service's nonce dance.
-async function api(token, dpop, method, path, body, idempotent) {
-  const url = new URL(path, apiBase);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  const idempotencyKey = idempotent ? randomUUID() : undefined;
-  const res = await withNonceRetry(`${method} ${url.pathname}`, () => {
-    const headers = new Headers({ accept: 'application/json', 'x-fapi-interaction-id': randomUUID() });
-    if (payload !== undefined) headers.set('content-type', 'application/json');
-    // The same key on the retry: the first attempt was refused before any work.
-    if (idempotencyKey) headers.set('x-idempotency-key', idempotencyKey);
-    return oauth.protectedResourceRequest(token, method, url, headers, payload, { DPoP: dpop, ...insecure });
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, body: json, text };
-}
-
-function expectStatus(what, res, want) {
-  if (res.status !== want) {
-    fail(`${what}: HTTP ${res.status}, want ${want}: ${res.text}`);
-  }
-  detail(`${what}: HTTP ${res.status}`);
-}
 
 // cookieJar keeps the AS's session and interaction cookies for the customer's
 // browser. The flow is sequential, so the latest cookie of each name wins.

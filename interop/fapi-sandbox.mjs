@@ -23,69 +23,16 @@ import { randomUUID } from 'node:crypto';
 
 import * as oauth from 'oauth4webapi';
 
+import { apiCaller, detail, expectStatus, fail, insecure, step, withNonceRetry } from './steps.mjs';
+
 const apiBase = process.env.INTEROP_API || 'http://localhost:8080';
 const issuer = new URL(apiBase);
 const jwkFile = process.env.INTEROP_FAPI_JWK || new URL('../docs/sandbox-tpp-fapi.jwk', import.meta.url);
 const redirectURI = 'http://127.0.0.1/callback';
 const amount = '10.00';
-// The sandbox listens on loopback HTTP in this test only.
-const insecure = { [oauth.allowInsecureRequests]: true };
-
-let stepNo = 0;
-function step(what) {
-  stepNo++;
-  console.log(`step ${stepNo}: ${what}`);
-}
-function detail(what) {
-  console.log(`  ${what}`);
-}
-function fail(what) {
-  throw new Error(what);
-}
-
-// withNonceRetry sends a request and, when the server asks for a DPoP nonce
-// (RFC 9449 §8 at the AS, §9 at the resource server), sends it once more: the
-// DPoP handle has cached the nonce from the DPoP-Nonce header.
-async function withNonceRetry(label, send) {
-  try {
-    return await send();
-  } catch (err) {
-    if (!oauth.isDPoPNonceError(err)) {
-      throw err;
-    }
-    detail(`${label}: use_dpop_nonce, signing a new proof with the server's nonce`);
-    return send();
-  }
-}
-
-// api calls the payments service with a DPoP-bound token.
-async function api(token, dpop, method, path, body) {
-  const url = new URL(path, apiBase);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  const idempotencyKey = method === 'POST' ? randomUUID() : undefined;
-  const res = await withNonceRetry(`${method} ${url.pathname}`, () => {
-    const headers = new Headers({ accept: 'application/json', 'x-fapi-interaction-id': randomUUID() });
-    if (payload !== undefined) headers.set('content-type', 'application/json');
-    // The same key on the retry: the first attempt was refused before any work.
-    if (idempotencyKey) headers.set('x-idempotency-key', idempotencyKey);
-    return oauth.protectedResourceRequest(token, method, url, headers, payload, { DPoP: dpop, ...insecure });
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, body: json, text };
-}
-
-function expectStatus(what, res, want) {
-  if (res.status !== want) {
-    fail(`${what}: HTTP ${res.status}, want ${want}: ${res.text}`);
-  }
-  detail(`${what}: HTTP ${res.status}`);
-}
+const call = apiCaller(apiBase);
+// Every POST here creates something: each gets an idempotency key.
+const api = (token, dpop, method, path, body) => call(token, dpop, method, path, body, method === 'POST');
 
 function cents(amountString) {
   const negative = amountString.startsWith('-');
