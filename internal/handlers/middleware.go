@@ -226,8 +226,10 @@ func (m *httpMetrics) middleware() echo.MiddlewareFunc {
 			labels := []string{routeLabel(c), methodLabel(c.Request().Method), status}
 			m.requests.WithLabelValues(labels...).Inc()
 			m.latency.WithLabelValues(labels...).Observe(time.Since(start).Seconds())
-			if code, ok := c.Get(errorCodeKey).(string); ok {
-				m.refusals.WithLabelValues(labels[0], code).Inc()
+			if c.Response().Status >= http.StatusBadRequest {
+				if code, ok := c.Get(errorCodeKey).(string); ok {
+					m.refusals.WithLabelValues(labels[0], code).Inc()
+				}
 			}
 			return nil
 		}
