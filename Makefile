@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/security
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyProof$$' -fuzztime $(FUZZTIME) ./internal/security
 	$(GO) test -run '^$$' -fuzz '^FuzzIntrospectionJSON$$' -fuzztime $(FUZZTIME) ./internal/security
+	$(GO) test -run '^$$' -fuzz '^FuzzClaimsDecoders$$' -fuzztime $(FUZZTIME) ./internal/security
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAmount$$' -fuzztime $(FUZZTIME) ./internal/models
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBody$$' -fuzztime $(FUZZTIME) ./internal/handlers
 

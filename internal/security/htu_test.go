@@ -74,3 +74,33 @@ func TestAsciiFolding(t *testing.T) {
 		t.Errorf("asciiLower = %q", got)
 	}
 }
+
+// TestIsToken68 checks the Authorization credentials grammar (RFC 9110
+// §11.2) at the table's edges: every allowed byte, padding only at the end.
+func TestIsToken68(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"=", false},
+		{"==", false},
+		{"a", true},
+		{"a=", true},
+		{"a==", true},
+		{"AZaz09-._~+/", true},
+		{"abcdefgh-._~+/ABCDEFGH==", true},
+		{"a=b", false},
+		{"abcdefgh=abcdefgh", false},
+		{"abc def", false},
+		{"abcdefghijklmnop,", false},
+		{"abcdefghijklmnop\x00", false},
+		{"abcdefgh\"ijklmnop", false},
+		{"ab\xffcdefghijklmnop", false},
+		{"=a", false},
+	} {
+		if got := isToken68(tc.in); got != tc.want {
+			t.Errorf("isToken68(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // TestIntrospectionConsentID: where the consent id is read, in which order,
@@ -205,6 +208,39 @@ func FuzzIntrospectionJSON(f *testing.F) {
 		}
 		if in.ConsentID != "" && in.Refusal != "" {
 			t.Errorf("ConsentID %q and Refusal %q both set", in.ConsentID, in.Refusal)
+		}
+	})
+}
+
+// FuzzClaimsDecoders holds the decoder the service reads claims with
+// (goccy/go-json) to encoding/json: for any input both accept or both refuse,
+// and what they accept decodes to the same claims.
+func FuzzClaimsDecoders(f *testing.F) {
+	for _, s := range []string{
+		`{"active":true,"client_id":"c","sub":"s","exp":1700000000,"cnf":{"jkt":"k"},"aud":"a"}`,
+		`{"active":true,"aud":["a","b"],"exp":1.7e9,"nbf":"1","scope":"payments accounts"}`,
+		`{"ACTIVE":true,"Client_ID":"c","cnf":null,"exp":null}`,
+		`{"active":true,"active":false,"sub":"\ud800","iss":"\u00e9"}`,
+		`{"active":true,"authorization_details":[{"type":"openbanking_intent","openbanking_intent_id":"c1"}]}`,
+		`{"active":true,"exp":-1,"iat":1e400}`,
+		"{\"active\":true,\"sub\":\"\xff\"}",
+		`{"active":true} x`,
+		`[]`,
+	} {
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, needActive bool) {
+		var std, fast Introspection
+		stdExtra, stdErr := std.decodeWith(json.Unmarshal, b, needActive)
+		fastExtra, fastErr := fast.decodeWith(gojson.Unmarshal, b, needActive)
+		if (stdErr == nil) != (fastErr == nil) {
+			t.Fatalf("encoding/json error %v, goccy/go-json error %v, for %q", stdErr, fastErr, b)
+		}
+		if stdErr != nil {
+			return
+		}
+		if !reflect.DeepEqual(std, fast) || stdExtra != fastExtra {
+			t.Fatalf("for %q:\nencoding/json %+v %+v\ngoccy/go-json %+v %+v", b, std, stdExtra, fast, fastExtra)
 		}
 	})
 }
