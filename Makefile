@@ -59,7 +59,7 @@ bench-validate:
 
 ## generate: regenerate the OpenAPI server interface and client (committed; a test checks they are current)
 generate:
-	$(GO) generate ./internal/obapi ./client/obapi
+	$(GO) generate ./internal/obapi ./client/obapi ./internal/obapi4 ./client/obapi4
 
 ## lint: gofmt, go vet, staticcheck
 lint:

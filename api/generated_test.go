@@ -156,9 +156,13 @@ func TestOptionalFieldsAreOmittedNeverEmpty(t *testing.T) {
 // TestClientImportsNothingInternal keeps the public client free of this module's internal
 // packages, which aggregators could not import.
 func TestClientImportsNothingInternal(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(moduleRoot, "client", "obapi", "*.go"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no client sources found: %v", err)
+	var files []string
+	for _, dir := range []string{"obapi", "obapi4"} {
+		found, err := filepath.Glob(filepath.Join(moduleRoot, "client", dir, "*.go"))
+		if err != nil || len(found) == 0 {
+			t.Fatalf("no client sources found in client/%s: %v", dir, err)
+		}
+		files = append(files, found...)
 	}
 	for _, file := range files {
 		f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ImportsOnly)

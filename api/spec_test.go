@@ -502,10 +502,13 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 	tests := []struct {
 		name      string
 		config    string // relative to the module root
+		spec      string // relative to the module root
 		committed string // relative to the module root
 	}{
-		{name: "server types and echo interface", config: "api/oapi-server.yaml", committed: "internal/obapi/obapi.gen.go"},
-		{name: "client", config: "api/oapi-client.yaml", committed: "client/obapi/obapi.gen.go"},
+		{name: "server types and echo interface", config: "api/oapi-server.yaml", spec: "api/openapi.yaml", committed: "internal/obapi/obapi.gen.go"},
+		{name: "client", config: "api/oapi-client.yaml", spec: "api/openapi.yaml", committed: "client/obapi/obapi.gen.go"},
+		{name: "v4 server types and echo interface", config: "api/oapi-server-v4.yaml", spec: "api/openapi-v4.yaml", committed: "internal/obapi4/obapi4.gen.go"},
+		{name: "v4 client", config: "api/oapi-client-v4.yaml", spec: "api/openapi-v4.yaml", committed: "client/obapi4/obapi4.gen.go"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -517,13 +520,13 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 				t.Fatalf("read %s: %v", docFile, err)
 			}
 			directive := "//go:generate go tool oapi-codegen -config ../../" + tt.config + " -o " +
-				filepath.Base(tt.committed) + " ../../api/openapi.yaml"
+				filepath.Base(tt.committed) + " ../../" + tt.spec
 			if !slices.Contains(strings.Split(string(src), "\n"), directive) {
 				t.Errorf("%s lacks the directive\n%s", docFile, directive)
 			}
 
 			out := filepath.Join(t.TempDir(), filepath.Base(tt.committed))
-			cmd := exec.Command(goBin, "tool", "oapi-codegen", "-config", tt.config, "-o", out, "api/openapi.yaml")
+			cmd := exec.Command(goBin, "tool", "oapi-codegen", "-config", tt.config, "-o", out, tt.spec)
 			cmd.Dir = moduleRoot
 			if msg, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("%v: %v\n%s", cmd.Args, err, msg)
