@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClaimsDecoders$$' -fuzztime $(FUZZTIME) ./internal/security
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAmount$$' -fuzztime $(FUZZTIME) ./internal/models
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBody$$' -fuzztime $(FUZZTIME) ./internal/handlers
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateBodyV4$$' -fuzztime $(FUZZTIME) ./internal/handlers
 
 ## bench: every benchmark (DPoP verification, request validation, ledger) with allocations
 bench: bench-security bench-validate bench-ledger

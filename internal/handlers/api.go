@@ -14,6 +14,7 @@ import (
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
 	"github.com/obpay/payments/internal/obapi"
+	"github.com/obpay/payments/internal/obapi4"
 	"github.com/obpay/payments/internal/openbanking"
 	"github.com/obpay/payments/internal/security"
 )
@@ -83,6 +84,9 @@ type Handler struct {
 	now    func() time.Time
 	loc    *time.Location
 	bodies *bodyValidator
+	// bodiesV4 validates Open Banking v4.0 request bodies (api/openapi-v4.yaml),
+	// for the v4 handlers.
+	bodiesV4 *bodyValidator
 }
 
 var (
@@ -99,7 +103,11 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("handlers: PublicURL must be an absolute http(s) URL without query or fragment")
 	}
-	bodies, err := newBodyValidator()
+	bodies, err := newSpecValidator(obapi.GetSpec)
+	if err != nil {
+		return nil, err
+	}
+	bodiesV4, err := newSpecValidator(obapi4.GetSpec)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +121,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	return &Handler{
 		pay: cfg.Service, acc: cfg.Service, office: cfg.Service, log: cfg.Logger,
-		base: strings.TrimSuffix(cfg.PublicURL, "/"), now: now, loc: loc, bodies: bodies,
+		base: strings.TrimSuffix(cfg.PublicURL, "/"), now: now, loc: loc, bodies: bodies, bodiesV4: bodiesV4,
 	}, nil
 }
 

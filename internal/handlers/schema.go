@@ -234,7 +234,7 @@ func (w *bodyWalk) value(s *bodySchema, v any) {
 	case string:
 		w.text(s, v)
 	case float64:
-		if s.min != nil && v < *s.min {
+		if s.min != nil && v < *s.min || !numberFormatOK(s.format, v) {
 			w.invalid("Invalid value")
 		}
 	}
@@ -413,6 +413,19 @@ func formatOK(format, v string) bool {
 	case "uri":
 		u, err := url.Parse(v)
 		return err == nil && u.Scheme != "" && !strings.ContainsAny(v, " \t")
+	}
+	return true
+}
+
+// numberFormatOK checks the integer formats the contracts use, int32 and
+// int64, as ranges (kin-openapi enforces them too); any other number format
+// is an annotation.
+func numberFormatOK(format string, v float64) bool {
+	switch format {
+	case "int32":
+		return v >= math.MinInt32 && v <= math.MaxInt32
+	case "int64":
+		return v >= math.MinInt64 && v <= math.MaxInt64
 	}
 	return true
 }

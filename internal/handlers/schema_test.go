@@ -38,7 +38,7 @@ func decodeRequest(t testing.TB, v *bodyValidator, ctx context.Context, body str
 
 func mustValidator(t testing.TB) *bodyValidator {
 	t.Helper()
-	v, err := newBodyValidator()
+	v, err := newSpecValidator(obapi.GetSpec)
 	if err != nil {
 		t.Fatal(err)
 	}

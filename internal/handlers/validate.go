@@ -4,32 +4,46 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/labstack/echo/v4"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/obpay/payments/internal/obapi"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
 )
 
 // maxBodyErrors bounds the details of one validation answer.
 const maxBodyErrors = 10
 
-// bodyValidator checks JSON request bodies against the contract's schemas
-// (api/openapi.yaml, embedded in obapi) and turns every failure into OB error
-// details: UK.OBIE.Field.Missing, .Unexpected or .Invalid with the field's
-// dotted Path. Messages are fixed per kind of failure; request values are
-// never echoed. The check is linear in the body's size (see schema.go).
+// bodyValidator checks JSON request bodies against the schemas of one
+// contract (api/openapi.yaml, embedded in obapi, or api/openapi-v4.yaml,
+// embedded in obapi4) and turns every failure into OB error details:
+// UK.OBIE.Field.Missing, .Unexpected or .Invalid with the field's dotted Path
+// (the error handler renders them in the answer's version). Messages are
+// fixed per kind of failure; request values are never echoed. The check is
+// linear in the body's size (see schema.go).
 type bodyValidator struct {
 	schemas map[string]*bodySchema // by operationId
 }
 
-func newBodyValidator() (*bodyValidator, error) {
-	doc, err := obapi.GetSpec()
+// newSpecValidator loads a contract with load (obapi.GetSpec or
+// obapi4.GetSpec) and compiles its request bodies.
+func newSpecValidator(load func() (*openapi3.T, error)) (*bodyValidator, error) {
+	doc, err := load()
 	if err != nil {
 		return nil, fmt.Errorf("handlers: load embedded spec: %w", err)
+	}
+	return newBodyValidator(doc)
+}
+
+// newBodyValidator compiles the JSON request body schema of every operation
+// of doc. It fails when an operation has no JSON body schema or a schema uses
+// a keyword the validator does not support, so no rule is skipped silently.
+func newBodyValidator(doc *openapi3.T) (*bodyValidator, error) {
+	if doc == nil || doc.Paths == nil {
+		return nil, fmt.Errorf("handlers: no spec to validate bodies against")
 	}
 	v := &bodyValidator{schemas: map[string]*bodySchema{}}
 	for _, item := range doc.Paths.Map() {
