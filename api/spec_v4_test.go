@@ -610,3 +610,73 @@ func TestOpenAPIV4IsTheCommittedFileAndACopy(t *testing.T) {
 		t.Errorf("OpenAPIV4() returned the embedded slice itself; a caller changed it")
 	}
 }
+
+// generatedModelsV4 maps every object schema of the v4 document to its generated Go type. A new
+// object schema must be added here.
+var generatedModelsV4 = map[string]any{
+	"Links":                               obapi4.Links{},
+	"Meta":                                obapi4.Meta{},
+	"OBAccount6":                          obapi4.OBAccount6{},
+	"OBAccount6Account":                   obapi4.OBAccount6Account{},
+	"OBActiveOrHistoricCurrencyAndAmount": obapi4.OBActiveOrHistoricCurrencyAndAmount{},
+	"OBCashAccountDebtor4":                obapi4.OBCashAccountDebtor4{},
+	"OBCreditorReferenceInformation":      obapi4.OBCreditorReferenceInformation{},
+	"OBError1":                            obapi4.OBError1{},
+	"OBErrorResponse1":                    obapi4.OBErrorResponse1{},
+	"OBExtendedProprietaryBankTransactionCode":                  obapi4.OBExtendedProprietaryBankTransactionCode{},
+	"OBPostalAddress7":                                          obapi4.OBPostalAddress7{},
+	"OBProxy1":                                                  obapi4.OBProxy1{},
+	"OBReadAccount6":                                            obapi4.OBReadAccount6{},
+	"OBReadAccount6Data":                                        obapi4.OBReadAccount6Data{},
+	"OBReadBalance1":                                            obapi4.OBReadBalance1{},
+	"OBReadBalance1Data":                                        obapi4.OBReadBalance1Data{},
+	"OBReadBalance1DataBalance":                                 obapi4.OBReadBalance1DataBalance{},
+	"OBReadBalance1DataBalanceAmount":                           obapi4.OBReadBalance1DataBalanceAmount{},
+	"OBReadConsent1":                                            obapi4.OBReadConsent1{},
+	"OBReadConsent1Data":                                        obapi4.OBReadConsent1Data{},
+	"OBReadConsentResponse1":                                    obapi4.OBReadConsentResponse1{},
+	"OBReadConsentResponse1Data":                                obapi4.OBReadConsentResponse1Data{},
+	"OBReadTransaction6":                                        obapi4.OBReadTransaction6{},
+	"OBReadTransaction6Data":                                    obapi4.OBReadTransaction6Data{},
+	"OBReferredDocumentInformation":                             obapi4.OBReferredDocumentInformation{},
+	"OBRegulatoryAuthority2":                                    obapi4.OBRegulatoryAuthority2{},
+	"OBRegulatoryReporting1":                                    obapi4.OBRegulatoryReporting1{},
+	"OBRemittanceInformation2":                                  obapi4.OBRemittanceInformation2{},
+	"OBRemittanceInformationStructured":                         obapi4.OBRemittanceInformationStructured{},
+	"OBRisk1":                                                   obapi4.OBRisk1{},
+	"OBRisk2":                                                   obapi4.OBRisk2{},
+	"OBSCASupportData1":                                         obapi4.OBSCASupportData1{},
+	"OBStatusReason":                                            obapi4.OBStatusReason{},
+	"OBStructuredRegulatoryReporting3":                          obapi4.OBStructuredRegulatoryReporting3{},
+	"OBSupplementaryData1":                                      obapi4.OBSupplementaryData1{},
+	"OBTransaction6":                                            obapi4.OBTransaction6{},
+	"OBTransactionCashBalance":                                  obapi4.OBTransactionCashBalance{},
+	"OBUltimateCreditor1":                                       obapi4.OBUltimateCreditor1{},
+	"OBUltimateDebtor1":                                         obapi4.OBUltimateDebtor1{},
+	"OBWriteDomestic2":                                          obapi4.OBWriteDomestic2{},
+	"OBWriteDomestic2Data":                                      obapi4.OBWriteDomestic2Data{},
+	"OBWriteDomestic2DataInitiation":                            obapi4.OBWriteDomestic2DataInitiation{},
+	"OBWriteDomestic2DataInitiationCreditorAccount":             obapi4.OBWriteDomestic2DataInitiationCreditorAccount{},
+	"OBWriteDomestic2DataInitiationCreditorAgent":               obapi4.OBWriteDomestic2DataInitiationCreditorAgent{},
+	"OBWriteDomestic2DataInitiationDebtorAccount":               obapi4.OBWriteDomestic2DataInitiationDebtorAccount{},
+	"OBWriteDomesticConsent4":                                   obapi4.OBWriteDomesticConsent4{},
+	"OBWriteDomesticConsent4Data":                               obapi4.OBWriteDomesticConsent4Data{},
+	"OBWriteDomesticConsent4DataAuthorisation":                  obapi4.OBWriteDomesticConsent4DataAuthorisation{},
+	"OBWriteDomesticConsentResponse5":                           obapi4.OBWriteDomesticConsentResponse5{},
+	"OBWriteDomesticConsentResponse5Data":                       obapi4.OBWriteDomesticConsentResponse5Data{},
+	"OBWriteDomesticResponse5":                                  obapi4.OBWriteDomesticResponse5{},
+	"OBWriteDomesticResponse5Data":                              obapi4.OBWriteDomesticResponse5Data{},
+	"OBWriteFundsConfirmationResponse1":                         obapi4.OBWriteFundsConfirmationResponse1{},
+	"OBWriteFundsConfirmationResponse1Data":                     obapi4.OBWriteFundsConfirmationResponse1Data{},
+	"OBWriteFundsConfirmationResponse1DataFundsAvailableResult": obapi4.OBWriteFundsConfirmationResponse1DataFundsAvailableResult{},
+	"OBWritePaymentDetails1":                                    obapi4.OBWritePaymentDetails1{},
+	"OBWritePaymentDetails1StatusDetail":                        obapi4.OBWritePaymentDetails1StatusDetail{},
+	"OBWritePaymentDetailsResponse1":                            obapi4.OBWritePaymentDetailsResponse1{},
+	"OBWritePaymentDetailsResponse1Data":                        obapi4.OBWritePaymentDetailsResponse1Data{},
+}
+
+// TestOptionalFieldsAreOmittedNeverEmptyV4 checks the generated v4 models: a required member is
+// a plain field, an optional one a pointer with omitempty, so it is omitted, never sent null.
+func TestOptionalFieldsAreOmittedNeverEmptyV4(t *testing.T) {
+	checkGeneratedModels(t, loadSpecV4(t), generatedModelsV4)
+}
