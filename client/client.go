@@ -40,12 +40,27 @@ func WithHTTPClient(hc *http.Client) Option {
 // "/open-banking/v3.1" prefix, which the operations add) that signs with key and sends the
 // tokens of tokens, which must be bound to key. It returns ErrInvalidKey when key is nil,
 // ErrInvalidURL when baseURL is not an absolute http(s) URL, and an error when tokens is nil.
+// NewV4 is the same for Open Banking v4.0.
 func New(baseURL string, key *Key, tokens TokenSource, opts ...Option) (*Client, error) {
+	tr, hc, err := dpopHTTPClient(baseURL, key, tokens, opts)
+	if err != nil {
+		return nil, err
+	}
+	api, err := obapi.NewClientWithResponses(baseURL, obapi.WithHTTPClient(hc))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return &Client{ClientWithResponses: api, transport: tr, http: hc}, nil
+}
+
+// dpopHTTPClient checks New's arguments and returns the DPoP transport and the *http.Client
+// that sends through it.
+func dpopHTTPClient(baseURL string, key *Key, tokens TokenSource, opts []Option) (*Transport, *http.Client, error) {
 	if _, err := TargetURI(baseURL); err != nil {
-		return nil, fmt.Errorf("client: base URL %q: %w", baseURL, err)
+		return nil, nil, fmt.Errorf("client: base URL %q: %w", baseURL, err)
 	}
 	if tokens == nil {
-		return nil, fmt.Errorf("client: nil token source")
+		return nil, nil, fmt.Errorf("client: nil token source")
 	}
 	o := options{httpClient: &http.Client{Timeout: 30 * time.Second}}
 	for _, opt := range opts {
@@ -53,15 +68,11 @@ func New(baseURL string, key *Key, tokens TokenSource, opts ...Option) (*Client,
 	}
 	tr, err := NewTransport(key, tokens, o.httpClient.Transport)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hc := *o.httpClient
 	hc.Transport = tr
-	api, err := obapi.NewClientWithResponses(baseURL, obapi.WithHTTPClient(&hc))
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	return &Client{ClientWithResponses: api, transport: tr, http: &hc}, nil
+	return tr, &hc, nil
 }
 
 // HTTPClient returns the client's *http.Client, with the DPoP transport, for requests the

@@ -62,6 +62,13 @@
 //     RefreshingSource renew tokens shortly before they expire.
 //   - Client: the generated client (package obapi) over the Transport: New(baseURL, key,
 //     tokens) gives a typed method for every operation.
+//   - ClientV4: the same for UK Open Banking v4.0 (package obapi4, paths under
+//     "/open-banking/v4.0"): NewV4(baseURL, key, tokens). The service serves both versions from
+//     one ledger with the same tokens; v4 answers carry ISO status codes (a new payment is RCVD,
+//     then ACSC or ACCC, or RJCT with StatusReason AM04 for insufficient funds, which
+//     CheckPaymentV4 turns into ErrInsufficientFunds) and four-character error codes (U002,
+//     U004, U042, ...), which APIError carries in ErrorCode. A consent is paid on the version
+//     it was created on.
 //
 // # Errors
 //
@@ -85,6 +92,7 @@
 // (NewIdempotencyKey makes one); the service answers a repeated key with the resource it already
 // created and never books a payment twice.
 //
-// The package depends on the generated client (package obapi) and the Go standard library only:
-// keys, proofs and thumbprints are built with crypto/ecdsa, crypto/ed25519 and crypto/rsa.
+// The package depends on the generated clients (packages obapi and obapi4) and the Go standard
+// library only: keys, proofs and thumbprints are built with crypto/ecdsa, crypto/ed25519 and
+// crypto/rsa.
 package client

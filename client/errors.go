@@ -39,6 +39,7 @@ const (
 	// obForbidden ends the code of a 403 in the bank's own namespace (OB
 	// defines none for it): "OBPAY.Forbidden" unless the bank chose another.
 	obForbidden           = ".Forbidden"
+	obV4Forbidden         = "U042" // v4.0: 401 and 403 share one code
 	obFieldInvalid        = "UK.OBIE.Field.Invalid"
 	obResourceNotFound    = "UK.OBIE.Resource.NotFound"
 	obUnsupportedCurrency = "UK.OBIE.Unsupported.Currency"
@@ -162,7 +163,8 @@ func ResponseError(res *http.Response, body []byte) error {
 	switch {
 	case res.StatusCode == http.StatusNotFound:
 		e.Cause = ErrNoSuchEndpoint
-	case res.StatusCode == http.StatusForbidden && strings.HasSuffix(e.ErrorCode, obForbidden) && e.Path == pathAuthorization:
+	case res.StatusCode == http.StatusForbidden && e.Path == pathAuthorization &&
+		(strings.HasSuffix(e.ErrorCode, obForbidden) || e.ErrorCode == obV4Forbidden):
 		e.Cause = ErrCustomerTokenRequired
 	case res.StatusCode == http.StatusBadRequest && e.Path == pathDebtorAccount:
 		switch e.ErrorCode {
