@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/obpay/payments/client/obapi"
+	"github.com/obpay/payments/client/obapi4"
 )
 
 // obAnswer writes an OB error body with one entry, as the service does.
@@ -92,6 +93,11 @@ func TestResponseErrorCauses(t *testing.T) {
 		{name: "client-credentials token, the bank's own namespace", status: 403, code: "BANKX.Forbidden", path: "Authorization",
 			message: "This call needs a token the customer authorised", cause: ErrCustomerTokenRequired,
 			want: "HTTP 403: this call needs a token the customer authorised (authorization code), not a client-credentials token"},
+		{name: "client-credentials token, v4.0", status: 403, code: obV4Forbidden, path: "Authorization",
+			message: "This call needs a token the customer authorised", cause: ErrCustomerTokenRequired,
+			want: "HTTP 403: this call needs a token the customer authorised (authorization code), not a client-credentials token"},
+		{name: "another client's consent, v4.0", status: 403, code: obV4Forbidden, message: "The token does not grant access to this resource",
+			want: "HTTP 403 U042: The token does not grant access to this resource"},
 		{name: "another client's consent", status: 403, code: "OBPAY" + obForbidden, message: "The token does not grant access to this resource",
 			want: "HTTP 403 OBPAY.Forbidden: The token does not grant access to this resource"},
 		{name: "unknown debtor account", status: 400, code: obResourceNotFound, path: "DebtorAccount", message: "unknown account",
@@ -165,6 +171,30 @@ func TestCheckPayment(t *testing.T) {
 	}
 	if err := CheckPayment(nil); err != nil {
 		t.Errorf("CheckPayment(nil) = %v, want nil", err)
+	}
+}
+
+func TestCheckPaymentV4(t *testing.T) {
+	p := &obapi4.OBWriteDomesticResponse5{Data: obapi4.OBWriteDomesticResponse5Data{DomesticPaymentId: "p-1", ConsentId: "c-1",
+		Status: obapi4.OBWriteDomesticResponse5DataStatusRCVD}}
+	for _, ok := range []obapi4.OBWriteDomesticResponse5DataStatus{obapi4.OBWriteDomesticResponse5DataStatusRCVD,
+		obapi4.OBWriteDomesticResponse5DataStatusACSC, obapi4.OBWriteDomesticResponse5DataStatusACCC} {
+		p.Data.Status = ok
+		if err := CheckPaymentV4(p); err != nil {
+			t.Errorf("CheckPaymentV4(%s) = %v, want nil", ok, err)
+		}
+	}
+	p.Data.Status = obapi4.OBWriteDomesticResponse5DataStatusRJCT
+	err := CheckPaymentV4(p)
+	if !errors.Is(err, ErrInsufficientFunds) {
+		t.Fatalf("CheckPaymentV4(RJCT) = %v, want ErrInsufficientFunds", err)
+	}
+	want := "payment p-1 is RJCT: insufficient funds in the debtor account when it was executed; nothing was booked and consent c-1 is spent, so create a new consent to pay"
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+	if err := CheckPaymentV4(nil); err != nil {
+		t.Errorf("CheckPaymentV4(nil) = %v, want nil", err)
 	}
 }
 
