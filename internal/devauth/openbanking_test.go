@@ -65,6 +65,7 @@ func TestAuthorizeWithOpenBanking(t *testing.T) {
 		pc, err := svc.CreatePaymentConsent(ctx, openbanking.Caller{ClientID: clientID},
 			openbanking.Idempotency{Key: key, RequestHash: sha256.Sum256(initiation)},
 			openbanking.PaymentConsentRequest{
+				Version: openbanking.V3_1,
 				Initiation: openbanking.Initiation{Amount: "10.00", Currency: "GBP",
 					Creditor: openbanking.AccountRef{SchemeName: bob.SchemeName, Identification: bob.Identification}},
 				InitiationJSON: initiation, RiskJSON: []byte(`{}`),

@@ -30,6 +30,7 @@ func (h *Handler) CreateAccountAccessConsents(c echo.Context, _ obapi.CreateAcco
 		return err
 	}
 	req := openbanking.AccountAccessRequest{
+		Version:         openbanking.V3_1,
 		ExpiresAt:       body.Data.ExpirationDateTime,
 		TransactionFrom: body.Data.TransactionFromDateTime,
 		TransactionTo:   body.Data.TransactionToDateTime,

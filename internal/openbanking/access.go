@@ -32,16 +32,22 @@ var knownPermissions = []Permission{
 }
 
 // AccountAccessRequest is a new account access consent. Times are optional.
+// Version is the API version the request came on (required: the zero value
+// is refused).
 type AccountAccessRequest struct {
+	Version         APIVersion
 	Permissions     []Permission
 	ExpiresAt       *time.Time
 	TransactionFrom *time.Time
 	TransactionTo   *time.Time
 }
 
-// AccountAccessConsent is an account access consent.
+// AccountAccessConsent is an account access consent. It serves, and its PSU
+// tokens read accounts, on every API version, whichever it was created on
+// (Version).
 type AccountAccessConsent struct {
 	ID              string
+	Version         APIVersion // the version it was created on
 	ClientID        string
 	Status          ConsentStatus
 	CreatedAt       time.Time
@@ -54,7 +60,7 @@ type AccountAccessConsent struct {
 
 func (r Consent) accessConsent() AccountAccessConsent {
 	return AccountAccessConsent{
-		ID: r.ID, ClientID: r.ClientID, Status: r.Status,
+		ID: r.ID, Version: r.Version, ClientID: r.ClientID, Status: r.Status,
 		CreatedAt: r.CreatedAt, StatusUpdatedAt: r.StatusUpdatedAt, Permissions: r.Permissions,
 		ExpiresAt: r.ExpiresAt, TransactionFrom: r.TransactionFrom, TransactionTo: r.TransactionTo,
 	}
@@ -74,9 +80,12 @@ func truncated(t *time.Time) *time.Time {
 // Detail; ExpiresAt must be in the future; TransactionFrom must not be after
 // TransactionTo.
 //
-// Errors: ErrForbidden (no client), *FieldError, ErrStorage, or a context
-// error.
+// Errors: ErrUnsupportedVersion (req.Version is not V3_1 or V4_0),
+// ErrForbidden (no client), *FieldError, ErrStorage, or a context error.
 func (s *Service) CreateAccountAccessConsent(ctx context.Context, c Caller, req AccountAccessRequest) (AccountAccessConsent, error) {
+	if err := checkVersion(req.Version); err != nil {
+		return AccountAccessConsent{}, err
+	}
 	if c.ClientID == "" {
 		return AccountAccessConsent{}, ErrForbidden
 	}
@@ -92,12 +101,12 @@ func (s *Service) CreateAccountAccessConsent(ctx context.Context, c Caller, req 
 		return AccountAccessConsent{}, invalidField("Data.TransactionFromDateTime", "must not be after TransactionToDateTime")
 	}
 	out := AccountAccessConsent{
-		ID: uuid.NewString(), ClientID: c.ClientID, Status: StatusAwaitingAuthorisation, CreatedAt: now,
+		ID: uuid.NewString(), Version: req.Version, ClientID: c.ClientID, Status: StatusAwaitingAuthorisation, CreatedAt: now,
 		StatusUpdatedAt: now, Permissions: perms, ExpiresAt: truncated(req.ExpiresAt),
 		TransactionFrom: truncated(req.TransactionFrom), TransactionTo: truncated(req.TransactionTo),
 	}
 	if err := s.store.CreateAccessConsent(ctx, Consent{
-		ID: out.ID, Kind: KindAccountAccess, ClientID: out.ClientID, Status: out.Status, CreatedAt: now,
+		ID: out.ID, Kind: KindAccountAccess, Version: out.Version, ClientID: out.ClientID, Status: out.Status, CreatedAt: now,
 		StatusUpdatedAt: now, Permissions: out.Permissions, ExpiresAt: out.ExpiresAt,
 		TransactionFrom: out.TransactionFrom, TransactionTo: out.TransactionTo,
 	}); err != nil {

@@ -27,7 +27,7 @@ func (f *fixture) accessFor(client, psu string, req openbanking.AccountAccessReq
 }
 
 func perms(p ...openbanking.Permission) openbanking.AccountAccessRequest {
-	return openbanking.AccountAccessRequest{Permissions: p}
+	return openbanking.AccountAccessRequest{Version: openbanking.V3_1, Permissions: p}
 }
 
 func TestAccountAccessPermissions(t *testing.T) {
@@ -38,7 +38,7 @@ func TestAccountAccessPermissions(t *testing.T) {
 	all := f.accessFor(clientA, "alice", perms(openbanking.ReadAccountsDetail, openbanking.ReadBalances, openbanking.ReadTransactionsDetail))
 	basic := f.accessFor(clientA, "alice", perms(openbanking.ReadAccountsBasic))
 	soon := time.Date(2030, 1, 2, 11, 0, 0, 0, time.UTC)
-	expiring := f.accessFor(clientA, "alice", openbanking.AccountAccessRequest{Permissions: []openbanking.Permission{openbanking.ReadBalances}, ExpiresAt: &soon})
+	expiring := f.accessFor(clientA, "alice", openbanking.AccountAccessRequest{Version: openbanking.V3_1, Permissions: []openbanking.Permission{openbanking.ReadBalances}, ExpiresAt: &soon})
 	revoked := f.accessFor(clientA, "alice", perms(openbanking.ReadBalances))
 	if err := f.svc.RevokeAccountAccessConsent(ctx, openbanking.Caller{ClientID: clientA}, revoked.ConsentID); err != nil {
 		t.Fatal(err)
@@ -117,11 +117,11 @@ func TestCreateAccountAccessConsentRefusesBadInput(t *testing.T) {
 		name string
 		req  openbanking.AccountAccessRequest
 	}{
-		{"no permissions", openbanking.AccountAccessRequest{}},
+		{"no permissions", openbanking.AccountAccessRequest{Version: openbanking.V3_1}},
 		{"unknown permission", perms("ReadEverything")},
 		{"credits without a transactions permission", perms(openbanking.ReadTransactionsCredits)},
-		{"expiry in the past", openbanking.AccountAccessRequest{Permissions: []openbanking.Permission{openbanking.ReadBalances}, ExpiresAt: &past}},
-		{"window from after to", openbanking.AccountAccessRequest{Permissions: []openbanking.Permission{openbanking.ReadBalances}, TransactionFrom: &later, TransactionTo: &past}},
+		{"expiry in the past", openbanking.AccountAccessRequest{Version: openbanking.V3_1, Permissions: []openbanking.Permission{openbanking.ReadBalances}, ExpiresAt: &past}},
+		{"window from after to", openbanking.AccountAccessRequest{Version: openbanking.V3_1, Permissions: []openbanking.Permission{openbanking.ReadBalances}, TransactionFrom: &later, TransactionTo: &past}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,8 +58,10 @@ type Initiation struct {
 // PaymentConsentRequest is a new domestic payment consent. The JSON fields are
 // the canonical encodings of the OB objects: they are stored, echoed, and
 // compared byte for byte with a payment's. AuthorisationJSON is nil when
-// absent.
+// absent. Version is the API version the request came on (required: the
+// zero value is refused).
 type PaymentConsentRequest struct {
+	Version           APIVersion
 	Initiation        Initiation
 	InitiationJSON    []byte
 	AuthorisationJSON []byte
@@ -69,6 +71,7 @@ type PaymentConsentRequest struct {
 // PaymentConsent is a domestic payment consent.
 type PaymentConsent struct {
 	ID                string
+	Version           APIVersion // the version it was created on
 	ClientID          string
 	Status            ConsentStatus
 	CreatedAt         time.Time
@@ -102,6 +105,7 @@ type FundsConfirmation struct {
 type Consent struct {
 	ID              string
 	Kind            ConsentKind
+	Version         APIVersion // the version it was created on
 	ClientID        string
 	Status          ConsentStatus
 	PSU             string // "" until authorised
@@ -130,6 +134,7 @@ type Consent struct {
 func (r Consent) paymentConsent() PaymentConsent {
 	return PaymentConsent{
 		ID:                r.ID,
+		Version:           r.Version,
 		ClientID:          r.ClientID,
 		Status:            r.Status,
 		CreatedAt:         r.CreatedAt,
@@ -169,11 +174,18 @@ func checkOwner(c Caller, r Consent) error {
 // now (the service clock): it is the deadline of the authorisation, which
 // Authorise enforces.
 //
-// Errors: *FieldError (ErrInvalidField: amount, creditor, key,
-// CompletionDateTime; ErrUnsupportedCurrency), ErrIdempotencyConflict,
-// ErrForbidden (no client), ledger.ErrTxConflict, ErrUnavailable,
-// ErrStorage, or a context error.
+// The consent is created on req.Version, and only a payment on the same
+// version executes it (see CreatePayment).
+//
+// Errors: ErrUnsupportedVersion (req.Version is not V3_1 or V4_0),
+// *FieldError (ErrInvalidField: amount, creditor, key, CompletionDateTime;
+// ErrUnsupportedCurrency), ErrIdempotencyConflict, ErrForbidden (no
+// client), ledger.ErrTxConflict, ErrUnavailable, ErrStorage, or a context
+// error.
 func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempotency, req PaymentConsentRequest) (PaymentConsent, error) {
+	if err := checkVersion(req.Version); err != nil {
+		return PaymentConsent{}, err
+	}
 	if c.ClientID == "" {
 		return PaymentConsent{}, ErrForbidden
 	}
@@ -195,7 +207,7 @@ func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempo
 	id := uuid.NewString()
 	now := s.clock()
 	c2 := Consent{
-		ID: id, Kind: KindPayment, ClientID: c.ClientID, Status: StatusAwaitingAuthorisation,
+		ID: id, Kind: KindPayment, Version: req.Version, ClientID: c.ClientID, Status: StatusAwaitingAuthorisation,
 		CreatedAt: now, StatusUpdatedAt: now, Amount: amount, InitiationJSON: req.InitiationJSON,
 		AuthorisationJSON: req.AuthorisationJSON, RiskJSON: req.RiskJSON, Reference: req.Initiation.Reference,
 		CreditorAccountID: creditorID, CreditorInternal: internal,

@@ -73,12 +73,12 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 		{"ConsentClient", func(ctx context.Context) error { _, _, _, err := svc.ConsentClient(ctx, id); return err }},
 		{"CreatePayment", func(ctx context.Context) error {
 			_, err := svc.CreatePayment(ctx, psu, key("k", []byte("p")),
-				openbanking.PaymentRequest{ConsentID: id, InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON})
+				openbanking.PaymentRequest{Version: openbanking.V3_1, ConsentID: id, InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON})
 			return err
 		}},
 		{"Payment", func(ctx context.Context) error { _, err := svc.Payment(ctx, client, id); return err }},
 		{"CreateAccountAccessConsent", func(ctx context.Context) error {
-			_, err := svc.CreateAccountAccessConsent(ctx, client, openbanking.AccountAccessRequest{Permissions: []openbanking.Permission{openbanking.ReadBalances}})
+			_, err := svc.CreateAccountAccessConsent(ctx, client, openbanking.AccountAccessRequest{Version: openbanking.V3_1, Permissions: []openbanking.Permission{openbanking.ReadBalances}})
 			return err
 		}},
 		{"AccountAccessConsent", func(ctx context.Context) error { _, err := svc.AccountAccessConsent(ctx, client, id); return err }},

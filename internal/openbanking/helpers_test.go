@@ -135,6 +135,7 @@ func consentRequest(amount, currency string, creditor ref) openbanking.PaymentCo
 func requestFor(in initiation) openbanking.PaymentConsentRequest {
 	b, _ := json.Marshal(in)
 	return openbanking.PaymentConsentRequest{
+		Version: openbanking.V3_1,
 		Initiation: openbanking.Initiation{
 			Amount: in.InstructedAmount.Amount, Currency: in.InstructedAmount.Currency,
 			Creditor:  openbanking.AccountRef{SchemeName: in.CreditorAccount.SchemeName, Identification: in.CreditorAccount.Identification},
@@ -190,7 +191,7 @@ func (f *fixture) authorised(client, psu string, debtor models.Account, req open
 }
 
 func paymentFor(pc openbanking.PaymentConsent, req openbanking.PaymentConsentRequest) openbanking.PaymentRequest {
-	return openbanking.PaymentRequest{ConsentID: pc.ID, InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON}
+	return openbanking.PaymentRequest{Version: pc.Version, ConsentID: pc.ID, InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON}
 }
 
 func wantErr(t *testing.T, what string, err, want error) {

@@ -219,7 +219,7 @@ func (m *memStore) CreatePayment(_ context.Context, k openbanking.KeyClaim, p op
 	stored := m.consents[con.ID]
 	stored.Status, stored.StatusUpdatedAt = openbanking.StatusConsumed, p.Now
 	m.consents[con.ID] = stored
-	m.payments[p.ID] = openbanking.Payment{ID: p.ID, ConsentID: con.ID, ClientID: p.ClientID, Status: status,
+	m.payments[p.ID] = openbanking.Payment{ID: p.ID, Version: con.Version, ConsentID: con.ID, ClientID: p.ClientID, Status: status,
 		CreatedAt: p.Now, StatusUpdatedAt: p.Now, InitiationJSON: con.InitiationJSON, Debtor: con.Debtor}
 	m.record(k)
 	return openbanking.PaymentOutcome{Status: status, Debtor: con.Debtor}, nil
@@ -313,7 +313,7 @@ func TestPaymentRulesInMemory(t *testing.T) {
 		wantErr(t, "Authorise(Authorised)", err, openbanking.ErrInvalidConsentStatus)
 	})
 	t.Run("payment that differs from its consent", func(t *testing.T) {
-		bad := openbanking.PaymentRequest{ConsentID: pc.ID, InitiationJSON: other.InitiationJSON, RiskJSON: req.RiskJSON}
+		bad := openbanking.PaymentRequest{Version: openbanking.V3_1, ConsentID: pc.ID, InitiationJSON: other.InitiationJSON, RiskJSON: req.RiskJSON}
 		_, err := svc.CreatePayment(ctx, psu, key("pay-bad", other.InitiationJSON), bad)
 		wantErr(t, "CreatePayment(mismatch)", err, openbanking.ErrConsentMismatch)
 		if c, _ := m.Consent(ctx, pc.ID); c.Status != openbanking.StatusAuthorised {
@@ -361,7 +361,7 @@ func TestPaymentRulesInMemory(t *testing.T) {
 	})
 	t.Run("account access consent revocation", func(t *testing.T) {
 		ac, err := svc.CreateAccountAccessConsent(ctx, openbanking.Caller{ClientID: clientA},
-			openbanking.AccountAccessRequest{Permissions: []openbanking.Permission{openbanking.ReadBalances}})
+			openbanking.AccountAccessRequest{Version: openbanking.V3_1, Permissions: []openbanking.Permission{openbanking.ReadBalances}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -26,7 +27,10 @@ const (
 // PaymentRequest is a domestic payment submission: the consent it executes
 // and the JSON of its Initiation and Risk, which must be the same JSON values
 // as the consent's (member order and white space aside; see CheckPayment).
+// Version is the API version the request came on (required: the zero value
+// is refused); it must be the consent's.
 type PaymentRequest struct {
+	Version        APIVersion
 	ConsentID      string
 	InitiationJSON []byte
 	RiskJSON       []byte
@@ -35,6 +39,7 @@ type PaymentRequest struct {
 // Payment is a domestic payment.
 type Payment struct {
 	ID              string
+	Version         APIVersion // its consent's
 	ConsentID       string
 	ClientID        string
 	Status          PaymentStatus
@@ -64,12 +69,21 @@ type Payment struct {
 // The same key and body again return the payment first created, in its
 // current state, without any new effect.
 //
-// Errors: ErrCustomerTokenRequired (a client-credentials token),
-// ErrForbidden, ErrNotFound, ErrInvalidConsentStatus,
+// A consent executes only on the API version it was created on: a payment
+// on another version is refused with ErrOtherVersion (an
+// ErrInvalidConsentStatus), and the consent stays as it was, still payable
+// on its own version.
+//
+// Errors: ErrUnsupportedVersion (req.Version is not V3_1 or V4_0),
+// ErrCustomerTokenRequired (a client-credentials token), ErrForbidden,
+// ErrNotFound, ErrInvalidConsentStatus (ErrOtherVersion among them),
 // ErrConsentMismatch, ErrIdempotencyConflict, *FieldError (key), ledger
 // errors (ledger.ErrTxConflict, a posting refusal), ErrStorage, or a context
 // error. Nothing is written when an error is returned.
 func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, req PaymentRequest) (Payment, error) {
+	if err := checkVersion(req.Version); err != nil {
+		return Payment{}, err
+	}
 	if err := checkKey(key); err != nil {
 		return Payment{}, err
 	}
@@ -82,12 +96,14 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 	}
 	now := s.clock()
 	p := PaymentExecution{
-		ID: uuid.NewString(), ClientID: c.ClientID, PSU: c.PSU, ConsentID: consentID,
+		ID: uuid.NewString(), Version: req.Version, ClientID: c.ClientID, PSU: c.PSU, ConsentID: consentID,
 		InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON, Now: now,
 		TransferID: uuid.NewString(), BookingTime: now,
 	}
 	res, err := s.store.CreatePayment(ctx, s.claim(c.ClientID, opCreatePayment, key, p.ID, now), p)
 	switch {
+	case errors.Is(err, ErrOtherVersion):
+		return Payment{}, fmt.Errorf("payment on v%s: %w", req.Version, err)
 	case err != nil:
 		return Payment{}, err
 	case res.Existing != "":
@@ -98,22 +114,25 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 	}
 	s.observe.ConsentChanged(KindPayment, ConsentConsumed)
 	s.observe.PaymentBooked(res.Status)
-	return Payment{ID: p.ID, ConsentID: consentID, ClientID: c.ClientID, Status: res.Status,
+	return Payment{ID: p.ID, Version: req.Version, ConsentID: consentID, ClientID: c.ClientID, Status: res.Status,
 		CreatedAt: now, StatusUpdatedAt: now, InitiationJSON: req.InitiationJSON, Debtor: res.Debtor}, nil
 }
 
 // CheckPayment is the rule a payment's consent must pass, checked by the
 // Store under the consent's row lock (see ConsentStore.CreatePayment): a
 // payment consent (else ErrNotFound) of the payment's client and PSU (else
-// ErrForbidden), Authorised (else ErrInvalidConsentStatus), whose Initiation
-// and Risk the payment repeats (else ErrConsentMismatch). The checks run in
-// this order, and the first failing one answers.
+// ErrForbidden), created on the payment's API version (else ErrOtherVersion),
+// Authorised (else ErrInvalidConsentStatus), whose Initiation and Risk the
+// payment repeats (else ErrConsentMismatch). The checks run in this order,
+// and the first failing one answers.
 func CheckPayment(con Consent, p PaymentExecution) error {
 	switch {
 	case con.Kind != KindPayment:
 		return ErrNotFound
 	case con.ClientID != p.ClientID || con.PSU != p.PSU:
 		return ErrForbidden
+	case con.Version != p.Version:
+		return ErrOtherVersion
 	case con.Status != StatusAuthorised:
 		return ErrInvalidConsentStatus
 	case !sameJSON(con.InitiationJSON, p.InitiationJSON) || !sameJSON(con.RiskJSON, p.RiskJSON):

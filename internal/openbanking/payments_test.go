@@ -121,7 +121,7 @@ func TestCreatePaymentErrorsMoveNoMoney(t *testing.T) {
 		{"unknown consent", func() (openbanking.Caller, openbanking.PaymentRequest) {
 			id := "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a"
 			return openbanking.Caller{ClientID: clientA, PSU: "alice", ConsentID: id},
-				openbanking.PaymentRequest{ConsentID: id, InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON}
+				openbanking.PaymentRequest{Version: openbanking.V3_1, ConsentID: id, InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON}
 		}, openbanking.ErrNotFound},
 		{"consent not authorised", func() (openbanking.Caller, openbanking.PaymentRequest) {
 			pc := f.consent(clientA, req)
@@ -136,11 +136,11 @@ func TestCreatePaymentErrorsMoveNoMoney(t *testing.T) {
 		}, openbanking.ErrForbidden},
 		{"initiation differs from the consent", func() (openbanking.Caller, openbanking.PaymentRequest) {
 			pc, psu := f.authorised(clientA, "alice", alice, req)
-			return psu, openbanking.PaymentRequest{ConsentID: pc.ID, InitiationJSON: other.InitiationJSON, RiskJSON: req.RiskJSON}
+			return psu, openbanking.PaymentRequest{Version: openbanking.V3_1, ConsentID: pc.ID, InitiationJSON: other.InitiationJSON, RiskJSON: req.RiskJSON}
 		}, openbanking.ErrConsentMismatch},
 		{"risk differs from the consent", func() (openbanking.Caller, openbanking.PaymentRequest) {
 			pc, psu := f.authorised(clientA, "alice", alice, req)
-			return psu, openbanking.PaymentRequest{ConsentID: pc.ID, InitiationJSON: req.InitiationJSON, RiskJSON: []byte(`{"PaymentContextCode":"Other"}`)}
+			return psu, openbanking.PaymentRequest{Version: openbanking.V3_1, ConsentID: pc.ID, InitiationJSON: req.InitiationJSON, RiskJSON: []byte(`{"PaymentContextCode":"Other"}`)}
 		}, openbanking.ErrConsentMismatch},
 		{"posting refused by the ledger", func() (openbanking.Caller, openbanking.PaymentRequest) {
 			// A consent whose stored currency no longer matches its accounts

@@ -85,14 +85,15 @@ type ConsentStore interface {
 	// cannot fund it gives a Rejected payment with nothing posted, and the
 	// consent is Consumed all the same. When the key was used before with
 	// the same request hash it changes nothing and returns the payment id
-	// recorded with it in Existing. Errors: those of CheckPayment,
-	// ErrIdempotencyConflict, a ledger refusal of the posting other than
-	// insufficient funds (ledger.ErrAccountNotFound, ledger.ErrCurrencyMismatch,
-	// ledger.ErrOverflow, ...). Nothing is written when an error is returned.
+	// recorded with it in Existing. Errors: those of CheckPayment
+	// (ErrOtherVersion among them), ErrIdempotencyConflict, a ledger refusal
+	// of the posting other than insufficient funds (ledger.ErrAccountNotFound,
+	// ledger.ErrCurrencyMismatch, ledger.ErrOverflow, ...). Nothing is
+	// written when an error is returned.
 	CreatePayment(ctx context.Context, k KeyClaim, p PaymentExecution) (PaymentOutcome, error)
 
-	// Payment returns a payment with its consent's Initiation and debtor. It
-	// locks nothing. Errors: ErrNotFound.
+	// Payment returns a payment with its consent's API version, Initiation
+	// and debtor. It locks nothing. Errors: ErrNotFound.
 	Payment(ctx context.Context, id string) (Payment, error)
 
 	// ConsentAndAccount reads an AISP request's consent and account together
@@ -132,11 +133,12 @@ type ConsentChange struct {
 }
 
 // PaymentExecution asks to execute consent ConsentID as payment ID for a
-// PSU token (ClientID, PSU), with the payment request's Initiation and Risk.
-// TransferID is the id of the transfer to book and BookingTime its earliest
-// booking time.
+// PSU token (ClientID, PSU), with the payment request's API version,
+// Initiation and Risk. TransferID is the id of the transfer to book and
+// BookingTime its earliest booking time.
 type PaymentExecution struct {
 	ID             string
+	Version        APIVersion
 	ClientID       string
 	PSU            string
 	ConsentID      string

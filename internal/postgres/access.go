@@ -17,7 +17,7 @@ import (
 // whose consent does not exist has no row; the account columns are NULL when
 // there is no such account. Each consent and account id is a primary key, so
 // no read has more than one row.
-const consentAccountSelect = `SELECT q.ord, c.id::text, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
+const consentAccountSelect = `SELECT q.ord, c.id::text, c.kind, c.api_version, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
 	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
 	b.id::text, b.owner, b.currency, b.kind, b.scheme_name, b.identification, b.name, b.balance, b.version, b.created_at
 	FROM unnest(?::uuid[], ?::uuid[]) WITH ORDINALITY AS q(aid, cid, ord)
@@ -80,7 +80,7 @@ func (s *Store) fetchAccess(ctx context.Context, keys []accessKey) ([]accessRow,
 			balance, version                                           *int64
 			created                                                    *time.Time
 		)
-		if err := rows.Scan(&ord, &r.ID, &r.Kind, &r.ClientID, &r.Status, &r.PSU, &r.CreatedAt, &r.StatusUpdatedAt,
+		if err := rows.Scan(&ord, &r.ID, &r.Kind, &r.APIVersion, &r.ClientID, &r.Status, &r.PSU, &r.CreatedAt, &r.StatusUpdatedAt,
 			&r.Permissions, &r.ExpiresAt, &r.TransactionFrom, &r.TransactionTo,
 			&accID, &owner, &currency, &kind, &scheme, &identification, &name, &balance, &version, &created); err != nil {
 			return nil, fmt.Errorf("read consents and accounts: %w", err)

@@ -79,6 +79,7 @@ func (s *Store) SettlementAccount(ctx context.Context, currency string) (models.
 type consentRow struct {
 	ID                   string
 	Kind                 string
+	APIVersion           string
 	ClientID             string
 	Status               string
 	PSU                  *string
@@ -108,6 +109,7 @@ func (r consentRow) model() openbanking.Consent {
 	c := openbanking.Consent{
 		ID:                r.ID,
 		Kind:              openbanking.ConsentKind(r.Kind),
+		Version:           openbanking.APIVersion(r.APIVersion),
 		ClientID:          r.ClientID,
 		Status:            openbanking.ConsentStatus(r.Status),
 		PSU:               deref(r.PSU),
@@ -155,7 +157,7 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-const consentSelect = `SELECT c.id::text AS id, c.kind, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
+const consentSelect = `SELECT c.id::text AS id, c.kind, c.api_version, c.client_id, c.status, c.psu, c.created_at, c.status_updated_at,
 	c.currency, c.amount, c.initiation, c.authorisation, c.risk, c.reference,
 	c.creditor_account_id::text AS creditor_account_id, c.creditor_internal, c.debtor_account_id::text AS debtor_account_id,
 	c.permissions, c.expires_at, c.transaction_from, c.transaction_to,
@@ -224,10 +226,10 @@ func (s *Store) CreatePaymentConsent(ctx context.Context, k openbanking.KeyClaim
 			a := string(c.AuthorisationJSON)
 			auth = &a
 		}
-		return dbError(ctx, tx.Exec(`INSERT INTO consents (id, kind, client_id, status, created_at, status_updated_at,
+		return dbError(ctx, tx.Exec(`INSERT INTO consents (id, kind, api_version, client_id, status, created_at, status_updated_at,
 				currency, amount, initiation, authorisation, risk, reference, creditor_account_id, creditor_internal)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, string(c.Kind), c.ClientID, string(c.Status), c.CreatedAt, c.StatusUpdatedAt, c.Amount.Currency, c.Amount.Minor,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, string(c.Kind), string(c.Version), c.ClientID, string(c.Status), c.CreatedAt, c.StatusUpdatedAt, c.Amount.Currency, c.Amount.Minor,
 			string(c.InitiationJSON), auth, string(c.RiskJSON), c.Reference, string(c.CreditorAccountID), c.CreditorInternal).Error)
 	})
 	if err != nil {
@@ -242,10 +244,10 @@ func (s *Store) CreateAccessConsent(ctx context.Context, c openbanking.Consent) 
 	for i, p := range c.Permissions {
 		names[i] = string(p)
 	}
-	if err := s.db.WithContext(ctx).Exec(`INSERT INTO consents (id, kind, client_id, status, created_at,
+	if err := s.db.WithContext(ctx).Exec(`INSERT INTO consents (id, kind, api_version, client_id, status, created_at,
 			status_updated_at, permissions, expires_at, transaction_from, transaction_to)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, string(c.Kind), c.ClientID, string(c.Status), c.CreatedAt, c.StatusUpdatedAt, strings.Join(names, " "),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, string(c.Kind), string(c.Version), c.ClientID, string(c.Status), c.CreatedAt, c.StatusUpdatedAt, strings.Join(names, " "),
 		c.ExpiresAt, c.TransactionFrom, c.TransactionTo).Error; err != nil {
 		return dbError(ctx, err)
 	}
@@ -279,7 +281,8 @@ func (s *Store) UpdateConsent(ctx context.Context, id string, decide func(openba
 
 // CreatePayment implements openbanking.ConsentStore with one call of the
 // database function ob_create_payment (migrations/00003_posting_functions.sql
-// and its later replacements), which claims the key, locks the consent,
+// and its later replacements, the latest in 00006_api_version.sql), which
+// claims the key, locks the consent,
 // checks it as openbanking.CheckPayment does, posts through ledger_post and
 // records the payment: one round trip, retried as a whole on serialization
 // failures and deadlocks.
@@ -287,11 +290,11 @@ func (s *Store) CreatePayment(ctx context.Context, k openbanking.KeyClaim, p ope
 	var existing, status, scheme, identification, name sql.NullString
 	err := s.RunStatement(ctx, func(db *gorm.DB) error {
 		err := db.Raw(`SELECT o_existing::text, o_status, o_debtor_scheme, o_debtor_identification, o_debtor_name
-			FROM ob_create_payment(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			FROM ob_create_payment(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, p.ClientID, p.PSU, p.ConsentID,
 			k.Operation, k.Key.Key, k.Key.RequestHash[:], k.ExpiresAt,
 			string(p.InitiationJSON), string(p.RiskJSON), p.Now,
-			p.TransferID, p.BookingTime).Row().Scan(&existing, &status, &scheme, &identification, &name)
+			p.TransferID, p.BookingTime, string(p.Version)).Row().Scan(&existing, &status, &scheme, &identification, &name)
 		return refusalError(ctx, err)
 	})
 	if err != nil {
@@ -306,6 +309,7 @@ func (s *Store) CreatePayment(ctx context.Context, k openbanking.KeyClaim, p ope
 
 type paymentRow struct {
 	ID                   string
+	APIVersion           string
 	ConsentID            string
 	ClientID             string
 	Status               string
@@ -320,7 +324,7 @@ type paymentRow struct {
 
 // model is the one mapping of a payments row to openbanking.Payment.
 func (r paymentRow) model() openbanking.Payment {
-	p := openbanking.Payment{ID: r.ID, ConsentID: r.ConsentID, ClientID: r.ClientID, Status: openbanking.PaymentStatus(r.Status),
+	p := openbanking.Payment{ID: r.ID, Version: openbanking.APIVersion(r.APIVersion), ConsentID: r.ConsentID, ClientID: r.ClientID, Status: openbanking.PaymentStatus(r.Status),
 		CreatedAt: r.CreatedAt.UTC(), StatusUpdatedAt: r.StatusUpdatedAt.UTC(), InitiationJSON: []byte(r.Initiation),
 		TransferID: deref(r.TransferID)}
 	if r.DebtorIdentification != nil {
@@ -337,7 +341,7 @@ func (s *Store) Payment(ctx context.Context, id string) (openbanking.Payment, er
 	}
 	var rows []paymentRow
 	if err := s.db.WithContext(ctx).Raw(`SELECT p.id::text AS id, p.consent_id::text AS consent_id, p.client_id,
-			p.status, p.transfer_id::text AS transfer_id, p.created_at, p.status_updated_at, c.initiation,
+			p.status, p.transfer_id::text AS transfer_id, p.created_at, p.status_updated_at, c.initiation, c.api_version,
 			a.scheme_name AS debtor_scheme, a.identification AS debtor_identification, a.name AS debtor_name
 		FROM payments p JOIN consents c ON c.id = p.consent_id
 		LEFT JOIN accounts a ON a.id = c.debtor_account_id

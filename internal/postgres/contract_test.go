@@ -43,6 +43,7 @@ func TestStatusNamesMatchTheSchema(t *testing.T) {
 		{"payments_status_check", sorted(string(openbanking.PaymentAcceptedSettlementCompleted),
 			string(openbanking.PaymentAcceptedCreditSettlementCompleted), string(openbanking.PaymentRejected))},
 		{"accounts_kind_check", sorted(string(models.KindCustomer), string(models.KindSettlement))},
+		{"consents_api_version_check", sorted(string(openbanking.V3_1), string(openbanking.V4_0))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.constraint, func(t *testing.T) {
@@ -59,7 +60,8 @@ func TestStatusNamesMatchTheSchema(t *testing.T) {
 // raise.
 func TestRefusalCodesAreMapped(t *testing.T) {
 	raised := map[string]bool{}
-	for _, f := range []string{"migrations/00003_posting_functions.sql", "migrations/00004_typed_outcomes.sql"} {
+	for _, f := range []string{"migrations/00003_posting_functions.sql", "migrations/00004_typed_outcomes.sql",
+		"migrations/00006_api_version.sql"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

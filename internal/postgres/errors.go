@@ -210,6 +210,7 @@ var refusals = func() map[string]error {
 		"OB003": openbanking.ErrInvalidConsentStatus,
 		"OB004": openbanking.ErrConsentMismatch,
 		"OB005": openbanking.ErrIdempotencyConflict,
+		"OB006": openbanking.ErrOtherVersion,
 		"OB010": fmt.Errorf("%w: unknown posting outcome", ledger.ErrStorage),
 	}
 	for _, o := range postingOutcomes {
