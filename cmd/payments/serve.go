@@ -116,6 +116,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		RequestTimeout: c.WriteTimeout,
 		Ping:           sqlDB.PingContext,
 		ErrorNamespace: c.ErrorNamespace,
+		PublicURL:      c.PublicURL,
 		Tracer:         tp,
 		Checks:         app.checks,
 		Draining:       draining.Load,

@@ -34,7 +34,8 @@ func TestEveryCodeIsOfficialOrOurs(t *testing.T) {
 		CodeHeaderInvalid, CodeHeaderMissing, CodeResourceNotFound, CodeResourceInvalidFormat, CodeConsentMismatch,
 		CodeInvalidConsentStatus, CodeUnexpectedError, CodeUnsupportedMediaType, CodeUnauthorized, CodeForbidden,
 		CodeMethodNotAllowed, CodeNotImplemented, CodeServiceUnavailable, CodeRequestEntityTooLarge,
-		CodeNotAcceptable, CodeTooManyRequests, CodeResourceInvalidRequest} {
+		CodeNotAcceptable, CodeTooManyRequests, CodeResourceInvalidRequest, CodeFieldInvalidDate, CodeUnsupportedScheme,
+		CodeUnsupportedAccountIdentifier} {
 		if !officialCodes[c] && !strings.HasPrefix(c, DefaultNamespace+".") {
 			t.Errorf("%s is neither an official v3.1.11 code nor in %s", c, DefaultNamespace)
 		}
@@ -43,7 +44,7 @@ func TestEveryCodeIsOfficialOrOurs(t *testing.T) {
 
 func TestOwnCodesTakeTheConfiguredNamespace(t *testing.T) {
 	e := echo.New()
-	e.HTTPErrorHandler = errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), "BANKX")
+	e.HTTPErrorHandler = errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), "BANKX", "")
 	e.GET("/forbidden", func(echo.Context) error { return echo.NewHTTPError(http.StatusForbidden) })
 	e.GET("/invalid", func(echo.Context) error { return NewAPIError(http.StatusBadRequest, CodeFieldInvalid, "bad", "Data") })
 	for path, want := range map[string]string{"/forbidden": "BANKX.Forbidden", "/invalid": CodeFieldInvalid, "/nowhere": CodeResourceNotFound} {

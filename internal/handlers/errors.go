@@ -64,6 +64,7 @@ type ErrorDetail struct {
 	ErrorCode string `json:"ErrorCode"`
 	Message   string `json:"Message"`
 	Path      string `json:"Path,omitempty"`
+	URL       string `json:"Url,omitempty"` // v4.0 answers only
 }
 
 // ErrorBody is the OBErrorResponse1 body written for every error.
@@ -76,12 +77,18 @@ type ErrorBody struct {
 
 // APIError is an error a handler returns to answer with a given status and
 // OB error body. Its messages are fixed strings or validated values, never
-// unchecked request input that could be reflected.
+// unchecked request input that could be reflected. Err, when set, is the
+// service error it answers: the renderer's v4.0 translation reads it where
+// the v3.1 code alone cannot tell (an idempotency key reused with another
+// body).
 type APIError struct {
 	Status  int
 	Details []ErrorDetail
 	Header  http.Header // extra response headers, e.g. Retry-After
+	Err     error
 }
+
+func (e *APIError) Unwrap() error { return e.Err }
 
 func (e *APIError) Error() string {
 	if len(e.Details) == 0 {
@@ -98,8 +105,10 @@ func NewAPIError(status int, code, message, path string) *APIError {
 // errorHandler is the server's single error renderer (echo.HTTPErrorHandler).
 // It maps every error to a status and an OBErrorResponse1 body; anything it
 // does not know becomes a 500 with a fixed message, and the cause goes only to
-// the log.
-func errorHandler(log *slog.Logger, namespace string) echo.HTTPErrorHandler {
+// the log. A request under /open-banking/v4.0 gets the v4.0 codes (see
+// v4Answer; publicURL is the base of the Url it links); any other gets the
+// v3.1 codes, the service's own ones in namespace.
+func errorHandler(log *slog.Logger, namespace, publicURL string) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -155,8 +164,15 @@ func errorHandler(log *slog.Logger, namespace string) echo.HTTPErrorHandler {
 				"interaction_id", InteractionID(c.Request().Context()))
 			details = []ErrorDetail{{ErrorCode: CodeUnexpectedError, Message: "Internal error"}}
 		}
-		for i := range details {
-			details[i].ErrorCode = inNamespace(details[i].ErrorCode, namespace)
+		if isV4Path(c.Request().URL.Path) {
+			status, details = v4Answer(err, status, details, publicURL)
+		} else {
+			own := make([]ErrorDetail, len(details))
+			for i, d := range details {
+				d.ErrorCode = inNamespace(d.ErrorCode, namespace)
+				own[i] = d
+			}
+			details = own
 		}
 		c.Set(errorCodeKey, details[0].ErrorCode) // for httpMetrics
 		body := ErrorBody{

@@ -57,7 +57,9 @@ func obError(err error) error {
 	case errors.Is(err, openbanking.ErrConsentMismatch):
 		return NewAPIError(http.StatusBadRequest, CodeConsentMismatch, "Initiation or Risk differ from the consent's", "Data.Initiation")
 	case errors.Is(err, openbanking.ErrIdempotencyConflict):
-		return NewAPIError(http.StatusBadRequest, CodeFieldInvalid, "Idempotency key already used with another request body", HeaderIdempotencyKey)
+		e := NewAPIError(http.StatusBadRequest, CodeFieldInvalid, msgIdempotencyReused, HeaderIdempotencyKey)
+		e.Err = openbanking.ErrIdempotencyConflict // v4.0 answers it otherwise (v4Answer)
+		return e
 	case errors.Is(err, ledger.ErrTxConflict):
 		e := NewAPIError(http.StatusServiceUnavailable, CodeServiceUnavailable, "Conflicting requests, retry", "")
 		e.Header = http.Header{echo.HeaderRetryAfter: []string{retryAfterSeconds}}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -50,6 +52,11 @@ type Config struct {
 	// Routes registers the API and sandbox routes on the prepared server
 	// (see routes.go). Optional: without it only health and metrics exist.
 	Routes func(e *echo.Echo) error
+	// PublicURL is the external base URL (PAYMENTS_PUBLIC_URL), as
+	// HandlerConfig.PublicURL: a v4.0 answer to an idempotency key reused
+	// with another body links to PublicURL + "/docs/idempotency". Optional:
+	// empty means that answer carries no Url.
+	PublicURL string
 	// ErrorNamespace is the namespace of the error codes the service uses
 	// where OB defines none (e.g. "OBPAY.Forbidden"); empty means
 	// DefaultNamespace. Never "UK.OBIE", which OB reserves.
@@ -107,6 +114,12 @@ func NewEdge(cfg Config) (*Edge, error) {
 	if cfg.RequestTimeout < 0 {
 		return nil, fmt.Errorf("handlers: RequestTimeout %v is negative", cfg.RequestTimeout)
 	}
+	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
+	if publicURL != "" {
+		if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, errors.New("handlers: PublicURL must be an absolute http(s) URL without query or fragment")
+		}
+	}
 	metrics, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("handlers: register metrics: %w", err)
@@ -120,7 +133,7 @@ func NewEdge(cfg Config) (*Edge, error) {
 		// What echo logs by itself (errors only) goes to the same log, one
 		// record per line, instead of standard output.
 		e.Logger.SetOutput(slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn).Writer())
-		e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.ErrorNamespace)
+		e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.ErrorNamespace, publicURL)
 		// Real client IPs only from the direct peer: forwarding headers are
 		// not trusted for anything, logging included.
 		e.IPExtractor = echo.ExtractIPDirect()
