@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -192,5 +193,48 @@ func TestV4ErrorsThroughTheRenderer(t *testing.T) {
 		if n == 0 {
 			t.Errorf("payments_api_errors_total has no answer with code %s", code)
 		}
+	}
+}
+
+// TestV4CodesOfServiceErrors follows each error of the service through
+// obError and the v4.0 translation, so that a v3.1 mapping change cannot
+// silently change a v4.0 code.
+func TestV4CodesOfServiceErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+		path   string
+	}{
+		{"unknown id", openbanking.ErrNotFound, 400, "U011", ""},
+		{"another client's resource", openbanking.ErrForbidden, 403, "U042", ""},
+		{"client-credentials token for a customer call", openbanking.ErrCustomerTokenRequired, 403, "U042", ""},
+		{"consent not authorised", openbanking.ErrInvalidConsentStatus, 400, "U009", ""},
+		{"consent of the other version", fmt.Errorf("payment on v4.0: %w", openbanking.ErrOtherVersion), 400, "U009", ""},
+		{"payment differs from its consent", openbanking.ErrConsentMismatch, 400, "U008", "Data.Initiation"},
+		{"reused idempotency key", openbanking.ErrIdempotencyConflict, 422, "U029", HeaderIdempotencyKey},
+		{"unsupported currency", &openbanking.FieldError{Path: "Data.Initiation.InstructedAmount.Currency", Reason: "unsupported currency",
+			Err: openbanking.ErrUnsupportedCurrency}, 400, "U023", "Data.Initiation.InstructedAmount.Currency"},
+		{"missing member", &openbanking.FieldError{Path: "Data.Permissions", Reason: "required", Missing: true, Err: openbanking.ErrInvalidField},
+			400, "U004", "Data.Permissions"},
+		{"invalid value", &openbanking.FieldError{Path: "Data.Initiation.InstructedAmount.Amount", Reason: "bad", Err: openbanking.ErrInvalidField},
+			400, "U002", "Data.Initiation.InstructedAmount.Amount"},
+		{"invalid date", &openbanking.FieldError{Path: "Data.ExpirationDateTime", Reason: "must be in the future", Err: openbanking.ErrInvalidField},
+			400, "U003", "Data.ExpirationDateTime"},
+		{"database unavailable", openbanking.ErrUnavailable, 503, "U000", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := obError(tc.err)
+			var apiErr *APIError
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("obError(%v) = %v, want an *APIError", tc.err, err)
+			}
+			status, details := v4Answer(err, apiErr.Status, apiErr.Details, testBase)
+			if status != tc.status || len(details) != 1 || details[0].ErrorCode != tc.code || details[0].Path != tc.path || details[0].Message == "" {
+				t.Fatalf("v4 answer to %v = %d %+v, want %d %s Path %q", tc.err, status, details, tc.status, tc.code, tc.path)
+			}
+		})
 	}
 }

@@ -215,7 +215,7 @@ func (s *Service) CreatePaymentConsent(ctx context.Context, c Caller, key Idempo
 	// Checked after the key: a replay returns the consent first created even
 	// once its CompletionDateTime has passed. A refusal rolls the key back.
 	refuse := checkCompletion(req.AuthorisationJSON, now)
-	existing, err := s.store.CreatePaymentConsent(ctx, s.claim(c.ClientID, opCreatePaymentConsent, key, id, now), c2, refuse)
+	existing, err := s.store.CreatePaymentConsent(ctx, s.claim(c.ClientID, operation(opCreatePaymentConsent, req.Version), key, id, now), c2, refuse)
 	if err != nil {
 		return PaymentConsent{}, err
 	}

@@ -10,11 +10,23 @@ import (
 	"github.com/obpay/payments/internal/ledger"
 )
 
-// Operations an idempotency key is scoped to (with the client).
+// Operations an idempotency key is scoped to (with the client), on v3.1;
+// see operation for the other versions.
 const (
 	opCreatePaymentConsent = "domestic-payment-consents"
 	opCreatePayment        = "domestic-payments"
 )
+
+// operation is the scope of an idempotency key for op on API version v. OB
+// scopes a key to its endpoint, and each version has its own: a key used on
+// v3.1 is new on v4.0, so that a request there never replays a resource of
+// the other version. v3.1 keeps the plain names it used before v4.0 existed.
+func operation(op string, v APIVersion) string {
+	if v == V3_1 {
+		return op
+	}
+	return "v" + string(v) + "/" + op
+}
 
 // CheckIdempotencyKey is the one rule for an x-idempotency-key value: 1 to
 // MaxIdempotencyKeyLen characters of storable text (models.CheckText: valid

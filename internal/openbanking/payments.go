@@ -100,7 +100,7 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 		InitiationJSON: req.InitiationJSON, RiskJSON: req.RiskJSON, Now: now,
 		TransferID: uuid.NewString(), BookingTime: now,
 	}
-	res, err := s.store.CreatePayment(ctx, s.claim(c.ClientID, opCreatePayment, key, p.ID, now), p)
+	res, err := s.store.CreatePayment(ctx, s.claim(c.ClientID, operation(opCreatePayment, req.Version), key, p.ID, now), p)
 	switch {
 	case errors.Is(err, ErrOtherVersion):
 		return Payment{}, fmt.Errorf("payment on v%s: %w", req.Version, err)

@@ -222,3 +222,46 @@ func TestCreateRequestsNeedAVersion(t *testing.T) {
 		t.Fatalf("consents after refusals = %d, want 0", n)
 	}
 }
+
+// TestIdempotencyKeysAreScopedToTheVersion checks that a key used on one
+// version is new on the other: the same key and body create a consent of
+// each version, and a key of a v3.1 payment sent again on v4.0 replays
+// nothing (the consent is of the other version).
+func TestIdempotencyKeysAreScopedToTheVersion(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range versionStores(t) {
+		t.Run(s.name, func(t *testing.T) {
+			alice, bob := s.open("alice", 10000), s.open("bob", 0)
+			client := openbanking.Caller{ClientID: clientA}
+			req := consentRequest("10.00", "GBP", refOf(bob))
+			consentKey := key(freshKey(), req.InitiationJSON)
+			v3, err := s.svc.CreatePaymentConsent(ctx, client, consentKey, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req4 := req
+			req4.Version = openbanking.V4_0
+			v4, err := s.svc.CreatePaymentConsent(ctx, client, consentKey, req4)
+			if err != nil || v4.ID == v3.ID || v4.Version != openbanking.V4_0 {
+				t.Fatalf("CreatePaymentConsent(v4.0, same key) = %s %q, %v, want a new v4.0 consent (v3.1's is %s)", v4.ID, v4.Version, err, v3.ID)
+			}
+
+			if err := s.svc.AuthoriseConsent(ctx, v3.ID, alice.Owner, string(alice.ID)); err != nil {
+				t.Fatal(err)
+			}
+			psu := openbanking.Caller{ClientID: clientA, PSU: alice.Owner, ConsentID: v3.ID}
+			payKey := key(freshKey(), req.InitiationJSON)
+			if _, err := s.svc.CreatePayment(ctx, psu, payKey, paymentFor(v3, req)); err != nil {
+				t.Fatal(err)
+			}
+			before := s.payments()
+			again := paymentFor(v3, req)
+			again.Version = openbanking.V4_0
+			_, err = s.svc.CreatePayment(ctx, psu, payKey, again)
+			wantErr(t, "CreatePayment(v4.0, the key of a v3.1 payment)", err, openbanking.ErrOtherVersion)
+			if n := s.payments(); n != before {
+				t.Fatalf("payments = %d, want %d", n, before)
+			}
+		})
+	}
+}
