@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/obpay/payments/internal/ledger"
 	"github.com/obpay/payments/internal/models"
@@ -261,6 +265,51 @@ func TestIdempotencyKeysAreScopedToTheVersion(t *testing.T) {
 			wantErr(t, "CreatePayment(v4.0, the key of a v3.1 payment)", err, openbanking.ErrOtherVersion)
 			if n := s.payments(); n != before {
 				t.Fatalf("payments = %d, want %d", n, before)
+			}
+		})
+	}
+}
+
+// TestPreviousReleaseCallsPayV3_1 calls ob_create_payment as the release
+// before migration 00006 did, without a version, as its nodes do while a
+// deployment replaces them: a v3.1 consent is paid, a v4.0 one refused with
+// OB006 (openbanking.ErrOtherVersion), nothing written.
+func TestPreviousReleaseCallsPayV3_1(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	alice, bob := f.open("alice", "GBP", "100.00"), f.open("bob", "GBP", "")
+	oldCall := func(pc openbanking.PaymentConsent, req openbanking.PaymentConsentRequest) (string, error) {
+		var status string
+		now := f.clock()
+		err := f.db.WithContext(ctx).Raw(`SELECT o_status FROM ob_create_payment(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			uuid.NewString(), clientA, "alice", pc.ID, "domestic-payments", freshKey(), make([]byte, 32), now.Add(time.Hour),
+			string(req.InitiationJSON), string(req.RiskJSON), now, uuid.NewString(), now).Row().Scan(&status)
+		return status, err
+	}
+	tests := []struct {
+		name    string
+		version openbanking.APIVersion
+		want    string
+		sqlcode string
+	}{
+		{"v3.1 consent is paid", openbanking.V3_1, string(openbanking.PaymentAcceptedCreditSettlementCompleted), ""},
+		{"v4.0 consent is refused", openbanking.V4_0, "", "OB006"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := consentRequest("10.00", "GBP", refOf(bob))
+			req.Version = tc.version
+			pc, _ := f.authorised(clientA, "alice", alice, req)
+			before := f.count("payments")
+			status, err := oldCall(pc, req)
+			var pg *pgconn.PgError
+			switch {
+			case tc.sqlcode == "" && (err != nil || status != tc.want):
+				t.Fatalf("ob_create_payment(13 arguments) = %q, %v, want %s", status, err, tc.want)
+			case tc.sqlcode != "" && (!errors.As(err, &pg) || pg.Code != tc.sqlcode):
+				t.Fatalf("ob_create_payment(13 arguments) = %q, %v, want SQLSTATE %s", status, err, tc.sqlcode)
+			case tc.sqlcode != "" && f.count("payments") != before:
+				t.Fatalf("payments after the refusal = %d, want %d", f.count("payments"), before)
 			}
 		})
 	}

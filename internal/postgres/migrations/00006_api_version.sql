@@ -9,8 +9,9 @@
 -- consent created on another one, after the kind and owner checks and before
 -- the status check, as openbanking.CheckPayment does: OB does not let a
 -- consent created on one version be executed on another. Nothing is written
--- then, and the idempotency key is not consumed. The Down step restores
--- 00005's function and 00002's trigger function.
+-- then, and the idempotency key is not consumed. The form without the
+-- version remains, for v3.1 payments (below). The Down step restores 00005's
+-- function and 00002's trigger function.
 
 -- +goose Up
 ALTER TABLE consents ADD COLUMN api_version text NOT NULL DEFAULT '3.1';
@@ -114,7 +115,25 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- The previous form, without the version, stays for the nodes of the
+-- release before this one while a deployment replaces them: they know only
+-- v3.1, so their payments are v3.1 payments.
+-- +goose StatementBegin
+CREATE FUNCTION ob_create_payment(
+    p_payment_id uuid, p_client text, p_psu text, p_consent uuid,
+    p_operation text, p_key text, p_request_hash bytea, p_key_expires_at timestamptz,
+    p_initiation text, p_risk text, p_now timestamptz,
+    p_transfer_id uuid, p_booking_now timestamptz,
+    OUT o_existing uuid, OUT o_status text,
+    OUT o_debtor_scheme text, OUT o_debtor_identification text, OUT o_debtor_name text)
+LANGUAGE sql AS $$
+    SELECT * FROM ob_create_payment(p_payment_id, p_client, p_psu, p_consent, p_operation, p_key, p_request_hash,
+        p_key_expires_at, p_initiation, p_risk, p_now, p_transfer_id, p_booking_now, '3.1');
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP FUNCTION ob_create_payment(uuid, text, text, uuid, text, text, bytea, timestamptz, text, text, timestamptz, uuid, timestamptz);
 DROP FUNCTION ob_create_payment(uuid, text, text, uuid, text, text, bytea, timestamptz, text, text, timestamptz, uuid, timestamptz, text);
 
 -- +goose StatementBegin
