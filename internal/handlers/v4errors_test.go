@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/obpay/payments/internal/obapi4"
 	"github.com/obpay/payments/internal/openbanking"
 )
 
@@ -134,6 +135,11 @@ func TestV4ErrorsThroughTheRenderer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	doc, err := obapi4.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errorSchema := doc.Components.Schemas["OBErrorResponse1"].Value
 	tests := []struct {
 		name   string
 		path   string
@@ -165,6 +171,11 @@ func TestV4ErrorsThroughTheRenderer(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, body.Errors[0]); diff != "" {
 				t.Fatalf("GET %s: detail (-want +got):\n%s", tc.path, diff)
+			}
+			if isV4Path(tc.path) {
+				if err := errorSchema.VisitJSON(jsonValue(t, rec.Body.Bytes())); err != nil {
+					t.Fatalf("GET %s: body %s is not an OBErrorResponse1 of api/openapi-v4.yaml: %v", tc.path, rec.Body, err)
+				}
 			}
 			if tc.status == http.StatusUnauthorized && rec.Header().Get(echo.HeaderWWWAuthenticate) == "" {
 				t.Fatalf("GET %s: no WWW-Authenticate challenge", tc.path)

@@ -162,15 +162,16 @@ func balanceTypeV4(v3 string) (string, error) {
 }
 
 // transactionStatusV4 is the v4.0 code of a v3.1 transaction status:
-// Booked -> BOOK, Pending -> PDNG, Rejected -> RJCT. Errors: errNoV4Code.
+// Booked -> BOOK, Pending -> PDNG. The ledger books only Booked entries.
+// Rejected has no code: v4.0's ExternalEntryStatus1Code (api/openapi-v4.yaml)
+// is BOOK, FUTR, INFO, PDNG, without the RJCT of v3.1's Rejected. Errors:
+// errNoV4Code.
 func transactionStatusV4(v3 string) (string, error) {
 	switch v3 {
 	case "Booked":
 		return "BOOK", nil
 	case "Pending":
 		return "PDNG", nil
-	case "Rejected":
-		return "RJCT", nil
 	}
 	return "", fmt.Errorf("%w: transaction status %q", errNoV4Code, v3)
 }
@@ -274,13 +275,23 @@ var paymentContextV4 = map[string]string{
 // subset of v4.0's OBPostalAddress7).
 var v3RiskMembers = map[string]bool{
 	"MerchantCategoryCode": true, "MerchantCustomerIdentification": true, "BeneficiaryPrepopulatedIndicator": true,
-	"BeneficiaryAccountType": true, "DeliveryAddress": true,
+	"DeliveryAddress": true,
+}
+
+// beneficiaryAccountTypesV4 are the v3.1 Risk.BeneficiaryAccountType values
+// v4.0 also has (OBInternalExtendedAccountType1Code); v3.1's JointBusiness
+// and Prepaid are not among them, and riskToV4 drops them.
+var beneficiaryAccountTypesV4 = map[string]bool{
+	"Business": true, "BusinessSavingsAccount": true, "Charity": true, "Collection": true, "Corporate": true,
+	"Ewallet": true, "Government": true, "Investment": true, "ISA": true, "JointPersonal": true, "Pension": true,
+	"Personal": true, "PersonalSavingsAccount": true,
 }
 
 // riskToV4 writes the stored Risk of a payment consent created on v3.1 in
 // the v4.0 shape: ContractPresentInidicator (sic) becomes
 // ContractPresentIndicator, PaymentContextCode is mapped by
-// paymentContextV4 (or dropped), and PaymentPurposeCode, free text in v3.1
+// paymentContextV4 (or dropped), a BeneficiaryAccountType v4.0 does not have
+// is dropped, and PaymentPurposeCode, free text in v3.1
 // and an ISO 20022 code in v4.0, is kept only when purposeOK accepts it (nil:
 // always dropped). Errors: errNoV4Shape (a member this function does not
 // know).
@@ -299,6 +310,10 @@ func riskToV4(v3 []byte, purposeOK func(string) bool) ([]byte, error) {
 		case k == "PaymentContextCode":
 			if s, _ := v.(string); paymentContextV4[s] != "" {
 				out[k] = paymentContextV4[s]
+			}
+		case k == "BeneficiaryAccountType":
+			if s, _ := v.(string); beneficiaryAccountTypesV4[s] {
+				out[k] = s
 			}
 		case k == "PaymentPurposeCode":
 			if s, _ := v.(string); purposeOK != nil && purposeOK(s) {

@@ -112,7 +112,7 @@ func TestAccountVocabularyV4(t *testing.T) {
 		{"balance ClosingBooked", balanceTypeV4, "ClosingBooked", "", errNoV4Code},
 		{"transaction Booked", transactionStatusV4, "Booked", "BOOK", nil},
 		{"transaction Pending", transactionStatusV4, "Pending", "PDNG", nil},
-		{"transaction Rejected", transactionStatusV4, "Rejected", "RJCT", nil},
+		{"transaction Rejected", transactionStatusV4, "Rejected", "", errNoV4Code},
 		{"transaction Other", transactionStatusV4, "Other", "", errNoV4Code},
 	}
 	for _, tc := range tests {
@@ -199,6 +199,8 @@ func TestRiskToV4(t *testing.T) {
 		{"purpose code v4.0 knows", `{"PaymentPurposeCode":"CASH"}`, iso, `{"PaymentPurposeCode":"CASH"}`, nil},
 		{"purpose code v4.0 does not know", `{"PaymentPurposeCode":"XYZ"}`, iso, `{}`, nil},
 		{"purpose code without a check", `{"PaymentPurposeCode":"CASH"}`, nil, `{}`, nil},
+		{"beneficiary account types v4.0 has", `{"BeneficiaryAccountType":"JointPersonal"}`, nil, `{"BeneficiaryAccountType":"JointPersonal"}`, nil},
+		{"beneficiary account types v4.0 does not have", `{"BeneficiaryAccountType":"JointBusiness"}`, nil, `{}`, nil},
 		{"delivery address", `{"DeliveryAddress":{"AddressLine":["1 High St"],"TownName":"Leeds","Country":"GB"}}`, nil,
 			`{"DeliveryAddress":{"AddressLine":["1 High St"],"TownName":"Leeds","Country":"GB"}}`, nil},
 		{"unknown member", `{"Unknown":1}`, nil, "", errNoV4Shape},
