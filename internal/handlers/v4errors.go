@@ -94,7 +94,8 @@ var v4StatusCodes = map[int]ErrorDetail{
 
 // toV4 translates one detail of a v3.1 answer with status to v4.0. code is
 // the detail's code in DefaultNamespace (before Config.ErrorNamespace is
-// applied). The message is kept, except where U042 hides the reason; a
+// applied). The message is kept, except where U042 hides the reason (its
+// Path is kept); a
 // Field.Invalid whose Path names a date member (OB names every date member
 // ...DateTime: ExpirationDateTime, CompletionDateTime, fromBookingDateTime)
 // is U003. Any other 4xx is U002; 5xx is U000.
@@ -102,7 +103,10 @@ func toV4(status int, d ErrorDetail) ErrorDetail {
 	if s, ok := v4StatusCodes[status]; ok {
 		out := ErrorDetail{ErrorCode: s.ErrorCode, Message: d.Message, Path: s.Path}
 		if s.ErrorCode == CodeV4NotDisclosed {
-			out.Message = http.StatusText(status)
+			// The message, which would say why, is the status's; the Path
+			// stays: Authorization on the 403 of a client-credentials
+			// token where the customer's is needed, which the SDK reads.
+			out.Message, out.Path = http.StatusText(status), d.Path
 		}
 		return withMessage(status, out)
 	}
