@@ -122,16 +122,7 @@ func (h *Handler) GetAccountsAccountIdTransactions(c echo.Context, accountID oba
 	if err != nil {
 		return err
 	}
-	from, err := bookingDateTime("fromBookingDateTime", params.FromBookingDateTime, h.loc)
-	if err != nil {
-		return err
-	}
-	to, err := bookingDateTime("toBookingDateTime", params.ToBookingDateTime, h.loc)
-	if err != nil {
-		return err
-	}
-	q := openbanking.TransactionsQuery{From: from, To: to, Cursor: deref(params.Cursor)}
-	page, err := h.acc.Transactions(c.Request().Context(), cl, accountID, q)
+	page, q, err := h.transactions(c, cl, accountID, params.FromBookingDateTime, params.ToBookingDateTime, params.Cursor)
 	if err != nil {
 		return obError(err)
 	}
@@ -140,16 +131,38 @@ func (h *Handler) GetAccountsAccountIdTransactions(c echo.Context, accountID oba
 	for _, e := range page.Entries {
 		txs = append(txs, transaction(e, detail))
 	}
-	// The links repeat the filters as the client sent them, so that following
-	// Links.Next asks for the same window.
-	path := pathAccounts + "/" + url.PathEscape(accountID) + "/transactions"
-	fromRaw, toRaw := deref(params.FromBookingDateTime), deref(params.ToBookingDateTime)
-	links := obapi.Links{Self: h.link(path + queryString(fromRaw, toRaw, q.Cursor))}
-	if page.Next != "" {
-		next := h.link(path + queryString(fromRaw, toRaw, page.Next))
-		links.Next = &next
-	}
+	links := h.transactionLinks(pathAccounts+"/"+url.PathEscape(accountID)+"/transactions",
+		params.FromBookingDateTime, params.ToBookingDateTime, q.Cursor, page.Next)
 	return c.JSON(http.StatusOK, obapi.OBReadTransaction6{Data: obapi.OBReadTransaction6Data{Transaction: txs}, Links: links})
+}
+
+// transactions reads one page of an account's transactions for the query
+// parameters of either version, the dates read in the bank's timezone.
+func (h *Handler) transactions(c echo.Context, cl openbanking.Caller, accountID string, from, to, cursor *string) (openbanking.TransactionsPage, openbanking.TransactionsQuery, error) {
+	fromT, err := bookingDateTime("fromBookingDateTime", from, h.loc)
+	if err != nil {
+		return openbanking.TransactionsPage{}, openbanking.TransactionsQuery{}, err
+	}
+	toT, err := bookingDateTime("toBookingDateTime", to, h.loc)
+	if err != nil {
+		return openbanking.TransactionsPage{}, openbanking.TransactionsQuery{}, err
+	}
+	q := openbanking.TransactionsQuery{From: fromT, To: toT, Cursor: deref(cursor)}
+	page, err := h.acc.Transactions(c.Request().Context(), cl, accountID, q)
+	return page, q, err
+}
+
+// transactionLinks are the Links of a transactions page at path. They repeat
+// the filters as the client sent them, so that following Next asks for the
+// same window.
+func (h *Handler) transactionLinks(path string, from, to *string, cursor, next string) obapi.Links {
+	fromRaw, toRaw := deref(from), deref(to)
+	links := obapi.Links{Self: h.link(path + queryString(fromRaw, toRaw, cursor))}
+	if next != "" {
+		n := h.link(path + queryString(fromRaw, toRaw, next))
+		links.Next = &n
+	}
+	return links
 }
 
 // queryString carries the filters, as sent, and the cursor into a link.

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	// Named so: this package's tests have a type api.
-	apicontract "github.com/obpay/payments/api"
 )
 
 // contractMaxAge is how long a client may reuse GET /openapi.yaml without
@@ -20,11 +17,11 @@ const contractMaxAge = "public, max-age=300"
 // contractType is the media type of the contract (RFC 9512).
 const contractType = "application/yaml"
 
-// contract serves the API's own contract, api/openapi.yaml as committed, to
-// anyone: no token, a strong ETag, cacheable, GET and HEAD (and conditional
-// and range requests, through http.ServeContent).
-func contract() echo.HandlerFunc {
-	body := apicontract.OpenAPI()
+// contract serves one of the API's own contracts (api/openapi.yaml or
+// api/openapi-v4.yaml as committed, body) under name to anyone: no token, a
+// strong ETag, cacheable, GET and HEAD (and conditional and range requests,
+// through http.ServeContent).
+func contract(name string, body []byte) echo.HandlerFunc {
 	sum := sha256.Sum256(body)
 	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:]) + `"`
 	return func(c echo.Context) error {
@@ -32,7 +29,7 @@ func contract() echo.HandlerFunc {
 		h.Set(echo.HeaderContentType, contractType)
 		h.Set("Cache-Control", contractMaxAge)
 		h.Set("ETag", etag)
-		http.ServeContent(c.Response(), c.Request(), "openapi.yaml", time.Time{}, bytes.NewReader(body))
+		http.ServeContent(c.Response(), c.Request(), name, time.Time{}, bytes.NewReader(body))
 		return nil
 	}
 }

@@ -8,22 +8,34 @@ import (
 	"testing"
 )
 
-// TestContractIsServed: GET /openapi.yaml answers, without a token, exactly
-// the committed api/openapi.yaml, as YAML, cacheable and revalidated by its
-// ETag.
+// TestContractIsServed: GET /openapi.yaml and GET /openapi-v4.yaml answer,
+// without a token, exactly the committed documents, as YAML, cacheable and
+// revalidated by their ETags.
 func TestContractIsServed(t *testing.T) {
-	committed, err := os.ReadFile("../../api/openapi.yaml")
+	s := newTestServer(t, nil)
+	var etags []string
+	for _, doc := range []string{"openapi.yaml", "openapi-v4.yaml"} {
+		t.Run(doc, func(t *testing.T) {
+			etags = append(etags, checkContract(t, s, doc))
+		})
+	}
+	if len(etags) == 2 && etags[0] == etags[1] {
+		t.Errorf("both documents have ETag %s", etags[0])
+	}
+}
+
+func checkContract(t *testing.T, s *testServer, doc string) (etag string) {
+	committed, err := os.ReadFile("../../api/" + doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, nil)
 
-	rec := s.do(http.MethodGet, "/openapi.yaml", "", nil)
+	rec := s.do(http.MethodGet, "/"+doc, "", nil)
 	if rec.Code != http.StatusOK {
-		t.Fatalf("GET /openapi.yaml = %d %s, want 200", rec.Code, rec.Body.String())
+		t.Fatalf("GET /%s = %d %s, want 200", doc, rec.Code, rec.Body.String())
 	}
 	if !bytes.Equal(rec.Body.Bytes(), committed) {
-		t.Errorf("GET /openapi.yaml answers %d bytes that differ from the committed api/openapi.yaml (%d bytes)", rec.Body.Len(), len(committed))
+		t.Errorf("GET /%s answers %d bytes that differ from the committed api/%s (%d bytes)", doc, rec.Body.Len(), doc, len(committed))
 	}
 	h := rec.Header()
 	if got := h.Get("Content-Type"); got != "application/yaml" {
@@ -32,7 +44,7 @@ func TestContractIsServed(t *testing.T) {
 	if got := h.Get("Cache-Control"); !strings.HasPrefix(got, "public, max-age=") {
 		t.Errorf("Cache-Control = %q, want public with a max-age", got)
 	}
-	etag := h.Get("ETag")
+	etag = h.Get("ETag")
 	if len(etag) < 3 || !strings.HasPrefix(etag, `"`) || !strings.HasSuffix(etag, `"`) {
 		t.Fatalf("ETag = %q, want a strong entity tag", etag)
 	}
@@ -50,9 +62,9 @@ func TestContractIsServed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := s.do(tc.method, "/openapi.yaml", "", tc.hdr)
+			rec := s.do(tc.method, "/"+doc, "", tc.hdr)
 			if rec.Code != tc.status {
-				t.Fatalf("%s /openapi.yaml = %d, want %d", tc.method, rec.Code, tc.status)
+				t.Fatalf("%s /%s = %d, want %d", tc.method, doc, rec.Code, tc.status)
 			}
 			if got := rec.Body.Len() > 0; got != tc.body {
 				t.Errorf("body of %d bytes, want a body: %v", rec.Body.Len(), tc.body)
@@ -62,7 +74,8 @@ func TestContractIsServed(t *testing.T) {
 			}
 		})
 	}
-	if rec := s.do(http.MethodPost, "/openapi.yaml", "", nil); rec.Code != http.StatusMethodNotAllowed {
-		t.Errorf("POST /openapi.yaml = %d, want 405", rec.Code)
+	if rec := s.do(http.MethodPost, "/"+doc, "", nil); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /%s = %d, want 405", doc, rec.Code)
 	}
+	return etag
 }

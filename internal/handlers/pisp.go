@@ -131,10 +131,10 @@ func notOnV3_1() error {
 	return NewAPIError(http.StatusBadRequest, CodeResourceNotFound, "No such resource", "")
 }
 
-// canonical encodes Initiation and Risk the one way Go encodes these
-// structs, so that a payment compares equal to its consent whatever the
-// spacing and key order of either request.
-func canonical(in obapi.OBWriteDomestic2DataInitiation, risk obapi.OBRisk1) (initiation, riskJSON []byte, err error) {
+// canonical encodes Initiation and Risk (the generated structs of either
+// version) the one way Go encodes them, so that a payment compares equal to
+// its consent whatever the spacing and key order of either request.
+func canonical(in, risk any) (initiation, riskJSON []byte, err error) {
 	if initiation, err = json.Marshal(in); err != nil {
 		return nil, nil, fmt.Errorf("encode initiation: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/obpay/payments/internal/obapi"
+	"github.com/obpay/payments/internal/obapi4"
 	"github.com/obpay/payments/internal/security"
 )
 
@@ -54,7 +55,36 @@ func RegisterAPIRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error
 
 	refuseOtherMethods(e, pisp, "/open-banking/v3.1/pisp")
 	refuseOtherMethods(e, aisp, "/open-banking/v3.1/aisp")
+	registerV4Routes(e, h, dpop)
 	return nil
+}
+
+// registerV4Routes declares the Open Banking v4.0 routes: the same
+// middleware, scopes and services as v3.1, through the v4 edge.
+func registerV4Routes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) {
+	w := &obapi4.ServerInterfaceWrapper{Handler: v4Handler{h}}
+	key := requireIdempotencyKey()
+	jsonOnly := acceptJSON()
+
+	pisp := e.Group(PathV4+"/pisp", jsonOnly, dpop, security.RequireScope("payments"))
+	pisp.POST("/domestic-payment-consents", w.CreateDomesticPaymentConsents, key)
+	pisp.GET("/domestic-payment-consents/:ConsentId", w.GetDomesticPaymentConsentsConsentId)
+	pisp.GET("/domestic-payment-consents/:ConsentId/funds-confirmation", w.GetDomesticPaymentConsentsConsentIdFundsConfirmation)
+	pisp.POST("/domestic-payments", w.CreateDomesticPayments, key)
+	pisp.GET("/domestic-payments/:DomesticPaymentId", w.GetDomesticPaymentsDomesticPaymentId)
+	pisp.GET("/domestic-payments/:DomesticPaymentId/payment-details", w.GetDomesticPaymentsDomesticPaymentIdPaymentDetails)
+
+	aisp := e.Group(PathV4+"/aisp", jsonOnly, dpop, security.RequireScope("accounts"))
+	aisp.POST("/account-access-consents", w.CreateAccountAccessConsents)
+	aisp.GET("/account-access-consents/:ConsentId", w.GetAccountAccessConsentsConsentId)
+	aisp.DELETE("/account-access-consents/:ConsentId", w.DeleteAccountAccessConsentsConsentId)
+	aisp.GET("/accounts", w.GetAccounts)
+	aisp.GET("/accounts/:AccountId", w.GetAccountsAccountId)
+	aisp.GET("/accounts/:AccountId/balances", w.GetAccountsAccountIdBalances)
+	aisp.GET("/accounts/:AccountId/transactions", w.GetAccountsAccountIdTransactions, transactionsQuery())
+
+	refuseOtherMethods(e, pisp, PathV4+"/pisp")
+	refuseOtherMethods(e, aisp, PathV4+"/aisp")
 }
 
 // RegisterBackOfficeRoutes declares the back office (/internal/v1): the

@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
+
+	// Named so: this package's tests have a type api.
+	apicontract "github.com/obpay/payments/api"
 )
 
 // DefaultBodyLimit is the request body cap when Config.BodyLimit is zero.
@@ -162,7 +165,8 @@ func NewEdge(cfg Config) (*Edge, error) {
 	if cfg.AdminRoutes == nil {
 		e.GET("/metrics", metricsHandler)
 	}
-	e.Match([]string{http.MethodGet, http.MethodHead}, "/openapi.yaml", contract())
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/openapi.yaml", contract("openapi.yaml", apicontract.OpenAPI()))
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/openapi-v4.yaml", contract("openapi-v4.yaml", apicontract.OpenAPIV4()))
 	if cfg.Routes != nil {
 		if err := cfg.Routes(e); err != nil {
 			return nil, err

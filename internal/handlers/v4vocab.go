@@ -139,43 +139,6 @@ func paymentStatusReasonV4(s openbanking.PaymentStatus) (code, description strin
 	return v4ReasonInsufficientFunds, v4ReasonInsufficientFundsName, true
 }
 
-// The account classification v4.0 answers for every account of this bank:
-// personal current accounts (v3.1's AccountType Personal, AccountSubType
-// CurrentAccount).
-const (
-	v4AccountCategory = "Personal"
-	v4AccountTypeCode = "CACC" // ISO 20022 ExternalCashAccountType1Code: current account
-)
-
-// balanceTypeV4 is the v4.0 (ISO 20022 ExternalBalanceType1Code) code of a
-// v3.1 balance type, for balances and a transaction's Balance.Type:
-// InterimAvailable -> ITAV, InterimBooked -> ITBD. Errors: errNoV4Code
-// (a type this service does not answer).
-func balanceTypeV4(v3 string) (string, error) {
-	switch v3 {
-	case "InterimAvailable":
-		return "ITAV", nil
-	case "InterimBooked":
-		return "ITBD", nil
-	}
-	return "", fmt.Errorf("%w: balance type %q", errNoV4Code, v3)
-}
-
-// transactionStatusV4 is the v4.0 code of a v3.1 transaction status:
-// Booked -> BOOK, Pending -> PDNG. The ledger books only Booked entries.
-// Rejected has no code: v4.0's ExternalEntryStatus1Code (api/openapi-v4.yaml)
-// is BOOK, FUTR, INFO, PDNG, without the RJCT of v3.1's Rejected. Errors:
-// errNoV4Code.
-func transactionStatusV4(v3 string) (string, error) {
-	switch v3 {
-	case "Booked":
-		return "BOOK", nil
-	case "Pending":
-		return "PDNG", nil
-	}
-	return "", fmt.Errorf("%w: transaction status %q", errNoV4Code, v3)
-}
-
 // decodeObject decodes a stored JSON object, keeping numbers as they were
 // written (json.Number).
 func decodeObject(b []byte) (map[string]any, error) {
@@ -324,26 +287,4 @@ func riskToV4(v3 []byte, purposeOK func(string) bool) ([]byte, error) {
 		}
 	}
 	return json.Marshal(out)
-}
-
-// referenceV4 is the reference the ledger books with the transfer of a v4.0
-// Initiation (decoded JSON): Structured[0].CreditorReferenceInformation.Reference,
-// else Unstructured[0], else EndToEndIdentification, as v3.1's Reference,
-// Unstructured, EndToEndIdentification.
-func referenceV4(initiation map[string]any) string {
-	ri, _ := initiation["RemittanceInformation"].(map[string]any)
-	if structured, _ := ri["Structured"].([]any); len(structured) > 0 {
-		first, _ := structured[0].(map[string]any)
-		cri, _ := first["CreditorReferenceInformation"].(map[string]any)
-		if r, _ := cri["Reference"].(string); r != "" {
-			return r
-		}
-	}
-	if unstructured, _ := ri["Unstructured"].([]any); len(unstructured) > 0 {
-		if u, _ := unstructured[0].(string); u != "" {
-			return u
-		}
-	}
-	e2e, _ := initiation["EndToEndIdentification"].(string)
-	return e2e
 }

@@ -69,13 +69,6 @@ func TestV4VocabularyMatchesTheContract(t *testing.T) {
 			valid("OBStatusReason", map[string]any{"StatusReasonCode": code, "StatusReasonDescription": description})
 		}
 	}
-	for _, b := range []string{"InterimAvailable", "InterimBooked"} {
-		valid("OBBalanceType1Code", must(balanceTypeV4(b)))
-	}
-	valid("ExternalEntryStatus1Code", must(transactionStatusV4("Booked")))
-	valid("ExternalEntryStatus1Code", must(transactionStatusV4("Pending")))
-	valid("OBInternalAccountType1Code", v4AccountCategory)
-	valid("OBExternalAccountSubType1Code", v4AccountTypeCode)
 
 	initiation := `{"InstructionIdentification":"I-1","EndToEndIdentification":"E2E-1","LocalInstrument":"UK.OBIE.FPS",
 		"InstructedAmount":{"Amount":"10.00","Currency":"GBP"},

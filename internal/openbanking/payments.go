@@ -50,6 +50,9 @@ type Payment struct {
 	// TransferID is the ledger transfer that booked the payment; empty
 	// when it was Rejected and nothing was booked.
 	TransferID string
+	// Replayed says CreatePayment answered with the payment an earlier
+	// request with the same idempotency key and body created.
+	Replayed bool
 }
 
 // CreatePayment executes an Authorised payment consent, in one transaction:
@@ -108,7 +111,9 @@ func (s *Service) CreatePayment(ctx context.Context, c Caller, key Idempotency, 
 		return Payment{}, err
 	case res.Existing != "":
 		s.observe.IdempotentReplay("payment")
-		return s.Payment(ctx, Caller{ClientID: c.ClientID}, res.Existing)
+		existing, err := s.Payment(ctx, Caller{ClientID: c.ClientID}, res.Existing)
+		existing.Replayed = err == nil
+		return existing, err
 	case res.Status == "":
 		return Payment{}, fmt.Errorf("%w: payment store returned no status", ErrStorage)
 	}
