@@ -79,3 +79,21 @@ func checkContract(t *testing.T, s *testServer, doc string) (etag string) {
 	}
 	return etag
 }
+
+// TestIdempotencyDocsServed: the Url of a v4.0 U029 answer leads to the
+// rules, without a token.
+func TestIdempotencyDocsServed(t *testing.T) {
+	s := newTestServer(t, nil)
+	rec := s.do(http.MethodGet, pathIdempotencyDocs, "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s = %d, want 200", pathIdempotencyDocs, rec.Code)
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type = %q, want text/plain", ct)
+	}
+	for _, want := range []string{"x-idempotency-key", "U029", "24 hours"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("the page does not mention %q", want)
+		}
+	}
+}

@@ -167,6 +167,7 @@ func NewEdge(cfg Config) (*Edge, error) {
 	}
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/openapi.yaml", contract("openapi.yaml", apicontract.OpenAPI()))
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/openapi-v4.yaml", contract("openapi-v4.yaml", apicontract.OpenAPIV4()))
+	e.Match([]string{http.MethodGet, http.MethodHead}, pathIdempotencyDocs, idempotencyDocs)
 	if cfg.Routes != nil {
 		if err := cfg.Routes(e); err != nil {
 			return nil, err
