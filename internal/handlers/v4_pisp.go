@@ -46,6 +46,9 @@ func (h v4Handler) CreateDomesticPaymentConsents(c echo.Context, params obapi4.C
 		return err
 	}
 	in := body.Data.Initiation
+	if err := checkSchemesV4(in); err != nil {
+		return err
+	}
 	initiation, risk, err := canonical(in, body.Risk)
 	if err != nil {
 		return err
