@@ -314,8 +314,8 @@ func TestSpecV4Enums(t *testing.T) {
 		{"transaction balance type", "OBReadTransaction6.Data.Transaction[].Balance.Type",
 			[]string{"CLAV", "CLBD", "FWAV", "INFO", "ITAV", "ITBD", "OPAV", "OPBD", "PRCD", "XPCD"}},
 		{"balance amount sub type", "OBReadBalance1.Data.Balance[].Amount.SubType", []string{"BCUR", "LCUR"}},
-		// The official v4.0 account-info file lists exactly these four entry statuses.
-		{"transaction status", "OBReadTransaction6.Data.Transaction[].Status", []string{"BOOK", "FUTR", "INFO", "PDNG"}},
+		// The contract's entry statuses: v3.1's Booked, Pending, Rejected as ISO codes, and FUTR and INFO.
+		{"transaction status", "OBReadTransaction6.Data.Transaction[].Status", []string{"BOOK", "PDNG", "RJCT", "FUTR", "INFO"}},
 		{"payment context code", "OBWriteDomesticConsent4.Risk.PaymentContextCode",
 			[]string{"BillingGoodsAndServicesInAdvance", "BillingGoodsAndServicesInArrears", "EcommerceMerchantInitiatedPayment",
 				"FaceToFacePointOfSale", "TransferToSelf", "TransferToThirdParty"}},

@@ -257,6 +257,7 @@ const (
 	ExternalEntryStatus1CodeFUTR ExternalEntryStatus1Code = "FUTR"
 	ExternalEntryStatus1CodeINFO ExternalEntryStatus1Code = "INFO"
 	ExternalEntryStatus1CodePDNG ExternalEntryStatus1Code = "PDNG"
+	ExternalEntryStatus1CodeRJCT ExternalEntryStatus1Code = "RJCT"
 )
 
 // Valid indicates whether the value is a known member of the ExternalEntryStatus1Code enum.
@@ -269,6 +270,8 @@ func (e ExternalEntryStatus1Code) Valid() bool {
 	case ExternalEntryStatus1CodeINFO:
 		return true
 	case ExternalEntryStatus1CodePDNG:
+		return true
+	case ExternalEntryStatus1CodeRJCT:
 		return true
 	default:
 		return false
@@ -1987,7 +1990,7 @@ type ExternalCreditorReferenceType1Code string
 // ExternalDocumentType1Code The type of a referred document (ISO external code set).
 type ExternalDocumentType1Code string
 
-// ExternalEntryStatus1Code The status of a transaction entry (ISO external code set); ledger entries are `BOOK`.
+// ExternalEntryStatus1Code The status of a transaction entry: `BOOK` (booked), `PDNG` (pending), `RJCT` (rejected), `FUTR` (future), `INFO` (information). The ledger books entries, so this service answers `BOOK` only.
 type ExternalEntryStatus1Code string
 
 // ExternalProxyAccountType1Code The kind of proxy that names the account (ISO external code set).
@@ -2524,7 +2527,7 @@ type OBTransaction6 struct {
 	// PaymentPurposeCode The underlying reason for the payment (ISO external code set).
 	PaymentPurposeCode *ExternalPurpose1Code `json:"PaymentPurposeCode,omitempty"`
 
-	// Status The status of a transaction entry (ISO external code set); ledger entries are `BOOK`.
+	// Status The status of a transaction entry: `BOOK` (booked), `PDNG` (pending), `RJCT` (rejected), `FUTR` (future), `INFO` (information). The ledger books entries, so this service answers `BOOK` only.
 	Status        ExternalEntryStatus1Code `json:"Status"`
 	TransactionId *string                  `json:"TransactionId,omitempty"`
 

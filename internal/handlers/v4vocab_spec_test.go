@@ -80,7 +80,6 @@ func TestV4VocabularyMatchesTheContract(t *testing.T) {
 	invalid("OBRisk1", map[string]any{"ContractPresentInidicator": true})
 	invalid("OBRisk1", map[string]any{"PaymentContextCode": "PartyToParty"})
 	invalid("OBRisk1", map[string]any{"BeneficiaryAccountType": "Prepaid"})
-	invalid("ExternalEntryStatus1Code", "RJCT")
 
 	v4, err := initiationToV4([]byte(initiation))
 	if err != nil {
