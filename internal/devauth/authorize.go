@@ -68,7 +68,10 @@ func (s *Server) authorize(c echo.Context) error {
 	if repeated(q) {
 		return s.refuse(c, "authorize", "", badRequest(errInvalidRequest, "Parameters must not be repeated", "parameter_repeated"))
 	}
-	cl := s.client(q.Get("client_id"))
+	cl, err := s.client(r.Context(), q.Get("client_id"))
+	if err != nil {
+		return s.refuse(c, "authorize", "", storeError(err))
+	}
 	if cl == nil || !cl.codeGrant {
 		return s.refuse(c, "authorize", "", badRequest(errInvalidRequest, "Unknown client_id", "client_unknown"))
 	}
@@ -78,9 +81,12 @@ func (s *Server) authorize(c echo.Context) error {
 	)
 	if q.Has("request_uri") {
 		// RFC 9126 §4: the pushed request is the request; it is spent now.
-		var ok bool
-		if req, ok = s.par.take(q.Get("request_uri"), cl.id); !ok {
+		req, err = s.tokens.takeRequest(r.Context(), q.Get("request_uri"), cl.id)
+		switch {
+		case errors.Is(err, ErrNotFound):
 			return s.refuse(c, "authorize", cl.id, badRequest(errInvalidRequestURI, "Unknown, expired or used request_uri", "request_uri_unknown"))
+		case err != nil:
+			return s.refuse(c, "authorize", cl.id, storeError(err))
 		}
 		if e = checkText(q); e == nil {
 			e = mergeCustomer(&req, q)
@@ -287,7 +293,7 @@ func (s *Server) approve(ctx context.Context, cl *client, req authzRequest) (str
 	if err := s.consents.AuthoriseConsent(ctx, req.consentID, req.psu, req.debtorAccount); err != nil {
 		return "", s.consentError(ctx, err)
 	}
-	code, err := s.tokens.putCode(authCode{
+	code, err := s.tokens.putCode(ctx, authCode{
 		clientID:    cl.id,
 		redirectURI: req.redirectURI,
 		challenge:   req.challenge,

@@ -47,7 +47,6 @@ const (
 	maxAssertionLifetime = 60 * time.Second // exp at most this far ahead
 	assertionSkew        = 10 * time.Second // iat and nbf at most this far ahead
 	maxJTIBytes          = 256
-	defaultJTIEntries    = 100_000
 )
 
 // clientKey is a public key registered for private_key_jwt.
@@ -145,7 +144,10 @@ func (s *Server) authenticate(r *http.Request, form url.Values, endpoint string)
 			return nil, invalidClient("client_auth_missing")
 		}
 	}
-	cl := s.client(id)
+	cl, err := s.client(r.Context(), id)
+	if err != nil {
+		return nil, storeError(err)
+	}
 	want := dummySecret
 	if cl != nil && cl.hasSecret {
 		want = cl.secretHash
@@ -200,7 +202,10 @@ func (s *Server) assertionClient(ctx context.Context, form url.Values, endpoint 
 	if err := json.Unmarshal(msg.Payload(), &claims); err != nil {
 		return nil, invalidClient("assertion_claims_malformed")
 	}
-	cl := s.client(claims.Issuer)
+	cl, err := s.client(ctx, claims.Issuer)
+	if err != nil {
+		return nil, storeError(err)
+	}
 	if cl == nil || len(cl.keys) == 0 || (form.Has("client_id") && form.Get("client_id") != claims.Issuer) {
 		return nil, invalidClient("assertion_client_unknown")
 	}
@@ -251,6 +256,9 @@ func (s *Server) assertionClient(ctx context.Context, form url.Values, endpoint 
 // recordJTI records a client's assertion id until exp: false the first time.
 func (s *Server) recordJTI(ctx context.Context, clientID, jti string, exp time.Time) (bool, error) {
 	key := "client_assertion:" + base64.RawURLEncoding.EncodeToString([]byte(clientID)) + ":" + jti
+	if s.jtis == nil {
+		return s.tokens.store.SeenAssertion(ctx, key, exp, s.now())
+	}
 	if f, ok := s.jtis.(security.FairReplayStore); ok {
 		return f.SeenFor(ctx, clientID, key, exp)
 	}

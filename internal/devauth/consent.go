@@ -400,7 +400,10 @@ func (s *Server) decide(c echo.Context) error {
 	if ps.psu == "" {
 		return s.pageError(c, http.StatusForbidden, "Sign in first.")
 	}
-	cl := s.client(ps.clientID)
+	cl, err := s.client(ctx, ps.clientID)
+	if err != nil {
+		return s.pageError(c, http.StatusServiceUnavailable, "The request cannot be decided now. Try again later.")
+	}
 	if cl == nil {
 		s.pages.take(id)
 		return s.pageError(c, http.StatusBadRequest, "The app that sent you here is no longer known.")

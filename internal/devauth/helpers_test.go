@@ -326,3 +326,16 @@ func decodeInto(t *testing.T, b []byte, v any) {
 		t.Fatalf("answer is not JSON: %q", b)
 	}
 }
+
+// requests returns the number of pushed requests in the fixture's store.
+func (f *fixture) requests() int {
+	_, _, _, n, _ := f.tokens.store.(*MemoryStore).sizes()
+	return n
+}
+
+// registrations returns the number of registered clients in the fixture's
+// store.
+func (f *fixture) registrations() int {
+	_, _, _, _, n := f.tokens.store.(*MemoryStore).sizes()
+	return n
+}

@@ -1,11 +1,11 @@
 package devauth
 
 import (
-	"crypto/sha256"
-	"errors"
+	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,7 +16,6 @@ const (
 	requestURIPrefix   = "urn:ietf:params:oauth:request_uri:"
 	requestURILifetime = 60 * time.Second
 	maxPARPerClient    = 100
-	maxPAREntries      = 10_000
 )
 
 // parAnswer is the PAR endpoint's 201 answer (RFC 9126 §2.2).
@@ -77,9 +76,9 @@ func (s *Server) pushedRequest(c echo.Context) error {
 	if _, e := s.checkConsent(c.Request().Context(), cl, req); e != nil {
 		return s.refuse(c, "par", cl.id, e)
 	}
-	uri, err := s.par.put(cl.id, req)
+	uri, err := s.tokens.putRequest(c.Request().Context(), cl.id, req)
 	if err != nil {
-		return s.refuse(c, "par", cl.id, unavailable("par_store_full"))
+		return s.refuse(c, "par", cl.id, storeError(err))
 	}
 	s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "authorization request pushed",
 		slog.String("client_id", cl.id), slog.String("consent_id", req.consentID))
@@ -87,93 +86,53 @@ func (s *Server) pushedRequest(c echo.Context) error {
 	return c.JSON(http.StatusCreated, parAnswer{RequestURI: uri, ExpiresIn: int64(requestURILifetime / time.Second)})
 }
 
-// errPARFull means the client, or the store, holds as many pushed requests
-// as it may.
-var errPARFull = errors.New("devauth: too many pushed authorization requests")
-
-// parEntry is one pushed request.
-type parEntry struct {
-	clientID string
-	req      authzRequest
-	expires  time.Time
+// storedRequest is how a pushed authzRequest is kept in the Store.
+type storedRequest struct {
+	RedirectURI   string   `json:"redirect_uri"`
+	State         string   `json:"state,omitempty"`
+	Challenge     string   `json:"code_challenge"`
+	DPoPJKT       string   `json:"dpop_jkt,omitempty"`
+	Scopes        []string `json:"scopes"`
+	ConsentID     string   `json:"consent_id"`
+	PSU           string   `json:"psu,omitempty"`
+	DebtorAccount string   `json:"debtor_account,omitempty"`
 }
 
-// parStore keeps pushed requests in memory under the SHA-256 of their
-// request_uri: at most maxPARPerClient per client and maxPAREntries in all,
-// expired entries purged when room is needed and at most a minute late.
-type parStore struct {
-	now func() time.Time
-
-	mu        sync.Mutex
-	entries   map[[sha256.Size]byte]parEntry
-	perClient map[string]int
-	lastSweep time.Time
-}
-
-func newPARStore(now func() time.Time) *parStore {
-	return &parStore{now: now, entries: map[[sha256.Size]byte]parEntry{}, perClient: map[string]int{}}
-}
-
-// put stores req for clientID and returns its request_uri.
-func (p *parStore) put(clientID string, req authzRequest) (string, error) {
+// putRequest stores req for clientID, for requestURILifetime, and returns its
+// request_uri; ErrClientAtCap when the client holds maxPARPerClient live
+// requests.
+func (ts *Tokens) putRequest(ctx context.Context, clientID string, req authzRequest) (string, error) {
 	v, _, err := newSecret()
 	if err != nil {
 		return "", err
 	}
 	uri := requestURIPrefix + v
-	now := p.now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if now.Sub(p.lastSweep) >= sweepEvery || len(p.entries) >= maxPAREntries || p.perClient[clientID] >= maxPARPerClient {
-		p.sweep(now)
+	raw, err := json.Marshal(storedRequest{RedirectURI: req.redirectURI, State: req.state, Challenge: req.challenge,
+		DPoPJKT: req.dpopJKT, Scopes: req.scopes, ConsentID: req.consentID, PSU: req.psu, DebtorAccount: req.debtorAccount})
+	if err != nil {
+		return "", err
 	}
-	if len(p.entries) >= maxPAREntries || p.perClient[clientID] >= maxPARPerClient {
-		return "", errPARFull
+	now := ts.now()
+	err = ts.store.PutRequest(ctx, PushedRequest{Hash: hashOf(uri), ClientID: clientID, Request: raw,
+		Expires: now.Add(requestURILifetime)}, now, maxPARPerClient)
+	if err != nil {
+		return "", err
 	}
-	p.entries[hashOf(uri)] = parEntry{clientID: clientID, req: req, expires: now.Add(requestURILifetime)}
-	p.perClient[clientID]++
 	return uri, nil
 }
 
-// take returns and removes the request stored under uri for clientID. An
-// unknown or expired uri, and another client's, give false; another
-// client's is left in place, so that it cannot spend it for its owner.
-func (p *parStore) take(uri, clientID string) (authzRequest, bool) {
-	h := hashOf(uri)
-	now := p.now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, ok := p.entries[h]
-	if !ok || !secretEqual(e.clientID, clientID) {
-		return authzRequest{}, false
+// takeRequest returns and removes the request stored under uri for
+// clientID: ErrNotFound when it is unknown, expired or another client's (an
+// other client's is left in place, so that it cannot spend it for its owner).
+func (ts *Tokens) takeRequest(ctx context.Context, uri, clientID string) (authzRequest, error) {
+	r, err := ts.store.TakeRequest(ctx, hashOf(uri), clientID, ts.now())
+	if err != nil {
+		return authzRequest{}, err
 	}
-	p.remove(h, e)
-	if !now.Before(e.expires) {
-		return authzRequest{}, false
+	var sr storedRequest
+	if err := json.Unmarshal(r.Request, &sr); err != nil {
+		return authzRequest{}, fmt.Errorf("devauth: stored request: %v", err)
 	}
-	return e.req, true
-}
-
-// sweep removes the expired entries. The caller holds mu.
-func (p *parStore) sweep(now time.Time) {
-	p.lastSweep = now
-	for h, e := range p.entries {
-		if !now.Before(e.expires) {
-			p.remove(h, e)
-		}
-	}
-}
-
-func (p *parStore) remove(h [sha256.Size]byte, e parEntry) {
-	delete(p.entries, h)
-	if p.perClient[e.clientID]--; p.perClient[e.clientID] <= 0 {
-		delete(p.perClient, e.clientID)
-	}
-}
-
-// size returns the number of stored requests (tests).
-func (p *parStore) size() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.entries)
+	return authzRequest{redirectURI: sr.RedirectURI, state: sr.State, challenge: sr.Challenge, dpopJKT: sr.DPoPJKT,
+		scopes: sr.Scopes, consentID: sr.ConsentID, psu: sr.PSU, debtorAccount: sr.DebtorAccount}, nil
 }

@@ -226,8 +226,8 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 			if status != tc.status || b.Error != tc.code || b.RequestURI != "" {
 				t.Fatalf("PAR = %d %+v, want %d %s", status, b, tc.status, tc.code)
 			}
-			if f.srv.par.size() != 0 || f.consents.callCount() != 0 {
-				t.Errorf("%d requests stored, %d authorisations; want none", f.srv.par.size(), f.consents.callCount())
+			if f.requests() != 0 || f.consents.callCount() != 0 {
+				t.Errorf("%d requests stored, %d authorisations; want none", f.requests(), f.consents.callCount())
 			}
 		})
 	}
@@ -238,8 +238,8 @@ func TestPARStoreIsBounded(t *testing.T) {
 	for i := 0; i < maxPARPerClient; i++ {
 		f.mustPush(parForm())
 	}
-	if status, b := f.push(parForm()); status != http.StatusServiceUnavailable || b.Error != "temporarily_unavailable" {
-		t.Fatalf("PAR past the client's cap = %d %s, want 503 temporarily_unavailable", status, b.Error)
+	if status, b := f.push(parForm()); status != http.StatusTooManyRequests || b.Error != "temporarily_unavailable" {
+		t.Fatalf("PAR past the client's cap = %d %s, want 429 temporarily_unavailable", status, b.Error)
 	}
 	// Another client is not locked out.
 	f.consents.consents["pay-2"].status = openbanking.StatusAwaitingAuthorisation
@@ -249,7 +249,7 @@ func TestPARStoreIsBounded(t *testing.T) {
 	// Expired entries are purged.
 	f.now = f.now.Add(61 * time.Second)
 	f.mustPush(parForm())
-	if n := f.srv.par.size(); n != 1 {
+	if n := f.requests(); n != 1 {
 		t.Errorf("%d requests stored after expiry, want 1", n)
 	}
 }
@@ -312,7 +312,7 @@ func TestConsentOfAnotherClient(t *testing.T) {
 			if f.consents.callCount() != 0 || f.consents.consents["pay-1"].status != openbanking.StatusAwaitingAuthorisation {
 				t.Error("the first aggregator's consent was authorised for the second")
 			}
-			if _, _, codes := f.tokens.size(); codes != 0 || f.srv.par.size() != 0 {
+			if _, _, codes := f.tokens.size(); codes != 0 || f.requests() != 0 {
 				t.Error("a code or a pushed request was stored")
 			}
 		})

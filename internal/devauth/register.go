@@ -3,11 +3,12 @@ package devauth
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,8 +17,8 @@ import (
 	"github.com/obpay/payments/internal/security"
 )
 
-// Dynamic client registration bounds: the registry is in memory, so it is
-// small, and registrations end.
+// Dynamic client registration bounds: registration is open, so the registry
+// is small, and registrations end.
 const (
 	maxRegistered        = 1_000
 	registrationLifetime = 24 * time.Hour
@@ -25,6 +26,9 @@ const (
 	maxRedirectURIs      = 10
 	maxClientKeys        = 5
 	maxClientName        = 200
+	// registeredPrefix starts every registered client's id, so that other
+	// ids are refused without a store lookup.
+	registeredPrefix = "dyn-"
 )
 
 // registrationRequest is the client metadata of RFC 7591 §2 the sandbox
@@ -62,7 +66,7 @@ const (
 )
 
 // register serves POST /oauth2/register (RFC 7591 §3): open registration
-// of an aggregator client, kept in memory for 24 hours (at most 1,000 at a
+// of an aggregator client, kept in the Store for 24 hours (at most 1,000 at a
 // time). The client may ask for the authorization_code (with refresh_token)
 // and client_credentials grants and the scopes accounts and payments, with
 // loopback redirect URIs only, and authenticates with private_key_jwt (its
@@ -85,8 +89,9 @@ func (s *Server) register(c echo.Context) error {
 	if e != nil {
 		return s.refuse(c, "register", "", e)
 	}
-	if err := s.registered.add(cl); err != nil {
-		return s.refuse(c, "register", "", unavailable("registry_full"))
+	now := s.now()
+	if err := s.tokens.store.PutRegistration(r.Context(), registration(cl, ans, now), now, maxRegistered); err != nil {
+		return s.refuse(c, "register", "", storeError(err))
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "client registered",
 		slog.String("client_id", cl.id), slog.String("method", ans.TokenEndpointAuthMethod))
@@ -150,7 +155,7 @@ func (s *Server) newClient(req registrationRequest) (*client, registrationAnswer
 	if err != nil {
 		return nil, registrationAnswer{}, serverError("client_id")
 	}
-	cl.id = "dyn-" + id[:22]
+	cl.id = registeredPrefix + id[:22]
 	ans := registrationAnswer{
 		ClientID: cl.id, ClientIDIssuedAt: s.now().Unix(), RedirectURIs: cl.redirectURIs, GrantTypes: grants,
 		ResponseTypes: responses, ClientName: req.ClientName, Scope: joinScopes(cl.scopes),
@@ -216,50 +221,43 @@ func parseClientKeys(raw json.RawMessage) ([]clientKey, error) {
 	return keys, nil
 }
 
-// registry holds registered clients in memory: at most maxRegistered, each
-// for registrationLifetime, expired ones purged when room is needed.
-type registry struct {
-	now func() time.Time
-
-	mu      sync.RWMutex
-	clients map[string]registeredClient
-}
-
-type registeredClient struct {
-	cl      *client
-	expires time.Time
-}
-
-func newRegistry(now func() time.Time) *registry {
-	return &registry{now: now, clients: map[string]registeredClient{}}
-}
-
-// get returns the live client registered as id, or nil.
-func (g *registry) get(id string) *client {
-	g.mu.RLock()
-	rc, ok := g.clients[id]
-	g.mu.RUnlock()
-	if !ok || !g.now().Before(rc.expires) {
-		return nil
+// registration is how cl, registered with the answer ans at now, is kept in
+// the Store.
+func registration(cl *client, ans registrationAnswer, now time.Time) Registration {
+	r := Registration{ClientID: cl.id, JWKS: ans.JWKS, AuthMethod: ans.TokenEndpointAuthMethod,
+		RedirectURIs: cl.redirectURIs, GrantTypes: ans.GrantTypes, Scope: ans.Scope, ClientName: ans.ClientName,
+		IssuedAt: now, Expires: now.Add(registrationLifetime)}
+	if cl.hasSecret {
+		r.SecretHash = append([]byte(nil), cl.secretHash[:]...)
 	}
-	return rc.cl
+	return r
 }
 
-// add registers cl; errStoreFull when the registry has no room.
-func (g *registry) add(cl *client) error {
-	now := g.now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.clients) >= maxRegistered {
-		for id, rc := range g.clients {
-			if !now.Before(rc.expires) {
-				delete(g.clients, id)
-			}
+// registeredClient is the client a stored registration describes.
+func registeredClient(r Registration) (*client, error) {
+	cl := &client{id: r.ClientID, scopes: strings.Fields(r.Scope), noClientCredentials: true,
+		redirectURIs: r.RedirectURIs}
+	for _, g := range r.GrantTypes {
+		switch g {
+		case "authorization_code":
+			cl.codeGrant = true
+		case "client_credentials":
+			cl.noClientCredentials = false
 		}
 	}
-	if len(g.clients) >= maxRegistered {
-		return errStoreFull
+	if len(r.SecretHash) > 0 {
+		if len(r.SecretHash) != len(cl.secretHash) {
+			return nil, errors.New("devauth: stored registration: malformed secret hash")
+		}
+		cl.hasSecret = true
+		copy(cl.secretHash[:], r.SecretHash)
 	}
-	g.clients[cl.id] = registeredClient{cl: cl, expires: now.Add(registrationLifetime)}
-	return nil
+	if len(r.JWKS) > 0 {
+		keys, err := parseClientKeys(r.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("devauth: stored registration: %v", err)
+		}
+		cl.keys = keys
+	}
+	return cl, nil
 }

@@ -154,7 +154,7 @@ func TestRegisterRejects(t *testing.T) {
 			if status != 400 || b.Error != tc.code || b.ClientID != "" {
 				t.Fatalf("register = %d %+v, want 400 %s", status, b, tc.code)
 			}
-			if n := len(f.srv.registered.clients); n != 0 {
+			if n := f.registrations(); n != 0 {
 				t.Errorf("%d clients registered, want none", n)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -64,8 +65,9 @@ type Config struct {
 	Verifier *security.Verifier
 	// Consents authorises consents approved at /oauth2/authorize; required.
 	Consents ConsentAuthoriser
-	// Tokens stores tokens and codes; nil means a new store using Now. Pass
-	// the same store to the Verifier as its Introspector.
+	// Tokens keeps tokens, codes, pushed requests, registered clients and
+	// (without Assertions) client assertion ids; nil means NewTokens(Now),
+	// in memory. Pass the same Tokens to the Verifier as its Introspector.
 	Tokens *Tokens
 	// TokenLifetime is the life of an access token; zero means 5m, at most 1h.
 	TokenLifetime time.Duration
@@ -91,7 +93,7 @@ type Config struct {
 	// approved at once, as scripts rely on.
 	NoAutoApprove bool
 	// Assertions records the jti of accepted client assertions (RFC 7523
-	// §3); nil means a memory store of 100,000 entries using Now.
+	// §3); nil means Tokens' store.
 	Assertions security.ReplayStore
 }
 
@@ -109,14 +111,12 @@ type Server struct {
 	parURL          string
 	introspectURL   string
 	requirePAR      bool
-	par             *parStore
 	jtis            security.ReplayStore
 	tokenLifetime   time.Duration
 	refreshLifetime time.Duration
 	now             func() time.Time
 	log             *slog.Logger
 	clients         map[string]*client // the sandbox's own, never changed
-	registered      *registry          // registered at /oauth2/register
 	customers       CustomerDirectory  // nil: no consent page
 	password        string
 	autoApprove     bool
@@ -175,19 +175,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.clients = clients
-	if s.jtis == nil {
-		if s.jtis, err = security.NewMemoryReplayStore(security.WithMaxEntries(defaultJTIEntries), security.WithReplayClock(s.now)); err != nil {
-			return nil, err
-		}
-	}
 	// The issuer is the public URL (RFC 8414 §2), as protected-resource
 	// metadata names it.
 	s.issuer = s.verifier.PublicURL()
 	s.tokenURL = s.issuer + "/oauth2/token"
 	s.parURL = s.issuer + "/oauth2/par"
 	s.introspectURL = s.issuer + "/oauth2/introspect"
-	s.par = newPARStore(s.now)
-	s.registered = newRegistry(s.now)
 	s.pages = newPageSessions(s.now)
 	return s, nil
 }
@@ -233,12 +226,24 @@ type client struct {
 	redirectURIs []string
 }
 
-// client returns the client registered as id, nil when there is none.
-func (s *Server) client(id string) *client {
+// client returns the client registered as id: a sandbox client or one
+// registered at /oauth2/register; nil when there is none. An error is the
+// store's, and its answer is 503 (storeError).
+func (s *Server) client(ctx context.Context, id string) (*client, error) {
 	if cl, ok := s.clients[id]; ok {
-		return cl
+		return cl, nil
 	}
-	return s.registered.get(id)
+	if !strings.HasPrefix(id, registeredPrefix) {
+		return nil, nil
+	}
+	r, err := s.tokens.store.Registration(ctx, id, s.now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return registeredClient(r)
 }
 
 // redirectAllowed reports whether cl may use the redirect URI raw: a

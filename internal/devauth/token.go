@@ -1,6 +1,7 @@
 package devauth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -57,14 +58,15 @@ func (s *Server) token(c echo.Context) error {
 	var (
 		ans tokenAnswer
 		g   grant
+		ctx = c.Request().Context()
 	)
 	switch gt := form.Get("grant_type"); gt {
 	case "client_credentials":
-		ans, g, e = s.clientCredentials(cl, form, jkt)
+		ans, g, e = s.clientCredentials(ctx, cl, form, jkt)
 	case "authorization_code":
-		ans, g, e = s.authorizationCode(cl, form, jkt)
+		ans, g, e = s.authorizationCode(ctx, cl, form, jkt)
 	case "refresh_token":
-		ans, g, e = s.refreshToken(cl, form, jkt)
+		ans, g, e = s.refreshToken(ctx, cl, form, jkt)
 	case "":
 		e = badRequest(errInvalidRequest, "grant_type is required", "grant_type_missing")
 	default:
@@ -112,7 +114,7 @@ func (s *Server) checkProof(c echo.Context, endpoint string) (string, *oauthErro
 // clientCredentials is RFC 6749 §4.4: a token for the client itself, for the
 // requested scopes (a subset of the client's; none means all of them), with
 // no refresh token (§4.4.3).
-func (s *Server) clientCredentials(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
+func (s *Server) clientCredentials(ctx context.Context, cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
 	if len(cl.scopes) == 0 || cl.noClientCredentials {
 		return tokenAnswer{}, grant{}, badRequest(errUnauthorizedClient, "Client may not use this grant", "client_without_scopes")
 	}
@@ -125,7 +127,7 @@ func (s *Server) clientCredentials(cl *client, form url.Values, jkt string) (tok
 	}
 	now := s.now()
 	g := grant{clientID: cl.id, scope: joinScopes(scopes), jkt: jkt, issuedAt: now, expires: now.Add(s.tokenLifetime)}
-	at, err := s.tokens.issueAccess(g)
+	at, err := s.tokens.issueAccess(ctx, g)
 	if err != nil {
 		return tokenAnswer{}, grant{}, storeError(err)
 	}
@@ -135,7 +137,7 @@ func (s *Server) clientCredentials(cl *client, form url.Values, jkt string) (tok
 // authorizationCode is RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5, §4.6) and the
 // code's DPoP key binding (RFC 9449 §10): the code is spent on the first
 // attempt, whatever its outcome.
-func (s *Server) authorizationCode(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
+func (s *Server) authorizationCode(ctx context.Context, cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
 	code, redirectURI, verifier := form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier")
 	if code == "" || redirectURI == "" || verifier == "" {
 		return tokenAnswer{}, grant{}, badRequest(errInvalidRequest, "code, redirect_uri and code_verifier are required", "code_parameters_missing")
@@ -144,12 +146,14 @@ func (s *Server) authorizationCode(cl *client, form url.Values, jkt string) (tok
 	if !validVerifier(verifier) {
 		return tokenAnswer{}, grant{}, badRequest(errInvalidRequest, "Malformed code_verifier", "code_verifier_malformed")
 	}
-	ac, family, err := s.tokens.redeemCode(code)
+	ac, family, err := s.tokens.redeemCode(ctx, code)
 	switch {
-	case errors.Is(err, errCodeReused):
+	case errors.Is(err, ErrCodeReused):
 		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid authorization code", "code_reused")
-	case err != nil:
+	case errors.Is(err, ErrNotFound):
 		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid authorization code", "code_unknown")
+	case err != nil:
+		return tokenAnswer{}, grant{}, storeError(err)
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
@@ -166,7 +170,7 @@ func (s *Server) authorizationCode(cl *client, form url.Values, jkt string) (tok
 	now := s.now()
 	g := grant{clientID: cl.id, subject: ac.psu, scope: ac.scope, consentID: ac.consentID, jkt: jkt,
 		issuedAt: now, expires: now.Add(s.tokenLifetime), family: family}
-	return s.issuePair(g, now.Add(s.refreshLifetime))
+	return s.issuePair(ctx, g, now.Add(s.refreshLifetime))
 }
 
 // refreshToken is RFC 6749 §6 without rotation (FAPI 2.0 Security Profile
@@ -175,7 +179,7 @@ func (s *Server) authorizationCode(cl *client, form url.Values, jkt string) (tok
 // answer has no new refresh token. A token presented by another client or
 // key is refused and left as it was. A requested scope must be within the
 // original grant.
-func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
+func (s *Server) refreshToken(ctx context.Context, cl *client, form url.Values, jkt string) (tokenAnswer, grant, *oauthError) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return tokenAnswer{}, grant{}, badRequest(errInvalidRequest, "refresh_token is required", "refresh_token_missing")
@@ -187,14 +191,16 @@ func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAns
 			return tokenAnswer{}, grant{}, badRequest(errInvalidScope, "Requested scope not allowed", "scope_malformed")
 		}
 	}
-	old, err := s.tokens.refreshGrant(rt, cl.id, jkt, want)
+	old, err := s.tokens.refreshGrant(ctx, rt, cl.id, jkt, want)
 	switch {
 	case errors.Is(err, errScopeWidened):
 		return tokenAnswer{}, grant{}, badRequest(errInvalidScope, "Requested scope not allowed", "scope_widened")
 	case errors.Is(err, errWrongHolder):
 		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid refresh token", "refresh_token_other_holder")
-	case err != nil:
+	case errors.Is(err, ErrNotFound):
 		return tokenAnswer{}, grant{}, badRequest(errInvalidGrant, "Invalid refresh token", "refresh_token_unknown")
+	case err != nil:
+		return tokenAnswer{}, grant{}, storeError(err)
 	}
 	now := s.now()
 	g := old
@@ -205,7 +211,7 @@ func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAns
 	if g.expires.After(old.expires) {
 		g.expires = old.expires
 	}
-	at, err := s.tokens.issueAccess(g)
+	at, err := s.tokens.issueAccess(ctx, g)
 	if err != nil {
 		return tokenAnswer{}, grant{}, storeError(err)
 	}
@@ -214,14 +220,14 @@ func (s *Server) refreshToken(cl *client, form url.Values, jkt string) (tokenAns
 
 // issuePair stores an access token for g and a refresh token for the same
 // grant that ends at refreshEnd.
-func (s *Server) issuePair(g grant, refreshEnd time.Time) (tokenAnswer, grant, *oauthError) {
-	at, err := s.tokens.issueAccess(g)
+func (s *Server) issuePair(ctx context.Context, g grant, refreshEnd time.Time) (tokenAnswer, grant, *oauthError) {
+	at, err := s.tokens.issueAccess(ctx, g)
 	if err != nil {
 		return tokenAnswer{}, grant{}, storeError(err)
 	}
 	r := g
 	r.expires = refreshEnd
-	rt, err := s.tokens.issueRefresh(r)
+	rt, err := s.tokens.issueRefresh(ctx, r)
 	if err != nil {
 		return tokenAnswer{}, grant{}, storeError(err)
 	}
@@ -243,11 +249,24 @@ func (s *Server) answer(accessToken, refreshToken string, g grant) tokenAnswer {
 	return a
 }
 
+// storeError maps a Store's failure to issue or find an entry: a client at
+// its cap gets 429 (only that client: the others keep getting tokens), a full
+// or unreachable store 503, anything else 500.
 func storeError(err error) *oauthError {
-	if errors.Is(err, errStoreFull) {
-		return unavailable("token_store_full")
+	switch {
+	case errors.Is(err, ErrClientAtCap):
+		return &oauthError{status: http.StatusTooManyRequests, code: errTemporarilyUnavailable,
+			description: "This client holds as many live tokens, codes or pushed requests as the sandbox allows one client: " +
+				"reuse the ones it has until they expire, then ask again",
+			reason: "client_at_cap", retryAfter: "60"}
+	case errors.Is(err, ErrCodeReused):
+		return badRequest(errInvalidGrant, "Invalid authorization code", "code_reused")
+	case errors.Is(err, ErrFull):
+		return unavailable("store_full")
+	case errors.Is(err, ErrUnavailable):
+		return unavailable("store_unavailable")
 	}
-	return serverError("token_store")
+	return serverError("store")
 }
 
 // refuse logs a refused request at INFO (ERROR for our own failures) and

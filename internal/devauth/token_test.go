@@ -346,20 +346,41 @@ func TestTokenEndpointFailsClosed(t *testing.T) {
 
 func TestTokenStoreFull(t *testing.T) {
 	f := newFixture(t)
-	f.tokens.maxEntries = 2
+	f.tokens.store.(*MemoryStore).maxEntries = 2
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	f.mustToken(cc)
-	f.mustToken(cc)
+	f.mustToken(cc, withHeader("Authorization", basic("sandbox-tpp-2", "sandbox-secret-2")))
 	w := f.tokenRequest(cc)
 	if b := decode(t, w); w.Code != http.StatusServiceUnavailable || b.Error != "temporarily_unavailable" {
 		t.Fatalf("third token = %d %s, want 503 temporarily_unavailable", w.Code, b.Error)
 	}
-	// Once the first two expire, the sweep makes room.
+	// Once the first two expire, they make room.
 	f.now = f.now.Add(5 * time.Minute)
 	f.mustToken(cc)
 	if a, _, _ := f.tokens.size(); a != 1 {
-		t.Errorf("store holds %d access tokens after the sweep, want 1", a)
+		t.Errorf("store holds %d access tokens after expiry, want 1", a)
 	}
+}
+
+func TestTokenCapPerClient(t *testing.T) {
+	f := newFixture(t)
+	f.tokens.maxPerClient = 2
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	f.mustToken(cc)
+	f.mustToken(cc)
+	w := f.tokenRequest(cc)
+	b := decode(t, w)
+	if w.Code != http.StatusTooManyRequests || b.Error != "temporarily_unavailable" || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("token past the client's cap = %d %s, Retry-After %q; want 429 temporarily_unavailable with Retry-After",
+			w.Code, b.Error, w.Header().Get("Retry-After"))
+	}
+	// Other clients, the admin client above all, still get tokens.
+	f.mustToken(cc, withHeader("Authorization", basic("sandbox-tpp-2", "sandbox-secret-2")))
+	f.mustToken(url.Values{"grant_type": {"client_credentials"}, "scope": {"ledger:admin"}},
+		withHeader("Authorization", basic("sandbox-admin", "admin-secret")))
+	// Once its tokens expire, the client gets new ones.
+	f.now = f.now.Add(5 * time.Minute)
+	f.mustToken(cc)
 }
 
 func TestAccessTokenExpires(t *testing.T) {

@@ -8,30 +8,26 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/obpay/payments/internal/security"
 )
 
-// Sizes and limits of the in-memory store.
+// Sizes and limits.
 const (
-	secretBytes       = 32 // 256-bit tokens and codes
-	defaultMaxEntries = 100_000
-	sweepEvery        = time.Minute
+	secretBytes = 32 // 256-bit tokens and codes
+	// DefaultMaxPerClient is the default of TokensConfig.MaxPerClient.
+	DefaultMaxPerClient = 10_000
 )
 
-// Errors of the store; the endpoints turn them into OAuth answers.
+// Errors of Tokens; the endpoints turn them into OAuth answers.
 var (
-	errStoreFull    = errors.New("devauth: token store full")
-	errUnknownGrant = errors.New("devauth: unknown, expired or used grant")
-	errCodeReused   = errors.New("devauth: authorization code used twice")
 	errWrongHolder  = errors.New("devauth: grant belongs to another client or key")
 	errScopeWidened = errors.New("devauth: refresh asks for more scope than granted")
 )
 
 // grant is what one access or refresh token stands for. family names the
-// authorization code it descends from ("" for client credentials), so that a
+// authorization code it descends from (zero for client credentials), so that a
 // reused code revokes every token issued from it (RFC 6749 §4.1.2).
 type grant struct {
 	clientID  string
@@ -41,7 +37,17 @@ type grant struct {
 	jkt       string
 	issuedAt  time.Time
 	expires   time.Time
-	family    [sha256.Size]byte
+	family    Hash
+}
+
+func (g grant) stored(h Hash, kind TokenKind) Grant {
+	return Grant{Hash: h, Kind: kind, ClientID: g.clientID, Subject: g.subject, Scope: g.scope,
+		ConsentID: g.consentID, JKT: g.jkt, IssuedAt: g.issuedAt, Expires: g.expires, Family: g.family}
+}
+
+func grantOf(g Grant) grant {
+	return grant{clientID: g.ClientID, subject: g.Subject, scope: g.Scope, consentID: g.ConsentID, jkt: g.JKT,
+		issuedAt: g.IssuedAt, expires: g.Expires, family: g.Family}
 }
 
 // authCode is an authorization code's binding (RFC 6749 §4.1.2, RFC 7636
@@ -55,53 +61,78 @@ type authCode struct {
 	consentID   string
 	psu         string
 	expires     time.Time
-	used        bool
 }
 
-// Tokens keeps the sandbox's access tokens, refresh tokens and authorization
-// codes in memory, each under the SHA-256 of its value: the values themselves
-// are never stored. It implements security.Introspector, so the resource
-// server can introspect in-process. It is safe for concurrent use. Tokens do
-// not survive a restart.
+// TokensConfig configures NewStoredTokens.
+type TokensConfig struct {
+	// Store keeps the entries; nil means a new MemoryStore (nothing
+	// survives a restart).
+	Store Store
+	// Now is the clock; nil means time.Now. Give it the Server's.
+	Now func() time.Time
+	// MaxPerClient is how many live access tokens one client may hold, and
+	// as many refresh tokens and authorization codes; past it the client
+	// gets 429 until some expire, and other clients are not affected. Zero
+	// means DefaultMaxPerClient.
+	MaxPerClient int
+}
+
+// Tokens is the sandbox's state in a Store: access tokens, refresh tokens,
+// authorization codes, pushed requests, registered clients and accepted
+// client assertion ids. Tokens, codes and request_uris are kept under their
+// SHA-256, never themselves. Tokens implements security.Introspector, so the
+// resource server can introspect in-process, with one store lookup per
+// call. It is safe for concurrent use.
 type Tokens struct {
-	now        func() time.Time
-	maxEntries int
-
-	mu        sync.Mutex
-	access    map[[sha256.Size]byte]grant
-	refresh   map[[sha256.Size]byte]grant
-	codes     map[[sha256.Size]byte]*authCode
-	lastSweep time.Time
+	store        Store
+	now          func() time.Time
+	maxPerClient int
 }
 
-// NewTokens returns an empty store using the clock now (nil means time.Now);
-// give it the same clock as the Server's Config.
+// NewTokens returns Tokens on a new MemoryStore using the clock now (nil
+// means time.Now); give it the same clock as the Server's Config.
 func NewTokens(now func() time.Time) *Tokens {
 	if now == nil {
 		now = time.Now
 	}
-	return &Tokens{
-		now:        now,
-		maxEntries: defaultMaxEntries,
-		access:     map[[sha256.Size]byte]grant{},
-		refresh:    map[[sha256.Size]byte]grant{},
-		codes:      map[[sha256.Size]byte]*authCode{},
+	return &Tokens{store: NewMemoryStore(), now: now, maxPerClient: DefaultMaxPerClient}
+}
+
+// NewStoredTokens returns Tokens as cfg says.
+func NewStoredTokens(cfg TokensConfig) (*Tokens, error) {
+	t := &Tokens{store: cfg.Store, now: cfg.Now, maxPerClient: cfg.MaxPerClient}
+	if t.store == nil {
+		t.store = NewMemoryStore()
 	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	switch {
+	case t.maxPerClient == 0:
+		t.maxPerClient = DefaultMaxPerClient
+	case t.maxPerClient < 0:
+		return nil, errors.New("devauth: MaxPerClient must not be negative")
+	}
+	return t, nil
 }
 
 // Introspect answers RFC 7662 §2.2 for token: active with the token's client,
 // subject (PSU tokens only), scope, consent, iat, exp, token_type "DPoP" and
 // cnf.jkt (RFC 9449 §6.2), or inactive when the token is unknown, expired or
-// revoked. It never returns an error.
-func (ts *Tokens) Introspect(_ context.Context, token string) (security.Introspection, error) {
-	h := hashOf(token)
+// revoked. It fails only when the store does (ErrUnavailable or another
+// error), and the resource server then refuses the request with 503.
+func (ts *Tokens) Introspect(ctx context.Context, token string) (security.Introspection, error) {
 	now := ts.now()
-	ts.mu.Lock()
-	g, ok := ts.access[h]
-	ts.mu.Unlock()
-	if !ok || !now.Before(g.expires) {
+	sg, err := ts.store.Token(ctx, KindAccess, hashOf(token), now)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return security.Introspection{Active: false}, nil
+	case err != nil:
+		return security.Introspection{}, err
+	case !now.Before(sg.Expires):
 		return security.Introspection{Active: false}, nil
 	}
+	g := grantOf(sg)
 	info := security.Introspection{
 		Active:    true,
 		Scope:     g.scope,
@@ -119,83 +150,76 @@ func (ts *Tokens) Introspect(_ context.Context, token string) (security.Introspe
 	return info, nil
 }
 
+// Purge deletes at most limit expired entries of each kind from the store
+// and returns how many it deleted; serve runs it every minute.
+func (ts *Tokens) Purge(ctx context.Context, limit int) (int, error) {
+	return ts.store.Purge(ctx, ts.now(), limit)
+}
+
 // issueAccess stores g under a new random access token and returns it.
-func (ts *Tokens) issueAccess(g grant) (string, error) {
-	return ts.put(ts.access, g)
+func (ts *Tokens) issueAccess(ctx context.Context, g grant) (string, error) {
+	return ts.put(ctx, KindAccess, g)
 }
 
 // issueRefresh stores g under a new random refresh token and returns it.
-func (ts *Tokens) issueRefresh(g grant) (string, error) {
-	return ts.put(ts.refresh, g)
+func (ts *Tokens) issueRefresh(ctx context.Context, g grant) (string, error) {
+	return ts.put(ctx, KindRefresh, g)
 }
 
-func (ts *Tokens) put(m map[[sha256.Size]byte]grant, g grant) (string, error) {
+func (ts *Tokens) put(ctx context.Context, kind TokenKind, g grant) (string, error) {
 	v, h, err := newSecret()
 	if err != nil {
 		return "", err
 	}
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if err := ts.makeRoom(len(m)); err != nil {
+	if err := ts.store.PutToken(ctx, g.stored(h, kind), ts.now(), ts.maxPerClient); err != nil {
 		return "", err
 	}
-	m[h] = g
 	return v, nil
 }
 
 // putCode stores c under a new random code and returns the code.
-func (ts *Tokens) putCode(c authCode) (string, error) {
+func (ts *Tokens) putCode(ctx context.Context, c authCode) (string, error) {
 	v, h, err := newSecret()
 	if err != nil {
 		return "", err
 	}
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if err := ts.makeRoom(len(ts.codes)); err != nil {
+	err = ts.store.PutCode(ctx, Code{Hash: h, ClientID: c.clientID, RedirectURI: c.redirectURI, Challenge: c.challenge,
+		DPoPJKT: c.dpopJKT, Scope: c.scope, ConsentID: c.consentID, PSU: c.psu, Expires: c.expires}, ts.now(), ts.maxPerClient)
+	if err != nil {
 		return "", err
 	}
-	ts.codes[h] = &c
 	return v, nil
 }
 
-// redeemCode marks the code used and returns its binding with the family
-// its tokens will carry. A code is good for one attempt only (RFC 6749
-// §4.1.2): a second presentation fails with errCodeReused and revokes every
-// token issued from the code. Unknown or expired codes fail with
-// errUnknownGrant.
-func (ts *Tokens) redeemCode(code string) (authCode, [sha256.Size]byte, error) {
+// redeemCode spends the code and returns its binding with the family its
+// tokens will carry. A code is good for one attempt only (RFC 6749 §4.1.2):
+// a second presentation fails with ErrCodeReused and revokes every token
+// issued from the code. Unknown or expired codes fail with ErrNotFound.
+func (ts *Tokens) redeemCode(ctx context.Context, code string) (authCode, Hash, error) {
 	h := hashOf(code)
-	now := ts.now()
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	c, ok := ts.codes[h]
-	switch {
-	case !ok || !now.Before(c.expires):
-		return authCode{}, h, errUnknownGrant
-	case c.used:
-		ts.revokeFamily(h)
-		return authCode{}, h, errCodeReused
+	c, err := ts.store.RedeemCode(ctx, h, ts.now())
+	if err != nil {
+		return authCode{}, h, err
 	}
-	c.used = true
-	return *c, h, nil
+	return authCode{clientID: c.ClientID, redirectURI: c.RedirectURI, challenge: c.Challenge, dpopJKT: c.DPoPJKT,
+		scope: c.Scope, consentID: c.ConsentID, psu: c.PSU, expires: c.Expires}, h, nil
 }
 
 // refreshGrant returns the grant of a refresh token presented by clientID
 // with a proof signed by the key jkt (RFC 6749 §6, RFC 9449 §5), asking for
 // scope (nil means the original scope). The token is not rotated: it stays
-// until the grant ends or the code it came from is reused. A token of another
-// client or key fails with errWrongHolder, one asked for more scope than it
-// carries with errScopeWidened; neither revokes anything, so that someone
-// who stole it cannot have it revoked for its owner.
-func (ts *Tokens) refreshGrant(token, clientID, jkt string, scope []string) (grant, error) {
-	h := hashOf(token)
-	now := ts.now()
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	g, ok := ts.refresh[h]
+// until the grant ends or the code it came from is reused. Unknown or
+// expired tokens fail with ErrNotFound; a token of another client or key
+// with errWrongHolder, one asked for more scope than it carries with
+// errScopeWidened; neither revokes anything, so that someone who stole it
+// cannot have it revoked for its owner.
+func (ts *Tokens) refreshGrant(ctx context.Context, token, clientID, jkt string, scope []string) (grant, error) {
+	sg, err := ts.store.Token(ctx, KindRefresh, hashOf(token), ts.now())
+	if err != nil {
+		return grant{}, err
+	}
+	g := grantOf(sg)
 	switch {
-	case !ok || !now.Before(g.expires):
-		return grant{}, errUnknownGrant
 	case !secretEqual(g.clientID, clientID) || !secretEqual(g.jkt, jkt):
 		return grant{}, errWrongHolder
 	case scope != nil && !scopeSubset(scope, strings.Fields(g.scope)):
@@ -204,70 +228,28 @@ func (ts *Tokens) refreshGrant(token, clientID, jkt string, scope []string) (gra
 	return g, nil
 }
 
-// revokeFamily deletes the tokens issued from one authorization code. The
-// caller holds mu.
-func (ts *Tokens) revokeFamily(family [sha256.Size]byte) {
-	for h, g := range ts.access {
-		if g.family == family {
-			delete(ts.access, h)
-		}
-	}
-	for h, g := range ts.refresh {
-		if g.family == family {
-			delete(ts.refresh, h)
-		}
-	}
-}
-
-// makeRoom sweeps expired entries at most once a minute, or at once when a
-// map of size n is full; it refuses when the map is still full afterwards.
-// The caller holds mu.
-func (ts *Tokens) makeRoom(n int) error {
-	now := ts.now()
-	if n < ts.maxEntries && now.Sub(ts.lastSweep) < sweepEvery {
-		return nil
-	}
-	ts.lastSweep = now
-	for h, g := range ts.access {
-		if !now.Before(g.expires) {
-			delete(ts.access, h)
-		}
-	}
-	for h, g := range ts.refresh {
-		if !now.Before(g.expires) {
-			delete(ts.refresh, h)
-		}
-	}
-	for h, c := range ts.codes {
-		// Used codes are kept until they expire, to recognise reuse.
-		if !now.Before(c.expires) {
-			delete(ts.codes, h)
-		}
-	}
-	if len(ts.access) >= ts.maxEntries || len(ts.refresh) >= ts.maxEntries || len(ts.codes) >= ts.maxEntries {
-		return errStoreFull
-	}
-	return nil
-}
-
-// size returns the number of live entries of each kind (tests).
+// size returns the number of stored entries of each kind in a MemoryStore
+// (tests); -1 for another store.
 func (ts *Tokens) size() (access, refresh, codes int) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return len(ts.access), len(ts.refresh), len(ts.codes)
+	m, ok := ts.store.(*MemoryStore)
+	if !ok {
+		return -1, -1, -1
+	}
+	access, refresh, codes, _, _ = m.sizes()
+	return access, refresh, codes
 }
 
 // newSecret returns a random 256-bit base64url value and its hash.
-func newSecret() (string, [sha256.Size]byte, error) {
+func newSecret() (string, Hash, error) {
 	b := make([]byte, secretBytes)
 	if _, err := rand.Read(b); err != nil {
-		return "", [sha256.Size]byte{}, err
+		return "", Hash{}, err
 	}
 	v := base64.RawURLEncoding.EncodeToString(b)
 	return v, hashOf(v), nil
 }
 
-func hashOf(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
+func hashOf(s string) Hash { return sha256.Sum256([]byte(s)) }
 
 // secretEqual compares two strings in constant time: it compares their
 // SHA-256 hashes, so neither the content nor the length leaks.
