@@ -90,6 +90,10 @@ type config struct {
 	// once (false: every customer goes through the page).
 	DevAuthPassword    string
 	DevAuthAutoApprove bool
+	// DevAuthMaxTokensPerClient is how many live access tokens (and as
+	// many refresh tokens and authorization codes) one sandbox client may
+	// hold; past it that client gets 429.
+	DevAuthMaxTokensPerClient int
 
 	DPoPAlgs        []string
 	DPoPNonce       string
@@ -242,6 +246,8 @@ var settings = []setting{
 		}},
 	{name: "PAYMENTS_DEV_AUTH_AUTO_APPROVE", def: "true", help: "the sandbox authorization server approves requests that name psu at once; false: every customer signs in on the consent page",
 		parse: func(c *config, v string) (err error) { c.DevAuthAutoApprove, err = parseBool(v); return }},
+	{name: "PAYMENTS_DEV_AUTH_MAX_TOKENS_PER_CLIENT", def: "10000", help: "live access tokens one sandbox client may hold (as many refresh tokens and codes); past it that client alone gets 429 until some expire",
+		parse: func(c *config, v string) (err error) { c.DevAuthMaxTokensPerClient, err = positiveInt(v); return }},
 	{name: "PAYMENTS_DPOP_ALGS", def: "ES256,EdDSA,Ed25519,PS256", help: "allowed DPoP proof algorithms",
 		parse: func(c *config, v string) (err error) { c.DPoPAlgs, err = parseAlgs(v); return }},
 	{name: "PAYMENTS_DPOP_NONCE", def: "required", help: "DPoP nonces: required or off",

@@ -7,7 +7,9 @@ import (
 )
 
 // Retention of the tables that grow with traffic: serve purges expired
-// idempotency keys every purgeEvery, purgeBatch rows per statement.
+// idempotency keys, and with PAYMENTS_DEV_AUTH=true the sandbox's expired
+// tokens, codes, pushed requests, registrations and assertion ids, every
+// purgeEvery, purgeBatch rows per statement.
 const (
 	purgeEvery = time.Minute
 	purgeBatch = 1000

@@ -18,6 +18,7 @@ import (
 	"github.com/obpay/payments/internal/handlers"
 	"github.com/obpay/payments/internal/openbanking"
 	"github.com/obpay/payments/internal/postgres"
+	"github.com/obpay/payments/internal/postgres/authstore"
 	"github.com/obpay/payments/internal/security"
 )
 
@@ -138,9 +139,20 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 	}
 	var sandboxTokens *devauth.Tokens
 	if c.DevAuth {
-		// The sandbox authorization server answers introspection in-process
-		// from the same token store its token endpoint writes.
-		sandboxTokens = devauth.NewTokens(time.Now)
+		// The sandbox authorization server keeps its state in the database,
+		// so a restart strands no consent and signs no one out, and answers
+		// introspection in-process from the tokens its token endpoint writes.
+		as, err := authstore.New(db)
+		if err != nil {
+			app.close()
+			return nil, err
+		}
+		sandboxTokens, err = devauth.NewStoredTokens(devauth.TokensConfig{Store: as, Now: time.Now,
+			MaxPerClient: c.DevAuthMaxTokensPerClient})
+		if err != nil {
+			app.close()
+			return nil, fmt.Errorf("PAYMENTS_DEV_AUTH_MAX_TOKENS_PER_CLIENT: %w", err)
+		}
 		if intro == nil {
 			intro = sandboxTokens
 		}
@@ -220,6 +232,9 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 		}
 	}
 	app.closers = append(app.closers, startPurge(ctx, "idempotency_keys", svc.PurgeExpiredKeys, purgeEvery, purgeBatch, log))
+	if sandboxTokens != nil {
+		app.closers = append(app.closers, startPurge(ctx, "devauth", sandboxTokens.Purge, purgeEvery, purgeBatch, log))
+	}
 	app.routes = func(e *echo.Echo) error {
 		if sandbox != nil {
 			sandbox.Register(e)

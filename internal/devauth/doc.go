@@ -30,9 +30,9 @@
 //	                         bound to its key (cnf.jkt, RFC 9449 §5, §6)
 //	POST /oauth2/introspect  RFC 7662 for the resource server client payments-rs
 //	POST /oauth2/register    RFC 7591 open registration of aggregator
-//	                         clients, in memory (1,000 at most, 24 hours
-//	                         each), loopback redirect URIs only, compared
-//	                         exactly afterwards
+//	                         clients (1,000 at most, 24 hours each),
+//	                         loopback redirect URIs only, compared exactly
+//	                         afterwards
 //
 // Clients authenticate at the token, PAR and introspection endpoints with
 // private_key_jwt (RFC 7523: a client assertion signed by one of the
@@ -40,9 +40,15 @@
 // ahead, each jti once), or, as sandbox conveniences outside FAPI,
 // client_secret_basic and client_secret_post.
 //
-// Tokens, refresh tokens and codes are 256-bit random values kept in memory
-// under their SHA-256 (Tokens), which also implements security.Introspector
-// so the service introspects in-process. Every store is bounded.
+// Tokens, refresh tokens, codes and request_uris are 256-bit random values
+// kept under their SHA-256 in a Store (the service's is PostgreSQL, see
+// internal/postgres/authstore), with registered clients and client assertion
+// ids, so that a restart strands no consent and signs no one out. Tokens
+// fronts the Store and implements security.Introspector, so the service
+// introspects in-process. Everything in it expires and is purged (Purge);
+// each client may hold TokensConfig.MaxPerClient live tokens of each kind
+// and codes, and 100 pushed requests, and past that gets 429 while the other
+// clients go on.
 //
 // # Threat model
 //
