@@ -315,3 +315,36 @@ func TestPurge(t *testing.T) {
 		t.Errorf("live token after the purge = %v", err)
 	}
 }
+
+// BenchmarkIntrospect measures the in-process introspection of a live
+// token: one indexed lookup by hash on PostgreSQL, against the memory store.
+func BenchmarkIntrospect(b *testing.B) {
+	ctx := context.Background()
+	db := testdb.Open(b)
+	pg, err := authstore.New(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name  string
+		store devauth.Store
+	}{{"postgres", pg}, {"memory", devauth.NewMemoryStore()}} {
+		tokens, err := devauth.NewStoredTokens(devauth.TokensConfig{Store: bc.store})
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		g := devauth.Grant{Hash: hash("bench-token"), Kind: devauth.KindAccess, ClientID: "c", Scope: "payments",
+			JKT: "jkt", IssuedAt: now, Expires: now.Add(time.Hour)}
+		if err := bc.store.PutToken(ctx, g, now, 10); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if info, err := tokens.Introspect(ctx, "bench-token"); err != nil || !info.Active {
+					b.Fatalf("Introspect = %+v, %v", info, err)
+				}
+			}
+		})
+	}
+}
