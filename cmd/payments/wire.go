@@ -147,8 +147,11 @@ func wire(ctx context.Context, c config, db *gorm.DB, reg prometheus.Registerer,
 			app.close()
 			return nil, err
 		}
+		// Its active answers are reused for PAYMENTS_INTROSPECTION_CACHE_TTL
+		// like an external server's, so a request costs no database lookup
+		// for its token.
 		sandboxTokens, err = devauth.NewStoredTokens(devauth.TokensConfig{Store: as, Now: time.Now,
-			MaxPerClient: c.DevAuthMaxTokensPerClient})
+			MaxPerClient: c.DevAuthMaxTokensPerClient, CacheTTL: c.IntrospectionCacheTTL})
 		if err != nil {
 			app.close()
 			return nil, fmt.Errorf("PAYMENTS_DEV_AUTH_MAX_TOKENS_PER_CLIENT: %w", err)

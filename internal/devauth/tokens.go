@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/obpay/payments/internal/security"
@@ -75,18 +76,39 @@ type TokensConfig struct {
 	// gets 429 until some expire, and other clients are not affected. Zero
 	// means DefaultMaxPerClient.
 	MaxPerClient int
+	// CacheTTL is how long Introspect reuses an active answer without asking
+	// the Store, never past the token's exp; zero means it always asks. A
+	// token revoked through these Tokens (its code reused) leaves the cache
+	// at once; one revoked through another process's stays active here for
+	// at most CacheTTL, as with a resource server's introspection cache.
+	CacheTTL time.Duration
+}
+
+// maxCached bounds the introspection cache of Tokens.
+const maxCached = 100_000
+
+// cachedGrant is an active access token's grant and the time until which
+// Introspect may reuse it.
+type cachedGrant struct {
+	g     Grant
+	until time.Time
 }
 
 // Tokens is the sandbox's state in a Store: access tokens, refresh tokens,
 // authorization codes, pushed requests, registered clients and accepted
 // client assertion ids. Tokens, codes and request_uris are kept under their
 // SHA-256, never themselves. Tokens implements security.Introspector, so the
-// resource server can introspect in-process, with one store lookup per
-// call. It is safe for concurrent use.
+// resource server can introspect in-process, with at most one store lookup
+// per call (none for an active answer still cached, CacheTTL). It is safe
+// for concurrent use.
 type Tokens struct {
 	store        Store
 	now          func() time.Time
 	maxPerClient int
+	cacheTTL     time.Duration
+
+	mu    sync.Mutex
+	cache map[Hash]cachedGrant // active access tokens; nil when cacheTTL is zero
 }
 
 // NewTokens returns Tokens on a new MemoryStore using the clock now (nil
@@ -100,7 +122,7 @@ func NewTokens(now func() time.Time) *Tokens {
 
 // NewStoredTokens returns Tokens as cfg says.
 func NewStoredTokens(cfg TokensConfig) (*Tokens, error) {
-	t := &Tokens{store: cfg.Store, now: cfg.Now, maxPerClient: cfg.MaxPerClient}
+	t := &Tokens{store: cfg.Store, now: cfg.Now, maxPerClient: cfg.MaxPerClient, cacheTTL: cfg.CacheTTL}
 	if t.store == nil {
 		t.store = NewMemoryStore()
 	}
@@ -113,17 +135,33 @@ func NewStoredTokens(cfg TokensConfig) (*Tokens, error) {
 	case t.maxPerClient < 0:
 		return nil, errors.New("devauth: MaxPerClient must not be negative")
 	}
+	switch {
+	case t.cacheTTL < 0:
+		return nil, errors.New("devauth: CacheTTL must not be negative")
+	case t.cacheTTL > 0:
+		t.cache = map[Hash]cachedGrant{}
+	}
 	return t, nil
 }
 
 // Introspect answers RFC 7662 §2.2 for token: active with the token's client,
 // subject (PSU tokens only), scope, consent, iat, exp, token_type "DPoP" and
 // cnf.jkt (RFC 9449 §6.2), or inactive when the token is unknown, expired or
-// revoked. It fails only when the store does (ErrUnavailable or another
-// error), and the resource server then refuses the request with 503.
+// revoked. An active answer may come from the cache (CacheTTL); otherwise
+// it is one Store lookup. It fails only when the store does (ErrUnavailable
+// or another error), and the resource server then refuses the request with
+// 503.
 func (ts *Tokens) Introspect(ctx context.Context, token string) (security.Introspection, error) {
 	now := ts.now()
-	sg, err := ts.store.Token(ctx, KindAccess, hashOf(token), now)
+	h := hashOf(token)
+	sg, ok := ts.cached(h, now)
+	var err error
+	if !ok {
+		sg, err = ts.store.Token(ctx, KindAccess, h, now)
+		if err == nil {
+			ts.remember(sg, now)
+		}
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return security.Introspection{Active: false}, nil
@@ -148,6 +186,61 @@ func (ts *Tokens) Introspect(ctx context.Context, token string) (security.Intros
 		info.AuthorizationDetails = grantedDetails(g.consentID)
 	}
 	return info, nil
+}
+
+// cached returns the cached grant of the access token h, if it may be
+// reused at now.
+func (ts *Tokens) cached(h Hash, now time.Time) (Grant, bool) {
+	if ts.cache == nil {
+		return Grant{}, false
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	c, ok := ts.cache[h]
+	if !ok || !now.Before(c.until) {
+		return Grant{}, false
+	}
+	return c.g, true
+}
+
+// remember caches g until CacheTTL from now or its expiry, whichever is
+// first. A full cache first drops what it may no longer reuse, and caches
+// nothing when that frees no room.
+func (ts *Tokens) remember(g Grant, now time.Time) {
+	if ts.cache == nil {
+		return
+	}
+	until := now.Add(ts.cacheTTL)
+	if g.Expires.Before(until) {
+		until = g.Expires
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.cache) >= maxCached {
+		for h, c := range ts.cache {
+			if !now.Before(c.until) {
+				delete(ts.cache, h)
+			}
+		}
+		if len(ts.cache) >= maxCached {
+			return
+		}
+	}
+	ts.cache[g.Hash] = cachedGrant{g: g, until: until}
+}
+
+// forgetFamily drops the cached tokens issued from the code family.
+func (ts *Tokens) forgetFamily(family Hash) {
+	if ts.cache == nil {
+		return
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for h, c := range ts.cache {
+		if c.g.Family == family {
+			delete(ts.cache, h)
+		}
+	}
 }
 
 // Purge deletes at most limit expired entries of each kind from the store
@@ -198,6 +291,9 @@ func (ts *Tokens) putCode(ctx context.Context, c authCode) (string, error) {
 func (ts *Tokens) redeemCode(ctx context.Context, code string) (authCode, Hash, error) {
 	h := hashOf(code)
 	c, err := ts.store.RedeemCode(ctx, h, ts.now())
+	if errors.Is(err, ErrCodeReused) {
+		ts.forgetFamily(h)
+	}
 	if err != nil {
 		return authCode{}, h, err
 	}

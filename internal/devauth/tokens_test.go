@@ -1,0 +1,82 @@
+package devauth
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingStore counts the token lookups that reach the store.
+type countingStore struct {
+	*MemoryStore
+	lookups atomic.Int64
+}
+
+func (c *countingStore) Token(ctx context.Context, kind TokenKind, h Hash, now time.Time) (Grant, error) {
+	c.lookups.Add(1)
+	return c.MemoryStore.Token(ctx, kind, h, now)
+}
+
+func TestIntrospectionCache(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	store := &countingStore{MemoryStore: NewMemoryStore()}
+	ts, err := NewStoredTokens(TokensConfig{Store: store, Now: func() time.Time { return now }, CacheTTL: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := func(token string) bool {
+		t.Helper()
+		info, err := ts.Introspect(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Active
+	}
+	code, err := ts.putCode(ctx, authCode{clientID: "c", expires: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, family, err := ts.redeemCode(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := ts.issueAccess(ctx, grant{clientID: "c", jkt: "k", issuedAt: now, expires: now.Add(5 * time.Minute), family: family})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := ts.issueAccess(ctx, grant{clientID: "c", jkt: "k", issuedAt: now, expires: now.Add(10 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first, second := active(long), active(long)
+	if !first || !second || store.lookups.Load() != 1 {
+		t.Fatalf("two introspections within CacheTTL: %d store lookups, want 1", store.lookups.Load())
+	}
+	// Never past exp.
+	if !active(short) {
+		t.Fatal("short token inactive before its exp")
+	}
+	now = now.Add(10 * time.Second)
+	if active(short) {
+		t.Error("short token active past its exp")
+	}
+	lookups := store.lookups.Load()
+	now = now.Add(20 * time.Second)
+	if !active(long) || store.lookups.Load() != lookups+1 {
+		t.Errorf("introspection at CacheTTL: %d store lookups, want %d", store.lookups.Load(), lookups+1)
+	}
+	// A reused code revokes its tokens, in this process at once.
+	if !active(long) {
+		t.Fatal("long token inactive")
+	}
+	if _, _, err := ts.redeemCode(ctx, code); !errors.Is(err, ErrCodeReused) {
+		t.Fatalf("second redeemCode = %v, want ErrCodeReused", err)
+	}
+	if active(long) {
+		t.Error("token of a reused code still active from the cache")
+	}
+}
