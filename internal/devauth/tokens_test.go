@@ -3,9 +3,13 @@ package devauth
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/obpay/payments/internal/security"
 )
 
 // countingStore counts the token lookups that reach the store.
@@ -78,5 +82,36 @@ func TestIntrospectionCache(t *testing.T) {
 	}
 	if active(long) {
 		t.Error("token of a reused code still active from the cache")
+	}
+}
+
+// unreachableStore is a store that cannot be reached.
+type unreachableStore struct{ *MemoryStore }
+
+func (unreachableStore) PutToken(context.Context, Grant, time.Time, int) error { return ErrUnavailable }
+
+func (unreachableStore) Token(context.Context, TokenKind, Hash, time.Time) (Grant, error) {
+	return Grant{}, ErrUnavailable
+}
+
+// TestStoreUnavailable: a store that cannot be reached gives 503 with
+// Retry-After at the token endpoint, and an introspection error (never an
+// inactive answer, which would read as a bad token).
+func TestStoreUnavailable(t *testing.T) {
+	f := newFixture(t, func(_ *security.Config, c *Config) {
+		tokens, err := NewStoredTokens(TokensConfig{Store: unreachableStore{NewMemoryStore()}, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Tokens = tokens
+	})
+	w := f.tokenRequest(url.Values{"grant_type": {"client_credentials"}})
+	b := decode(t, w)
+	if w.Code != http.StatusServiceUnavailable || b.Error != "temporarily_unavailable" || w.Header().Get("Retry-After") == "" {
+		t.Errorf("token with the store down = %d %s, Retry-After %q; want 503 temporarily_unavailable with Retry-After",
+			w.Code, b.Error, w.Header().Get("Retry-After"))
+	}
+	if _, err := f.srv.Introspect(context.Background(), "some-token"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Introspect with the store down = %v, want ErrUnavailable", err)
 	}
 }
