@@ -290,9 +290,9 @@ func (s *Server) approve(ctx context.Context, cl *client, req authzRequest) (str
 	if e != nil {
 		return "", e
 	}
-	if err := s.consents.AuthoriseConsent(ctx, req.consentID, req.psu, req.debtorAccount); err != nil {
-		return "", s.consentError(ctx, err)
-	}
+	// The code is stored first, so that a client at its cap is refused
+	// before its consent is authorised; no one knows the code until it is
+	// returned, and it is dropped when the authorisation fails.
 	code, err := s.tokens.putCode(ctx, authCode{
 		clientID:    cl.id,
 		redirectURI: req.redirectURI,
@@ -305,6 +305,13 @@ func (s *Server) approve(ctx context.Context, cl *client, req authzRequest) (str
 	})
 	if err != nil {
 		return "", storeError(err)
+	}
+	if err := s.consents.AuthoriseConsent(ctx, req.consentID, req.psu, req.debtorAccount); err != nil {
+		if derr := s.tokens.dropCode(ctx, code); derr != nil {
+			// Unknown to anyone, it expires unused.
+			s.log.LogAttrs(ctx, slog.LevelWarn, "unused authorization code not dropped", slog.String("error", derr.Error()))
+		}
+		return "", s.consentError(ctx, err)
 	}
 	return code, nil
 }

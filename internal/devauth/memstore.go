@@ -110,6 +110,14 @@ func (m *MemoryStore) PutCode(_ context.Context, c Code, now time.Time, max int)
 	return nil
 }
 
+// DeleteCode implements Store.
+func (m *MemoryStore) DeleteCode(_ context.Context, h Hash) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.codes, h)
+	return nil
+}
+
 // RedeemCode implements Store.
 func (m *MemoryStore) RedeemCode(_ context.Context, h Hash, now time.Time) (Code, error) {
 	m.mu.Lock()

@@ -119,6 +119,8 @@ type Store interface {
 	// PutCode stores c; ErrClientAtCap when c.ClientID holds max live
 	// codes at now.
 	PutCode(ctx context.Context, c Code, now time.Time, max int) error
+	// DeleteCode deletes the code under h, if there is one.
+	DeleteCode(ctx context.Context, h Hash) error
 	// RedeemCode spends the live code under h and returns it: of two
 	// concurrent calls exactly one succeeds. A code already spent gives
 	// ErrCodeReused and revokes every token of its family; an unknown or

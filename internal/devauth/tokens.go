@@ -284,6 +284,11 @@ func (ts *Tokens) putCode(ctx context.Context, c authCode) (string, error) {
 	return v, nil
 }
 
+// dropCode deletes a code that was never handed out.
+func (ts *Tokens) dropCode(ctx context.Context, code string) error {
+	return ts.store.DeleteCode(ctx, hashOf(code))
+}
+
 // redeemCode spends the code and returns its binding with the family its
 // tokens will carry. A code is good for one attempt only (RFC 6749 §4.1.2):
 // a second presentation fails with ErrCodeReused and revokes every token

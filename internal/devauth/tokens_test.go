@@ -115,3 +115,26 @@ func TestStoreUnavailable(t *testing.T) {
 		t.Errorf("Introspect with the store down = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestCodeCapPerClient: a client holding as many live codes as it may is
+// refused before its consent is authorised; another client is not.
+func TestCodeCapPerClient(t *testing.T) {
+	f := newFixture(t)
+	f.tokens.maxPerClient = 1
+	f.code(authorizeQuery())
+	q := authorizeQuery()
+	q.Set("consent_id", "acc-1")
+	q.Set("scope", "accounts")
+	q.Del("debtor_account")
+	w := f.authorize(q, true)
+	if b := decode(t, w); w.Code != http.StatusTooManyRequests || b.Error != "temporarily_unavailable" {
+		t.Fatalf("authorize past the code cap = %d %s, want 429 temporarily_unavailable", w.Code, b.Error)
+	}
+	if n := f.consents.callCount(); n != 1 {
+		t.Errorf("%d consents authorised, want 1: the refused one must stay awaiting", n)
+	}
+	q = authorizeQuery()
+	q.Set("client_id", "sandbox-tpp-2")
+	q.Set("consent_id", "pay-2")
+	f.code(q)
+}

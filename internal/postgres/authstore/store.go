@@ -151,6 +151,14 @@ func (s *Store) PutCode(ctx context.Context, c devauth.Code, now time.Time, max 
 	return nil
 }
 
+// DeleteCode implements devauth.Store.
+func (s *Store) DeleteCode(ctx context.Context, h devauth.Hash) error {
+	if err := s.db.WithContext(ctx).Exec(`DELETE FROM devauth_codes WHERE hash = ?`, h[:]).Error; err != nil {
+		return storeError(ctx, err)
+	}
+	return nil
+}
+
 type codeRow struct {
 	ClientID    string
 	RedirectURI string

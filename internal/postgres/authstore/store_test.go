@@ -136,6 +136,16 @@ func TestRedeemCode(t *testing.T) {
 	if _, err := s.RedeemCode(ctx, hash("unknown"), t0); !errors.Is(err, devauth.ErrNotFound) {
 		t.Errorf("unknown code = %v, want ErrNotFound", err)
 	}
+	dropped := devauth.Code{Hash: hash("dropped"), ClientID: "a", Expires: t0.Add(time.Minute)}
+	if err := s.PutCode(ctx, dropped, t0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCode(ctx, dropped.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RedeemCode(ctx, dropped.Hash, t0); !errors.Is(err, devauth.ErrNotFound) {
+		t.Errorf("deleted code = %v, want ErrNotFound", err)
+	}
 }
 
 // TestRedeemCodeConcurrently: of concurrent exchanges of one code, exactly
