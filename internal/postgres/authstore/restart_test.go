@@ -2,6 +2,9 @@ package authstore_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -14,6 +17,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"gorm.io/gorm"
 
 	sdk "github.com/obpay/payments/client"
@@ -306,5 +312,86 @@ func TestCapPerClient(t *testing.T) {
 	}
 	if status, b := s.post("/oauth2/token", "sandbox-tpp", "sandbox-secret", key, cc); status != http.StatusOK {
 		t.Errorf("token once the others expired = %d %v", status, b)
+	}
+}
+
+// postAssertion sends form to path authenticated by a client assertion of
+// id signed with key (private_key_jwt), with a DPoP proof by proofKey.
+func (s *sandbox) postAssertion(path, id string, key jwk.Key, jti string, proofKey *sdk.Key, form url.Values) (int, map[string]any) {
+	s.t.Helper()
+	claims, err := json.Marshal(map[string]any{"iss": id, "sub": id, "aud": publicURL, "jti": jti,
+		"iat": s.now().Unix(), "exp": s.now().Add(time.Minute).Unix()})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, key.KeyID())
+	a, err := jws.Sign(claims, jws.WithKey(jwa.ES256, key, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	form.Set("client_assertion_type", security.ClientAssertionType)
+	form.Set("client_assertion", string(a))
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	p, err := proofKey.Proof(sdk.ProofRequest{Method: http.MethodPost, URL: publicURL + path, IssuedAt: s.now()})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	r.Header.Set("DPoP", p)
+	return s.do(r)
+}
+
+// TestRestartPrivateKeyJWT: a client registered with its keys
+// (private_key_jwt) authenticates after a restart, and an assertion
+// accepted before the restart is refused after it.
+func TestRestartPrivateKeyJWT(t *testing.T) {
+	db := testdb.Open(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	c := &consents{}
+	proofKey, err := sdk.GenerateKey(sdk.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := jwk.FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = key.Set(jwk.KeyIDKey, "k1")
+	pub, err := key.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := json.Marshal(map[string]any{"keys": []any{pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first := newSandbox(t, db, c, clock, 0)
+	r := httptest.NewRequest(http.MethodPost, "/oauth2/register", strings.NewReader(`{"token_endpoint_auth_method": "private_key_jwt",
+		"grant_types": ["client_credentials"], "scope": "accounts", "jwks": `+string(set)+`}`))
+	r.Header.Set("Content-Type", "application/json")
+	status, reg := first.do(r)
+	id := str(reg, "client_id")
+	if status != http.StatusCreated || id == "" {
+		t.Fatalf("register = %d %v", status, reg)
+	}
+	cc := func() url.Values { return url.Values{"grant_type": {"client_credentials"}} }
+	if status, b := first.postAssertion("/oauth2/token", id, key, "jti-1", proofKey, cc()); status != http.StatusOK {
+		t.Fatalf("token before the restart = %d %v", status, b)
+	}
+
+	second := newSandbox(t, db, c, clock, 0)
+	if status, b := second.postAssertion("/oauth2/token", id, key, "jti-1", proofKey, cc()); status != http.StatusUnauthorized || str(b, "error") != "invalid_client" {
+		t.Errorf("assertion replayed after a restart = %d %v, want 401 invalid_client", status, b)
+	}
+	status, b := second.postAssertion("/oauth2/token", id, key, "jti-2", proofKey, cc())
+	if status != http.StatusOK || str(b, "scope") != "accounts" {
+		t.Fatalf("token after a restart = %d %v, want 200 with scope accounts", status, b)
 	}
 }
