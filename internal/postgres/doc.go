@@ -4,7 +4,10 @@
 // (migrations/*.sql), and the one table that turns SQLSTATEs, constraint
 // names and the database functions' outcomes into the domain's errors
 // (errors.go). Nothing from gorm or pgx leaves this package: callers see
-// models values and the sentinels of ledger and openbanking.
+// models values and the sentinels of ledger and openbanking. The sandbox
+// authorization server's statements (its tables come from migration 00007)
+// are in the subpackage authstore, beside it because devauth's tests use
+// this package.
 //
 // # Invariants
 //
