@@ -126,6 +126,8 @@ func TestSandboxCommandRefusesBadArguments(t *testing.T) {
 		{"unknown sub-command", []string{"refund"}, errUsage},
 		{"relative URL", []string{"pay", "--url", "localhost:8080"}, errUsage},
 		{"bad algorithm", []string{"pay", "--alg", "RS256"}, errUsage},
+		{"unknown API version", []string{"pay", "--version", "3.0"}, errUsage},
+		{"API version with a v", []string{"pay", "--version", "v4.0"}, errUsage},
 		{"help", []string{"pay", "--help"}, errHelp},
 	}
 	for _, tc := range tests {

@@ -90,7 +90,7 @@ Commands:
   dpop keygen      print a new DPoP private key (--alg ES256|EdDSA|PS256, --format jwk|pem)
   dpop proof       print one DPoP proof for curl (--key FILE --method M --url URL [--token T] [--nonce N])
   dpop thumbprint  print a DPoP key's RFC 7638 thumbprint (--key FILE)
-  sandbox pay      run a whole sandbox payment through the Go SDK and print each step (--url URL [--admin-url URL] [--amount A])
+  sandbox pay      run a whole sandbox payment through the Go SDK and print each step (--url URL [--admin-url URL] [--amount A] [--version 3.1|4.0])
   help, --help     this text
 
 Configuration comes from the environment only:

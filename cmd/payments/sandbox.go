@@ -14,7 +14,7 @@ import (
 )
 
 const sandboxUsage = `usage:
-  payments sandbox pay [--url http://localhost:8080] [--admin-url URL] [--amount 10.00] [--alg ES256]
+  payments sandbox pay [--url http://localhost:8080] [--admin-url URL] [--amount 10.00] [--alg ES256] [--version 3.1]
 
 Runs a whole payment against the sandbox (make run) and prints each step: opens two funded
 accounts through the back office (client sandbox-admin), creates a payment consent (client
@@ -23,6 +23,10 @@ sandbox-tpp), has the sandbox authorization server approve it for the payer, exc
 ledger reconciles. Every call goes through the Go SDK in client/. With an admin listener
 (PAYMENTS_ADMIN_ADDR), give its URL as --admin-url (default: PAYMENTS_ADMIN_PUBLIC_URL, else --url):
 the back office calls go there, the tokens still come from --url.
+
+--version picks the Open Banking API the aggregator calls: 3.1 (/open-banking/v3.1, the default)
+or 4.0 (/open-banking/v4.0: ISO status codes, the payment RCVD when created and ACCC or ACSC when
+read back, its payment-details, balances ITAV and ITBD). The back office is the same for both.
 `
 
 // Sandbox identities (README, "The sandbox authorization server").
@@ -57,6 +61,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	adminURL := fs.String("admin-url", getenv("PAYMENTS_ADMIN_PUBLIC_URL"), "the back office's base URL when the service has an admin listener (its PAYMENTS_ADMIN_PUBLIC_URL); empty: --url")
 	amount := fs.String("amount", "10.00", "amount to pay, GBP")
 	alg := fs.String("alg", "ES256", "DPoP key algorithm: ES256, EdDSA, PS256")
+	version := fs.String("version", sandboxV31, "Open Banking API version: 3.1 or 4.0")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -72,17 +77,36 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	} else if _, err := client.TargetURI(*adminURL); err != nil {
 		return fmt.Errorf("%w: --admin-url %q: %v", errUsage, *adminURL, err)
 	}
-	return sandboxPay(ctx, sandboxRun{base: *base, admin: *adminURL, amount: *amount, alg: a, out: stdout})
+	return sandboxPay(ctx, sandboxRun{base: *base, admin: *adminURL, amount: *amount, alg: a, version: *version, out: stdout})
 }
+
+// The Open Banking versions `sandbox pay` runs (--version).
+const (
+	sandboxV31 = "3.1"
+	sandboxV40 = "4.0"
+)
 
 // sandboxRun is one sandbox payment.
 type sandboxRun struct {
-	base   string
-	admin  string // the back office's base URL: the admin listener's, or "" for base
-	amount string
-	alg    client.Algorithm
-	out    io.Writer
-	step   int
+	base    string
+	admin   string // the back office's base URL: the admin listener's, or "" for base
+	amount  string
+	alg     client.Algorithm
+	version string // the aggregator's API: sandboxV31 or sandboxV40; "" means sandboxV31
+	out     io.Writer
+	step    int
+}
+
+// sandboxParties is what the aggregator's part of the flow starts from, on either version:
+// its DPoP key and token client, and the accounts the back office opened for the payer and
+// the payee.
+type sandboxParties struct {
+	key          *client.Key
+	tpp          *client.TokenClient
+	suffix       string // makes this run's names and identifications unique
+	payer, payee string
+	debtor       *obapi.LedgerAccount
+	creditor     *obapi.LedgerAccount
 }
 
 func (r *sandboxRun) say(format string, args ...any) {
@@ -90,10 +114,20 @@ func (r *sandboxRun) say(format string, args ...any) {
 	fmt.Fprintf(r.out, "%2d. %s\n", r.step, fmt.Sprintf(format, args...))
 }
 
-// sandboxPay runs the whole flow; each step is one SDK call.
+// sandboxPay runs the whole flow; each step is one SDK call. The back office's parts (the
+// accounts, the reconciliation) and the customer's approval are the same on both versions; the
+// aggregator's calls are payV31's or payV4's.
 func sandboxPay(ctx context.Context, r sandboxRun) error {
 	if r.admin == "" {
 		r.admin = r.base
+	}
+	pay := r.payV31
+	switch r.version {
+	case "", sandboxV31:
+	case sandboxV40:
+		pay = r.payV4
+	default:
+		return fmt.Errorf("%w: --version %q: the sandbox serves Open Banking %s and %s", errUsage, r.version, sandboxV31, sandboxV40)
 	}
 	key, err := client.GenerateKey(r.alg)
 	if err != nil {
@@ -106,36 +140,52 @@ func sandboxPay(ctx context.Context, r sandboxRun) error {
 	if err != nil {
 		return err
 	}
-	suffix := randomSuffix()
-	payer, payee := "alice-"+suffix, "bob-"+suffix
-	debtor, err := openAccount(ctx, admin, payer, "100.00")
-	if err != nil {
+	p := sandboxParties{key: key, suffix: randomSuffix()}
+	p.payer, p.payee = "alice-"+p.suffix, "bob-"+p.suffix
+	if p.debtor, err = openAccount(ctx, admin, p.payer, "100.00"); err != nil {
 		return err
 	}
-	r.say("back office opened %s's account %s (%s) with %s GBP", payer, debtor.AccountId, debtor.Account[0].Identification, debtor.Balance)
-	creditor, err := openAccount(ctx, admin, payee, "0.00")
-	if err != nil {
+	r.say("back office opened %s's account %s (%s) with %s GBP", p.payer, p.debtor.AccountId, p.debtor.Account[0].Identification, p.debtor.Balance)
+	if p.creditor, err = openAccount(ctx, admin, p.payee, "0.00"); err != nil {
 		return err
 	}
-	r.say("back office opened %s's account %s (%s) with %s GBP", payee, creditor.AccountId, creditor.Account[0].Identification, creditor.Balance)
+	r.say("back office opened %s's account %s (%s) with %s GBP", p.payee, p.creditor.AccountId, p.creditor.Account[0].Identification, p.creditor.Balance)
 
-	// The aggregator asks for a payment consent with its client credentials token.
-	tpp, err := client.NewTokenClient(client.TokenConfig{BaseURL: r.base, ClientID: sandboxTPPID, ClientSecret: sandboxTPPSecret, Key: key})
+	// The aggregator: a consent, the customer's approval, the payment, the payer's balances.
+	p.tpp, err = client.NewTokenClient(client.TokenConfig{BaseURL: r.base, ClientID: sandboxTPPID, ClientSecret: sandboxTPPSecret, Key: key})
 	if err != nil {
 		return err
 	}
-	api, err := client.New(r.base, key, tpp.ClientCredentialsSource("payments"))
+	if err := pay(ctx, p); err != nil {
+		return err
+	}
+
+	report, err := admin.ReconcileLedgerWithResponse(ctx, &obapi.ReconcileLedgerParams{})
+	if err := expect("reconcile", err, report, 200); err != nil {
+		return err
+	}
+	r.say("ledger reconcile: balanced = %v over %d accounts, drift %d", report.JSON200.Balanced, report.JSON200.AccountsChecked, len(report.JSON200.Drift))
+	if !report.JSON200.Balanced || len(report.JSON200.Drift) != 0 {
+		return errors.New("the ledger does not reconcile")
+	}
+	fmt.Fprintln(r.out, "done: the payment is booked")
+	return nil
+}
+
+// payV31 is the aggregator's part of the flow on Open Banking v3.1.
+func (r *sandboxRun) payV31(ctx context.Context, p sandboxParties) error {
+	api, err := client.New(r.base, p.key, p.tpp.ClientCredentialsSource("payments"))
 	if err != nil {
 		return err
 	}
-	name := payee
+	name := p.payee
 	initiation := obapi.OBWriteDomestic2DataInitiation{
-		InstructionIdentification: "sbx-" + suffix,
-		EndToEndIdentification:    "sbx-" + suffix,
+		InstructionIdentification: "sbx-" + p.suffix,
+		EndToEndIdentification:    "sbx-" + p.suffix,
 		InstructedAmount:          obapi.OBActiveOrHistoricCurrencyAndAmount{Amount: r.amount, Currency: "GBP"},
 		CreditorAccount: obapi.OBCashAccountCreditor3{
-			SchemeName:     creditor.Account[0].SchemeName,
-			Identification: creditor.Account[0].Identification,
+			SchemeName:     p.creditor.Account[0].SchemeName,
+			Identification: p.creditor.Account[0].Identification,
 			Name:           &name,
 		},
 	}
@@ -149,12 +199,11 @@ func sandboxPay(ctx context.Context, r sandboxRun) error {
 	r.say("%s created payment consent %s for %s GBP: %s", sandboxTPPID, consentID, r.amount, consent.JSON201.Data.Status)
 
 	// The customer approves it at the authorization server; the aggregator exchanges the code.
-	psuToken, err := sandboxApprove(ctx, tpp, "payments", consentID, payer, debtor.AccountId)
+	psuToken, err := r.approve(ctx, p, consentID)
 	if err != nil {
 		return err
 	}
-	r.say("%s approved the consent, paying from %s; code exchanged for a DPoP-bound %s token", payer, debtor.AccountId, psuToken.Scope)
-	psu, err := client.New(r.base, key, tpp.RefreshingSource(psuToken))
+	psu, err := client.New(r.base, p.key, p.tpp.RefreshingSource(psuToken))
 	if err != nil {
 		return err
 	}
@@ -181,24 +230,25 @@ func sandboxPay(ctx context.Context, r sandboxRun) error {
 	r.say("payment %s read back: %s", paymentID, status.JSON200.Data.Status)
 
 	// The payer's balances, through an account access consent.
-	balances, err := readBalances(ctx, r.base, key, tpp, payer, debtor.AccountId)
+	balances, err := readBalances(ctx, r.base, p.key, p.tpp, p.payer, p.debtor.AccountId)
 	if err != nil {
 		return err
 	}
 	for _, b := range balances {
-		r.say("%s's balance %s: %s %s %s", payer, b.Type, b.CreditDebitIndicator, b.Amount.Amount, b.Amount.Currency)
+		r.say("%s's balance %s: %s %s %s", p.payer, b.Type, b.CreditDebitIndicator, b.Amount.Amount, b.Amount.Currency)
 	}
-
-	report, err := admin.ReconcileLedgerWithResponse(ctx, &obapi.ReconcileLedgerParams{})
-	if err := expect("reconcile", err, report, 200); err != nil {
-		return err
-	}
-	r.say("ledger reconcile: balanced = %v over %d accounts, drift %d", report.JSON200.Balanced, report.JSON200.AccountsChecked, len(report.JSON200.Drift))
-	if !report.JSON200.Balanced || len(report.JSON200.Drift) != 0 {
-		return errors.New("the ledger does not reconcile")
-	}
-	fmt.Fprintln(r.out, "done: the payment is booked")
 	return nil
+}
+
+// approve has the payer approve a payment consent, paying from the debtor account, and
+// exchanges the code for the payer's token.
+func (r *sandboxRun) approve(ctx context.Context, p sandboxParties, consentID string) (*client.Token, error) {
+	tok, err := sandboxApprove(ctx, p.tpp, "payments", consentID, p.payer, p.debtor.AccountId)
+	if err != nil {
+		return nil, err
+	}
+	r.say("%s approved the consent, paying from %s; code exchanged for a DPoP-bound %s token", p.payer, p.debtor.AccountId, tok.Scope)
+	return tok, nil
 }
 
 func sandboxClient(base, apiBase string, key *client.Key, id, secret string, scope string) (*client.Client, error) {
