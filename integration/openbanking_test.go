@@ -79,19 +79,9 @@ func withContentType(ct string) obapi.RequestEditorFn {
 
 // psuToken is psuClient returning its error, for use off the test goroutine.
 func (sb *sandbox) psuToken(consentID, psu, debtor, scope string) (*client.Client, error) {
-	pkce, err := client.NewPKCE()
+	tok, err := sb.authorize(consentID, psu, debtor, scope)
 	if err != nil {
 		return nil, err
-	}
-	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/callback", Scope: scope, PKCE: pkce,
-		ConsentID: consentID, PSU: psu, DebtorAccount: debtor}
-	code, err := sb.tpp.SandboxAuthorize(sb.ctx, auth)
-	if err != nil {
-		return nil, fmt.Errorf("authorize %s: %w", consentID, err)
-	}
-	tok, err := sb.tpp.Exchange(sb.ctx, code, auth.RedirectURI, pkce)
-	if err != nil {
-		return nil, fmt.Errorf("exchange code for %s: %w", consentID, err)
 	}
 	return client.New(sb.s.URL, sb.tppKey, sb.tpp.RefreshingSource(tok))
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -121,25 +122,36 @@ func (sb *sandbox) createConsent(t *testing.T, init obapi.OBWriteDomestic2DataIn
 // server (authorization code + PKCE) and returns a client with the PSU token.
 func (sb *sandbox) psuClient(t *testing.T, consentID, psu, debtor, scope string) *client.Client {
 	t.Helper()
-	pkce, err := client.NewPKCE()
+	tok, err := sb.authorize(consentID, psu, debtor, scope)
 	if err != nil {
 		t.Fatal(err)
-	}
-	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/callback", Scope: scope, PKCE: pkce,
-		ConsentID: consentID, PSU: psu, DebtorAccount: debtor}
-	code, err := sb.tpp.SandboxAuthorize(sb.ctx, auth)
-	if err != nil {
-		t.Fatalf("authorize: %v", err)
-	}
-	tok, err := sb.tpp.Exchange(sb.ctx, code, auth.RedirectURI, pkce)
-	if err != nil {
-		t.Fatalf("exchange code: %v", err)
 	}
 	c, err := client.New(sb.s.URL, sb.tppKey, sb.tpp.RefreshingSource(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// authorize has the PSU authorise the consent at the sandbox authorization
+// server (authorization code + PKCE) and returns the PSU token, for a client
+// of either API version; safe off the test goroutine.
+func (sb *sandbox) authorize(consentID, psu, debtor, scope string) (*client.Token, error) {
+	pkce, err := client.NewPKCE()
+	if err != nil {
+		return nil, err
+	}
+	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/callback", Scope: scope, PKCE: pkce,
+		ConsentID: consentID, PSU: psu, DebtorAccount: debtor}
+	code, err := sb.tpp.SandboxAuthorize(sb.ctx, auth)
+	if err != nil {
+		return nil, fmt.Errorf("authorize %s: %w", consentID, err)
+	}
+	tok, err := sb.tpp.Exchange(sb.ctx, code, auth.RedirectURI, pkce)
+	if err != nil {
+		return nil, fmt.Errorf("exchange code for %s: %w", consentID, err)
+	}
+	return tok, nil
 }
 
 func (sb *sandbox) pay(t *testing.T, psu *client.Client, consentID string, init obapi.OBWriteDomestic2DataInitiation, key string) *obapi.CreateDomesticPaymentsResponse {

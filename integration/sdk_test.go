@@ -184,16 +184,18 @@ func TestSDKExamplesRun(t *testing.T) {
 	tests := []struct {
 		name string
 		cmd  *exec.Cmd
-		want string
+		want []string
 	}{
-		{"payments sandbox pay", exec.Command(binary, "sandbox", "pay", "--url", s.URL, "--amount", "12.34"), "done: the payment is booked"},
-		{"examples/sandbox-payment", exec.Command("go", "run", "../examples/sandbox-payment", "-url", s.URL), "SettlementCompleted"},
+		{"payments sandbox pay", exec.Command(binary, "sandbox", "pay", "--url", s.URL, "--amount", "12.34"), []string{"done: the payment is booked"}},
+		{"payments sandbox pay --version 4.0", exec.Command(binary, "sandbox", "pay", "--url", s.URL, "--version", "4.0"), []string{": RCVD\n", "read back: ACCC\n", "details: ACCC", "balance ITAV: Credit 90.00 GBP", "done: the payment is booked"}},
+		{"examples/sandbox-payment", exec.Command("go", "run", "../examples/sandbox-payment", "-url", s.URL), []string{"SettlementCompleted"}},
+		{"examples/sandbox-payment -version 4.0", exec.Command("go", "run", "../examples/sandbox-payment", "-url", s.URL, "-version", "4.0"), []string{"consent ", ": AWAU\n", ": RCVD\n", "read back: ACCC\n"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := tc.cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), tc.want) {
-				t.Errorf("%s: %v\n%s", tc.name, err, out)
+			if found := contains(string(out), tc.want...); err != nil || len(found) != len(tc.want) {
+				t.Errorf("%s: %v; printed %q of %q:\n%s", tc.name, err, found, tc.want, out)
 			}
 		})
 	}

@@ -2,11 +2,13 @@
 // aggregator's code would: start the service with `make run`, then
 //
 //	go run ./examples/sandbox-payment -url http://localhost:8080
+//	go run ./examples/sandbox-payment -url http://localhost:8080 -version 4.0
 //
 // It plays three parts. The bank's back office (client sandbox-admin) opens a funded account for
 // the customer "alice" and one for "bob". The aggregator (client sandbox-tpp) asks for a payment
-// consent, has the customer approve it (the sandbox approves at once) and pays. The DPoP proofs,
-// nonces and token renewals are all inside the SDK.
+// consent, has the customer approve it (the sandbox approves at once) and pays, on Open Banking
+// v3.1 (client.New) or, with -version 4.0, v4.0 (client.NewV4). The DPoP proofs, nonces and token
+// renewals are all inside the SDK.
 package main
 
 import (
@@ -24,15 +26,19 @@ import (
 func main() {
 	base := flag.String("url", "http://localhost:8080", "the service's base URL")
 	amount := flag.String("amount", "10.00", "amount to pay, GBP")
+	version := flag.String("version", "3.1", "Open Banking version: 3.1 or 4.0")
 	flag.Parse()
+	if *version != "3.1" && *version != "4.0" {
+		log.Fatalf("-version %q: use 3.1 or 4.0", *version)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := pay(ctx, *base, *amount); err != nil {
+	if err := pay(ctx, *base, *amount, *version); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func pay(ctx context.Context, base, amount string) error {
+func pay(ctx context.Context, base, amount, version string) error {
 	// One DPoP key for this aggregator; tokens are bound to it. Save it with key.MarshalJWK().
 	key, err := client.GenerateKey(client.ES256)
 	if err != nil {
@@ -68,6 +74,10 @@ func pay(ctx context.Context, base, amount string) error {
 	if err != nil {
 		return err
 	}
+	c := customer{psu: alice, debtor: debtor.JSON201.AccountId}
+	if version == "4.0" {
+		return payV4(ctx, base, key, tpp, c, "Bob", creditor.JSON201.Account[0].Identification, amount, "example-"+suffix)
+	}
 	api, err := client.New(base, key, tpp.ClientCredentialsSource("payments"))
 	if err != nil {
 		return err
@@ -91,19 +101,9 @@ func pay(ctx context.Context, base, amount string) error {
 	fmt.Printf("consent %s: %s\n", consentID, consent.JSON201.Data.Status)
 
 	// The customer approves; the aggregator exchanges the code for a token bound to its key.
-	pkce, err := client.NewPKCE()
+	psuToken, err := c.approve(ctx, tpp, consentID)
 	if err != nil {
 		return err
-	}
-	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/callback", Scope: "payments", PKCE: pkce,
-		ConsentID: consentID, PSU: alice, DebtorAccount: debtor.JSON201.AccountId}
-	code, err := tpp.SandboxAuthorize(ctx, auth)
-	if err != nil {
-		return fmt.Errorf("authorize: %w", err)
-	}
-	psuToken, err := tpp.Exchange(ctx, code, auth.RedirectURI, pkce)
-	if err != nil {
-		return fmt.Errorf("exchange: %w", err)
 	}
 	psu, err := client.New(base, key, tpp.RefreshingSource(psuToken))
 	if err != nil {
@@ -129,6 +129,32 @@ func pay(ctx context.Context, base, amount string) error {
 	}
 	fmt.Printf("payment %s: %s\n", payment.JSON201.Data.DomesticPaymentId, payment.JSON201.Data.Status)
 	return nil
+}
+
+// customer is the payer: a PSU id and the account they pay from.
+type customer struct {
+	psu    string
+	debtor string // AccountId
+}
+
+// approve has the customer approve the consent (the sandbox approves at once) and exchanges
+// the code for a token bound to the aggregator's key. It is the same on both versions.
+func (c customer) approve(ctx context.Context, tpp *client.TokenClient, consentID string) (*client.Token, error) {
+	pkce, err := client.NewPKCE()
+	if err != nil {
+		return nil, err
+	}
+	auth := client.AuthorizeRequest{RedirectURI: "http://127.0.0.1/callback", Scope: "payments", PKCE: pkce,
+		ConsentID: consentID, PSU: c.psu, DebtorAccount: c.debtor}
+	code, err := tpp.SandboxAuthorize(ctx, auth)
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
+	psuToken, err := tpp.Exchange(ctx, code, auth.RedirectURI, pkce)
+	if err != nil {
+		return nil, fmt.Errorf("exchange: %w", err)
+	}
+	return psuToken, nil
 }
 
 // failed reports a call that did not give the expected answer.
