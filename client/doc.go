@@ -28,7 +28,7 @@
 //	fmt.Println(payment.JSON201.Data.Status) // AcceptedCreditSettlementCompleted when the creditor banks here
 //
 // (Check every error in real code; `payments sandbox pay` and examples/sandbox-payment run this
-// flow end to end, accounts included.)
+// flow end to end, accounts included, and on v4.0 with --version 4.0 and -version 4.0.)
 //
 // # Test accounts
 //
