@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -40,7 +41,8 @@ func (sb *sandbox) v4Client(t *testing.T, contract *v4Contract, tokens client.To
 
 // The sandbox flow of TestSandboxPaymentFlowEndToEnd on Open Banking v4.0, through the SDK's
 // ClientV4: the back office (v3.1, its only contract) opens the accounts, the aggregator pays
-// on v4.0, and every v4.0 answer, nonce challenges included, is what openapi-v4.yaml says.
+// on v4.0 (and then tries a payment the debtor cannot fund), and every v4.0 answer, nonce
+// challenges included, is what openapi-v4.yaml says.
 func TestSandboxPaymentFlowV4EndToEnd(t *testing.T) {
 	s := startServer(t)
 	sb := newSandbox(t, s)
@@ -173,6 +175,40 @@ func TestSandboxPaymentFlowV4EndToEnd(t *testing.T) {
 	}
 	if debits != 1 {
 		t.Errorf("transactions show %d booked debits of 30.00, want 1: %s", debits, txs.Body)
+	}
+
+	// A payment alice's 70.00 cannot fund: 201 RJCT with StatusReason AM04, nothing booked.
+	big := initiationV4(creditor, "500.00", "inv-v4-2")
+	consent, err = tpp.CreateDomesticPaymentConsentsWithResponse(sb.ctx,
+		&obapi4.CreateDomesticPaymentConsentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+		obapi4.OBWriteDomesticConsent4{Data: obapi4.OBWriteDomesticConsent4Data{Initiation: big}})
+	if err != nil || consent.JSON201 == nil {
+		t.Fatalf("create consent = %v %s", err, body(consent))
+	}
+	bigToken, err := sb.authorize(consent.JSON201.Data.ConsentId, "alice", alice.AccountId, "payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected, err := sb.v4Client(t, contract, sb.tpp.RefreshingSource(bigToken)).CreateDomesticPaymentsWithResponse(sb.ctx,
+		&obapi4.CreateDomesticPaymentsParams{XIdempotencyKey: client.NewIdempotencyKey()},
+		obapi4.OBWriteDomestic2{Data: obapi4.OBWriteDomestic2Data{ConsentId: consent.JSON201.Data.ConsentId, Initiation: big}})
+	if err != nil || rejected.JSON201 == nil {
+		t.Fatalf("unfunded payment = %v %s", err, body(rejected))
+	}
+	am04, insufficient := "AM04", "InsufficientFunds"
+	if diff := cmp.Diff(&[]obapi4.OBStatusReason{{StatusReasonCode: &am04, StatusReasonDescription: &insufficient}}, rejected.JSON201.Data.StatusReason); rejected.JSON201.Data.Status != "RJCT" || diff != "" {
+		t.Errorf("unfunded payment = %s, StatusReason (-want +got):\n%s", rejected.JSON201.Data.Status, diff)
+	}
+	if err := client.CheckPaymentV4(rejected.JSON201); !errors.Is(err, client.ErrInsufficientFunds) {
+		t.Errorf("CheckPaymentV4(RJCT) = %v, want ErrInsufficientFunds", err)
+	}
+	rejectedDetails, err := tpp.GetDomesticPaymentsDomesticPaymentIdPaymentDetailsWithResponse(sb.ctx, rejected.JSON201.Data.DomesticPaymentId,
+		&obapi4.GetDomesticPaymentsDomesticPaymentIdPaymentDetailsParams{})
+	if err != nil || rejectedDetails.JSON200 == nil || rejectedDetails.JSON200.Data.PaymentStatus == nil || len(*rejectedDetails.JSON200.Data.PaymentStatus) != 1 {
+		t.Fatalf("payment-details = %v %s", err, body(rejectedDetails))
+	}
+	if d := (*rejectedDetails.JSON200.Data.PaymentStatus)[0]; d.Status != "RJCT" || d.StatusDetail == nil || d.StatusDetail.StatusReason == nil || *d.StatusDetail.StatusReason != "AM04" {
+		t.Errorf("payment-details of the unfunded payment = %s, want RJCT with StatusDetail AM04", rejectedDetails.Body)
 	}
 
 	assertBalanced(t, sb)
