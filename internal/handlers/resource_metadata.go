@@ -10,8 +10,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// APIBase is the path, under the public URL, of the Open Banking API: the
-// second resource identifier the service publishes metadata for.
+// APIBase is the path, under the public URL, of the Open Banking v3.1 API:
+// the second resource identifier the service publishes metadata for (PathV4,
+// the v4.0 API, is the third).
 const APIBase = "/open-banking/v3.1"
 
 // wellKnownResource is RFC 9728 §3's well-known URI suffix.
@@ -96,10 +97,10 @@ func ResourceMetadataURL(publicURL string) (string, error) {
 }
 
 // RegisterResourceMetadata serves the protected-resource metadata (RFC 9728
-// §3) of the two resource identifiers the service publishes: the public URL
-// itself, at /.well-known/oauth-protected-resource plus the public URL's
-// path, and the Open Banking API (the public URL plus APIBase), at the same
-// path plus APIBase. Each document's resource is the identifier its URL was
+// §3) of the three resource identifiers the service publishes: the public
+// URL itself, at /.well-known/oauth-protected-resource plus the public URL's
+// path, and the Open Banking APIs (the public URL plus APIBase or PathV4),
+// at the same path plus APIBase or PathV4. Each document's resource is the identifier its URL was
 // derived from (RFC 9728 §3.3). The documents are public, need no token,
 // and may be cached for five minutes. It fails when cfg is incomplete.
 //
@@ -125,6 +126,7 @@ func RegisterResourceMetadata(e *echo.Echo, cfg ResourceMetadataConfig) error {
 	for _, r := range []struct{ resource, path string }{
 		{id, wellKnownPath(u, "")},
 		{id + APIBase, wellKnownPath(u, APIBase)},
+		{id + PathV4, wellKnownPath(u, PathV4)},
 	} {
 		body, err := json.Marshal(resourceMetadata{
 			Resource:                  r.resource,

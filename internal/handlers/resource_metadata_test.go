@@ -52,6 +52,10 @@ func TestResourceMetadataDocuments(t *testing.T) {
 			ResourceMetadataConfig{PublicURL: "https://api.bank.example", AuthorizationServers: []string{"https://as.bank.example"}, DPoPAlgs: algs},
 			"/.well-known/oauth-protected-resource/open-banking/v3.1",
 			doc("https://api.bank.example/open-banking/v3.1", []string{"https://as.bank.example"}, algs)},
+		{"v4.0 API base, issuer configured",
+			ResourceMetadataConfig{PublicURL: "https://api.bank.example", AuthorizationServers: []string{"https://as.bank.example"}, DPoPAlgs: algs},
+			"/.well-known/oauth-protected-resource/open-banking/v4.0",
+			doc("https://api.bank.example/open-banking/v4.0", []string{"https://as.bank.example"}, algs)},
 		{"no authorization server known",
 			ResourceMetadataConfig{PublicURL: "https://api.bank.example", DPoPAlgs: []string{"ES256"}},
 			"/.well-known/oauth-protected-resource/open-banking/v3.1",
@@ -68,6 +72,10 @@ func TestResourceMetadataDocuments(t *testing.T) {
 			ResourceMetadataConfig{PublicURL: "https://bank.example/payments", DPoPAlgs: algs},
 			"/.well-known/oauth-protected-resource/payments/open-banking/v3.1",
 			doc("https://bank.example/payments/open-banking/v3.1", nil, algs)},
+		{"path prefix: v4.0 API base",
+			ResourceMetadataConfig{PublicURL: "https://bank.example/payments", DPoPAlgs: algs},
+			"/.well-known/oauth-protected-resource/payments/open-banking/v4.0",
+			doc("https://bank.example/payments/open-banking/v4.0", nil, algs)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +118,7 @@ func TestResourceMetadataOnlyPublishedIdentifiers(t *testing.T) {
 		"/.well-known/oauth-protected-resource",
 		"/.well-known/oauth-protected-resource/payments/internal/v1",
 		"/.well-known/oauth-protected-resource/open-banking/v3.1",
+		"/.well-known/oauth-protected-resource/open-banking/v4.0",
 		"/payments/.well-known/oauth-protected-resource",
 	} {
 		rec := httptest.NewRecorder()

@@ -117,8 +117,12 @@ func toV4(status int, d ErrorDetail) ErrorDetail {
 	if code, ok := v4Codes[d.ErrorCode]; ok {
 		out.ErrorCode = code
 	}
-	if out.ErrorCode == CodeV4FieldInvalid && isDatePath(d.Path) {
+	switch {
+	case out.ErrorCode == CodeV4FieldInvalid && isDatePath(d.Path):
 		out.ErrorCode = CodeV4FieldInvalidDate
+	case out.ErrorCode == CodeV4ConsentMismatch:
+		// The whole Initiation and Risk are compared: no one member to name.
+		out.Path = ""
 	}
 	return withMessage(status, out)
 }
