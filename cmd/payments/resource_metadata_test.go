@@ -47,7 +47,7 @@ func TestServeNamesResourceMetadataInChallenges(t *testing.T) {
 	if got := res.Header.Get("WWW-Authenticate"); res.StatusCode != 401 || got != want {
 		t.Fatalf("GET accounts = %d %q, want 401 %q", res.StatusCode, got, want)
 	}
-	for _, id := range []string{public, public + "/open-banking/v3.1"} {
+	for _, id := range []string{public, public + "/open-banking/v3.1", public + "/open-banking/v4.0"} {
 		path := "/.well-known/oauth-protected-resource" + strings.TrimPrefix(id, public)
 		res, err := http.Get(base + path)
 		if err != nil {
