@@ -249,6 +249,10 @@ func TestSpecV4ObjectsAreClosed(t *testing.T) {
 			return
 		}
 		objects++
+		if where == "OBSupplementaryData1" || strings.HasSuffix(where, ".SupplementaryData") {
+			// OB leaves SupplementaryData open for members of a bank's own.
+			return
+		}
 		if has := s.AdditionalProperties.Has; has == nil || *has || s.AdditionalProperties.Schema != nil {
 			t.Errorf("%s is an open object; want additionalProperties: false", where)
 		}
@@ -648,7 +652,6 @@ var generatedModelsV4 = map[string]any{
 	"OBSCASupportData1":                                         obapi4.OBSCASupportData1{},
 	"OBStatusReason":                                            obapi4.OBStatusReason{},
 	"OBStructuredRegulatoryReporting3":                          obapi4.OBStructuredRegulatoryReporting3{},
-	"OBSupplementaryData1":                                      obapi4.OBSupplementaryData1{},
 	"OBTransaction6":                                            obapi4.OBTransaction6{},
 	"OBTransactionCashBalance":                                  obapi4.OBTransactionCashBalance{},
 	"OBUltimateCreditor1":                                       obapi4.OBUltimateCreditor1{},

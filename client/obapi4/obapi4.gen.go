@@ -2500,9 +2500,9 @@ type OBStructuredRegulatoryReporting3 struct {
 	Type        *string      `json:"Type,omitempty"`
 }
 
-// OBSupplementaryData1 Additional information that has no structured member. This service defines none, so only an
-// empty object is accepted.
-type OBSupplementaryData1 = struct{}
+// OBSupplementaryData1 Additional information that has no structured member: any members, as OB leaves the object open.
+// It is stored with the consent and answered back; the service reads nothing in it.
+type OBSupplementaryData1 map[string]interface{}
 
 // OBTransaction6 defines model for OBTransaction6.
 type OBTransaction6 struct {
@@ -2648,8 +2648,8 @@ type OBWriteDomestic2DataInitiation struct {
 	// (v3.1 sent one string), and v3.1's `Reference` is not a member.
 	RemittanceInformation *OBRemittanceInformation2 `json:"RemittanceInformation,omitempty"`
 
-	// SupplementaryData Additional information that has no structured member. This service defines none, so only an
-	// empty object is accepted.
+	// SupplementaryData Additional information that has no structured member: any members, as OB leaves the object open.
+	// It is stored with the consent and answered back; the service reads nothing in it.
 	SupplementaryData *OBSupplementaryData1 `json:"SupplementaryData,omitempty"`
 
 	// UltimateCreditor The ultimate party to which the money is due.
