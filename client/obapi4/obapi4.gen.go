@@ -2002,6 +2002,11 @@ type ExternalPurpose1Code string
 // ISODateTime A date and time (RFC 3339 / ISO 8601) with a time zone.
 type ISODateTime = time.Time
 
+// ISODateTimeAsSent A date and time as `ISODateTime`, inside an `Initiation`: kept as the text the aggregator
+// sent, so that the consent and the payment echo it verbatim (`2026-03-01T00:00:00.000+00:00`
+// is not rewritten as `2026-03-01T00:00:00Z`).
+type ISODateTimeAsSent = string
+
 // LEI Legal entity identifier (ISO 17442).
 type LEI = string
 
@@ -2397,8 +2402,10 @@ type OBReferredDocumentInformation struct {
 	LineDetails *[]string                  `json:"LineDetails,omitempty"`
 	Number      *string                    `json:"Number,omitempty"`
 
-	// RelatedDate A date and time (RFC 3339 / ISO 8601) with a time zone.
-	RelatedDate *ISODateTime `json:"RelatedDate,omitempty"`
+	// RelatedDate A date and time as `ISODateTime`, inside an `Initiation`: kept as the text the aggregator
+	// sent, so that the consent and the payment echo it verbatim (`2026-03-01T00:00:00.000+00:00`
+	// is not rewritten as `2026-03-01T00:00:00Z`).
+	RelatedDate *ISODateTimeAsSent `json:"RelatedDate,omitempty"`
 }
 
 // OBRegulatoryAuthority2 The authority that requires the regulatory reporting.
@@ -2494,10 +2501,12 @@ type OBStructuredRegulatoryReporting3 struct {
 	// Country ISO 3166-1 alpha-2 country code.
 	Country *CountryCode `json:"Country,omitempty"`
 
-	// Date A date and time (RFC 3339 / ISO 8601) with a time zone.
-	Date        *ISODateTime `json:"Date,omitempty"`
-	Information *[]string    `json:"Information,omitempty"`
-	Type        *string      `json:"Type,omitempty"`
+	// Date A date and time as `ISODateTime`, inside an `Initiation`: kept as the text the aggregator
+	// sent, so that the consent and the payment echo it verbatim (`2026-03-01T00:00:00.000+00:00`
+	// is not rewritten as `2026-03-01T00:00:00Z`).
+	Date        *ISODateTimeAsSent `json:"Date,omitempty"`
+	Information *[]string          `json:"Information,omitempty"`
+	Type        *string            `json:"Type,omitempty"`
 }
 
 // OBSupplementaryData1 Additional information that has no structured member: any members, as OB leaves the object open.

@@ -1,0 +1,783 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/obpay/payments/internal/obapi4"
+)
+
+// The acceptance tests of the v4.0 surface: each row of the contract's
+// field changes, status vocabulary, error codes and cross-version rules,
+// through the real handlers, service and ledger. Every v4.0 answer they
+// receive is checked against api/openapi-v4.yaml (v4Spec), and every request
+// they send as valid is checked against it first.
+
+const (
+	v4Consents       = PathV4 + "/pisp/domestic-payment-consents"
+	v4Payments       = PathV4 + "/pisp/domestic-payments"
+	v4AccessConsents = PathV4 + "/aisp/account-access-consents"
+	v4Accounts       = PathV4 + "/aisp/accounts"
+	v3Consents       = "/open-banking/v3.1/pisp/domestic-payment-consents"
+	v3Payments       = "/open-banking/v3.1/pisp/domestic-payments"
+	v3AccessConsents = "/open-banking/v3.1/aisp/account-access-consents"
+	v3Accounts       = "/open-banking/v3.1/aisp/accounts"
+	unknownID        = "6b5ae1f6-4d1c-4c1e-9d47-3b6c0e6f7e2a"
+)
+
+// v4Spec checks requests and answers of the v4.0 API against
+// api/openapi-v4.yaml with kin-openapi. It is safe for concurrent use.
+type v4Spec struct {
+	router routers.Router
+	errors *openapi3.Schema // OBErrorResponse1, for answers no operation declares
+}
+
+var (
+	v4SpecOnce sync.Once
+	v4SpecVal  *v4Spec
+	v4SpecErr  error
+)
+
+// specV4 loads the v4.0 document once per test binary.
+func specV4(t testing.TB) *v4Spec {
+	t.Helper()
+	v4SpecOnce.Do(func() {
+		doc, err := obapi4.GetSpec()
+		if err != nil {
+			v4SpecErr = err
+			return
+		}
+		if err := doc.Validate(context.Background()); err != nil {
+			v4SpecErr = err
+			return
+		}
+		router, err := legacy.NewRouter(doc)
+		if err != nil {
+			v4SpecErr = err
+			return
+		}
+		ref := doc.Components.Schemas["OBErrorResponse1"]
+		if ref == nil || ref.Value == nil {
+			v4SpecErr = errors.New("api/openapi-v4.yaml has no OBErrorResponse1")
+			return
+		}
+		v4SpecVal = &v4Spec{router: router, errors: ref.Value}
+	})
+	if v4SpecErr != nil {
+		t.Fatalf("load api/openapi-v4.yaml: %v", v4SpecErr)
+	}
+	return v4SpecVal
+}
+
+// specRequest is the request as the document's router sees it: on the
+// document's server, with the headers the test sends.
+func specRequest(method, path, body string, h hdr) *http.Request {
+	req := httptest.NewRequest(method, "http://localhost:8080"+path, strings.NewReader(body))
+	req.Header.Set("DPoP", "test-proof")
+	req.Header.Set("Authorization", "DPoP test-token")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range h {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	return req
+}
+
+// checkRequest fails t unless the request is valid under the document.
+func (s *v4Spec) checkRequest(t testing.TB, method, path, body string, h hdr) {
+	t.Helper()
+	req := specRequest(method, path, body, h)
+	route, params, err := s.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("%s %s: no operation in api/openapi-v4.yaml: %v", method, path, err)
+	}
+	if err := openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+	}); err != nil {
+		t.Fatalf("%s %s: request %s is not valid under api/openapi-v4.yaml: %v", method, path, body, err)
+	}
+}
+
+// checkResponse fails t unless rec is an answer api/openapi-v4.yaml
+// declares for the request: its status, headers and body. An answer to a
+// request no operation matches (404 route, 405) must be an
+// OBErrorResponse1.
+func (s *v4Spec) checkResponse(t testing.TB, method, path string, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	req := specRequest(method, path, "", nil)
+	route, params, err := s.router.FindRoute(req)
+	if err != nil {
+		if rec.Code < 400 {
+			t.Fatalf("%s %s = %d, an answer to a request api/openapi-v4.yaml has no operation for (%v)", method, path, rec.Code, err)
+		}
+		var v any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatalf("%s %s = %d, body not JSON: %s", method, path, rec.Code, rec.Body)
+		}
+		if err := s.errors.VisitJSON(v); err != nil {
+			t.Fatalf("%s %s = %d %s: not an OBErrorResponse1: %v", method, path, rec.Code, rec.Body, err)
+		}
+		return
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 rec.Code,
+		Header:                 rec.Header(),
+		Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
+	}); err != nil {
+		t.Fatalf("%s %s = %d %s: not valid under api/openapi-v4.yaml: %v", method, path, rec.Code, rec.Body, err)
+	}
+}
+
+// v4API is the test API with the v4.0 document's checks.
+type v4API struct {
+	*api
+	spec *v4Spec
+}
+
+func newV4API(t *testing.T) *v4API {
+	t.Helper()
+	return &v4API{api: newAPI(t), spec: specV4(t)}
+}
+
+// in is s for the (sub)test t: its helpers fail t.
+func (s *v4API) in(t *testing.T) *v4API {
+	a := *s.api
+	a.t = t
+	return &v4API{api: &a, spec: s.spec}
+}
+
+// call sends a request to the v4.0 API (valid or not) and checks the answer
+// against the document.
+func (s *v4API) call(method, path, body string, h hdr) *httptest.ResponseRecorder {
+	s.t.Helper()
+	rec := s.do(method, path, body, h)
+	s.spec.checkResponse(s.t, method, path, rec)
+	return rec
+}
+
+// send is call for a request that must be valid under the document.
+func (s *v4API) send(method, path, body string, h hdr) *httptest.ResponseRecorder {
+	s.t.Helper()
+	s.spec.checkRequest(s.t, method, path, body, h)
+	return s.call(method, path, body, h)
+}
+
+// get decodes the 200 answer of a valid v4.0 GET into a generic value.
+func (s *v4API) get(path string, h hdr) map[string]any {
+	s.t.Helper()
+	var v map[string]any
+	s.want(s.send(http.MethodGet, path, "", h), http.StatusOK, &v)
+	return v
+}
+
+// wantError checks an error answer: status, one detail with code and path.
+func wantError(t testing.TB, rec *httptest.ResponseRecorder, status int, code, path string) ErrorDetail {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status = %d, want %d; body %s", rec.Code, status, rec.Body)
+	}
+	var b ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil || len(b.Errors) != 1 {
+		t.Fatalf("error body %s: %v, want one error", rec.Body, err)
+	}
+	if d := b.Errors[0]; d.ErrorCode != code || d.Path != path {
+		t.Fatalf("error = %s at %q (%s), want %s at %q", d.ErrorCode, d.Path, d.Message, code, path)
+	}
+	return b.Errors[0]
+}
+
+// state is what a refused write must leave as it was: every balance, the
+// transfers, payments and idempotency keys, and each consent's status.
+func (a *api) state() string {
+	a.t.Helper()
+	var s string
+	err := a.db.Raw(`SELECT
+		(SELECT coalesce(string_agg(id::text || '=' || balance, ',' ORDER BY id), '') FROM accounts) || '|' ||
+		(SELECT count(*) FROM transfers) || '|' || (SELECT count(*) FROM entries) || '|' ||
+		(SELECT count(*) FROM payments) || '|' || (SELECT count(*) FROM idempotency_keys) || '|' ||
+		(SELECT coalesce(string_agg(id::text || '=' || status || '@' || status_updated_at::text, ',' ORDER BY id), '') FROM consents)`).
+		Scan(&s).Error
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return s
+}
+
+// reconciled fails unless the ledger balances with no drift.
+func (a *api) reconciled() {
+	a.t.Helper()
+	var rep struct {
+		Balanced bool
+		Drift    []any
+		Totals   []struct{ Currency, Net string }
+	}
+	a.want(a.do(http.MethodGet, "/internal/v1/ledger/reconcile", "", admin), http.StatusOK, &rep)
+	if !rep.Balanced || len(rep.Drift) != 0 {
+		a.t.Fatalf("reconcile = %+v, want balanced without drift", rep)
+	}
+	for _, c := range rep.Totals {
+		if c.Net != "0.00" {
+			a.t.Fatalf("reconcile = %+v, want every net 0.00", rep)
+		}
+	}
+}
+
+// obj is a JSON object under construction.
+type obj = map[string]any
+
+// v4ConsentBody is a valid v4.0 payment consent request paying amount GBP to
+// the account identified by creditor.
+func v4ConsentBody(amount, creditor string) obj {
+	return obj{
+		"Data": obj{"Initiation": obj{
+			"InstructionIdentification": "ACME412", "EndToEndIdentification": "E2E-1",
+			"InstructedAmount": obj{"Amount": amount, "Currency": "GBP"},
+			"CreditorAccount":  obj{"SchemeName": "UK.OBIE.SortCodeAccountNumber", "Identification": creditor, "Name": "Bob"},
+			"RemittanceInformation": obj{
+				"Structured":   []any{obj{"CreditorReferenceInformation": obj{"Reference": "INV-1"}}},
+				"Unstructured": []any{"For March", "and April"},
+			},
+		}},
+		"Risk": obj{"PaymentContextCode": "TransferToThirdParty"},
+	}
+}
+
+// clone is a deep copy of a JSON value.
+func clone(v obj) obj {
+	var out obj
+	b, _ := json.Marshal(v)
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+// with is a copy of o with the member at a dotted path set to v (nil:
+// removed).
+func with(o obj, path string, v any) obj {
+	out := clone(o)
+	m := out
+	names := strings.Split(path, ".")
+	for _, n := range names[:len(names)-1] {
+		next, ok := m[n].(obj)
+		if !ok {
+			next = obj{}
+			m[n] = next
+		}
+		m = next
+	}
+	if v == nil {
+		delete(m, names[len(names)-1])
+	} else {
+		m[names[len(names)-1]] = v
+	}
+	return out
+}
+
+func js(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // test data only
+	}
+	return string(b)
+}
+
+// member is the value at a dotted path of a decoded JSON object (nil when
+// absent).
+func member(v any, path string) any {
+	for _, n := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[n]
+	}
+	return v
+}
+
+// decoded decodes the JSON text s.
+func decoded(t testing.TB, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// v4PaymentBody is the payment request for consentID with the consent body's
+// Initiation and Risk.
+func v4PaymentBody(consent obj, consentID string) obj {
+	return with(consent, "Data.ConsentId", consentID)
+}
+
+var v4Key int
+
+// key is a fresh idempotency key.
+func key() string {
+	v4Key++
+	return fmt.Sprintf("k4-%d-%d", time.Now().UnixNano(), v4Key)
+}
+
+// consentV4 creates a v4.0 payment consent of client tpp-a and returns its id.
+func (s *v4API) consentV4(body obj) string {
+	s.t.Helper()
+	var out consentResp
+	s.want(s.send(http.MethodPost, v4Consents, js(body), tpp("tpp-a", "payments").with(HeaderIdempotencyKey, key())), http.StatusCreated, &out)
+	return out.Data.ConsentId
+}
+
+// accessConsent creates an account access consent of tpp-a on the API
+// version at base and returns its id.
+func (s *v4API) accessConsent(base string, permissions ...string) string {
+	s.t.Helper()
+	body := js(obj{"Data": obj{"Permissions": permissions}, "Risk": obj{}})
+	var out consentResp
+	if strings.HasPrefix(base, PathV4) {
+		s.want(s.send(http.MethodPost, base, body, tpp("tpp-a", "accounts")), http.StatusCreated, &out)
+	} else {
+		s.want(s.do(http.MethodPost, base, body, tpp("tpp-a", "accounts")), http.StatusCreated, &out)
+	}
+	return out.Data.ConsentId
+}
+
+// v4Fixture is a v4 API with the accounts the tests pay from and to.
+type v4Fixture struct {
+	*v4API
+	alice, bob, bobIdent string
+}
+
+func newV4Fixture(t *testing.T) *v4Fixture {
+	s := newV4API(t)
+	alice, _ := s.openAccount("alice", "1000.00")
+	bob, bobIdent := s.openAccount("bob", "")
+	return &v4Fixture{v4API: s, alice: alice, bob: bob, bobIdent: bobIdent}
+}
+
+func (f *v4Fixture) in(t *testing.T) *v4Fixture {
+	return &v4Fixture{v4API: f.v4API.in(t), alice: f.alice, bob: f.bob, bobIdent: f.bobIdent}
+}
+
+// authorisedV4 is a v4.0 consent for body, authorised by alice from her
+// account, and her PSU token for it.
+func (f *v4Fixture) authorisedV4(body obj) (string, hdr) {
+	f.t.Helper()
+	id := f.consentV4(body)
+	f.authorise(id, "alice", f.alice)
+	return id, psuToken("tpp-a", "alice", id, "payments")
+}
+
+// TestV4FieldChanges covers the contract's field changes (section 3): the
+// v4.0 request shapes accepted, stored and echoed exactly, and v3.1's shapes
+// refused with the member's Path, nothing written.
+func TestV4FieldChanges(t *testing.T) {
+	f := newV4Fixture(t)
+	base := v4ConsentBody("10.00", f.bobIdent)
+	tppKey := func() hdr { return tpp("tpp-a", "payments").with(HeaderIdempotencyKey, key()) }
+
+	refused := []struct {
+		name   string
+		body   obj
+		code   string
+		path   string
+		status int
+	}{
+		{"RemittanceInformation.Reference is v3.1's", with(base, "Data.Initiation.RemittanceInformation.Reference", "INV-1"),
+			CodeV4FieldUnexpected, "Data.Initiation.RemittanceInformation.Reference", 400},
+		{"Unstructured as a string is v3.1's", with(base, "Data.Initiation.RemittanceInformation.Unstructured", "For March"),
+			CodeV4FieldInvalid, "Data.Initiation.RemittanceInformation.Unstructured", 400},
+		{"an Unstructured line over 140", with(base, "Data.Initiation.RemittanceInformation.Unstructured", []any{strings.Repeat("x", 141)}),
+			CodeV4FieldInvalid, "Data.Initiation.RemittanceInformation.Unstructured.0", 400},
+		{"a creditor reference over 35", with(base, "Data.Initiation.RemittanceInformation.Structured",
+			[]any{obj{"CreditorReferenceInformation": obj{"Reference": strings.Repeat("r", 36)}}}),
+			CodeV4FieldInvalid, "Data.Initiation.RemittanceInformation.Structured.0.CreditorReferenceInformation.Reference", 400},
+		{"CreditorAccount.Name missing", with(base, "Data.Initiation.CreditorAccount.Name", nil),
+			CodeV4FieldMissing, "Data.Initiation.CreditorAccount.Name", 400},
+		{"Risk.ContractPresentInidicator is v3.1's", with(base, "Risk.ContractPresentInidicator", true),
+			CodeV4FieldUnexpected, "Risk.ContractPresentInidicator", 400},
+		{"PaymentContextCode PartyToParty is v3.1's", with(base, "Risk.PaymentContextCode", "PartyToParty"),
+			CodeV4FieldInvalid, "Risk.PaymentContextCode", 400},
+		{"more than 10 RegulatoryReporting", with(base, "Data.Initiation.RegulatoryReporting",
+			[]any{obj{}, obj{}, obj{}, obj{}, obj{}, obj{}, obj{}, obj{}, obj{}, obj{}, obj{}}),
+			CodeV4FieldInvalid, "Data.Initiation.RegulatoryReporting", 400},
+		{"a DeliveryAddress with 8 lines", with(base, "Risk.DeliveryAddress", obj{"AddressLine": []any{"1", "2", "3", "4", "5", "6", "7", "8"}}),
+			CodeV4FieldInvalid, "Risk.DeliveryAddress.AddressLine", 400},
+	}
+	for _, tc := range refused {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			s := f.in(t)
+			before := s.state()
+			wantError(t, s.call(http.MethodPost, v4Consents, js(tc.body), tppKey()), tc.status, tc.code, tc.path)
+			if after := s.state(); after != before {
+				t.Fatalf("state changed:\n%s\n%s", before, after)
+			}
+		})
+	}
+
+	t.Run("accepts ContractPresentIndicator and Unstructured as an array", func(t *testing.T) {
+		s := f.in(t)
+		body := with(base, "Risk.ContractPresentIndicator", true)
+		var got map[string]any
+		s.want(s.send(http.MethodPost, v4Consents, js(body), tppKey()), http.StatusCreated, &got)
+		if diff := cmp.Diff(body["Data"].(obj)["Initiation"], member(got, "Data.Initiation")); diff != "" {
+			t.Errorf("Initiation echoed (-sent +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(body["Risk"], got["Risk"]); diff != "" {
+			t.Errorf("Risk echoed (-sent +got):\n%s", diff)
+		}
+	})
+
+	t.Run("stores and echoes the new Initiation and Risk members exactly", func(t *testing.T) {
+		s := f.in(t)
+		aliceIdent := s.identification(f.alice)
+		postal := obj{"AddressType": "BIZZ", "StreetName": "High Street", "BuildingNumber": "1", "PostCode": "EC1A 1BB",
+			"TownName": "London", "Country": "GB", "AddressLine": []any{"Floor 2"}}
+		body := with(base, "Data.Initiation.CreditorAgent", obj{"SchemeName": "UK.OBIE.BICFI", "Identification": "BARCGB22",
+			"Name": "Bank", "LEI": "213800D1EI4B9WTWWD28", "PostalAddress": postal})
+		body = with(body, "Data.Initiation.DebtorAccount", obj{"SchemeName": "UK.OBIE.SortCodeAccountNumber", "Identification": aliceIdent,
+			"Name": "Alice", "Proxy": obj{"Identification": "+447700900123", "Code": "TELE", "Type": "mobile"}})
+		body = with(body, "Data.Initiation.CreditorAccount.Proxy", obj{"Identification": "bob@example.com", "Code": "EMAL"})
+		body = with(body, "Data.Initiation.CreditorAccount.SecondaryIdentification", "ROLL-1")
+		body = with(body, "Data.Initiation.LocalInstrument", "UK.OBIE.FPS")
+		body = with(body, "Data.Initiation.UltimateCreditor", obj{"Name": "Bob Ltd", "Identification": "B-1", "LEI": "213800D1EI4B9WTWWD28",
+			"SchemeName": "UK.OBIE.SortCodeAccountNumber", "PostalAddress": postal})
+		body = with(body, "Data.Initiation.UltimateDebtor", obj{"Name": "Alice Ltd", "Identification": "A-1"})
+		body = with(body, "Data.Initiation.CreditorPostalAddress", postal)
+		body = with(body, "Data.Initiation.RegulatoryReporting", []any{obj{"DebitCreditReportingIndicator": "CRED",
+			"Authority": obj{"Name": "HMRC", "CountryCode": "GB"},
+			"Details": []any{obj{"Type": "T1", "Date": "2026-03-01T00:00:00.000+00:00", "Country": "GB",
+				"Amount": obj{"Amount": "10.00", "Currency": "GBP"}, "Information": []any{"info"}}}}})
+		body = with(body, "Data.Initiation.RemittanceInformation.Structured", []any{obj{
+			"ReferredDocumentInformation": []any{obj{"Code": "CINV", "Number": "INV-1", "RelatedDate": "2026-02-28T12:00:00+01:00", "LineDetails": []any{"l1"}}},
+			"ReferredDocumentAmount":      1000,
+			"CreditorReferenceInformation": obj{"Code": "SCOR", "Issuer": "Bob", "Reference": "RF18539007547034"},
+			"Invoicer": "Bob", "Invoicee": "Alice", "TaxRemittance": "none", "AdditionalRemittanceInformation": []any{"more"},
+		}})
+		body = with(body, "Risk", obj{"PaymentContextCode": "BillingGoodsAndServicesInArrears", "MerchantCategoryCode": "5967",
+			"MerchantCustomerIdentification": "053598653254", "ContractPresentIndicator": false, "BeneficiaryPrepopulatedIndicator": true,
+			"PaymentPurposeCode": "GDDS", "CategoryPurposeCode": "SUPP", "BeneficiaryAccountType": "Business", "DeliveryAddress": postal})
+		sent := decoded(t, js(body))
+		wantInitiation, wantRisk := member(sent, "Data.Initiation"), member(sent, "Risk")
+		echoes := func(where string, got map[string]any, risk bool) {
+			t.Helper()
+			if diff := cmp.Diff(wantInitiation, member(got, "Data.Initiation")); diff != "" {
+				t.Errorf("%s: Initiation (-sent +got):\n%s", where, diff)
+			}
+			if risk {
+				if diff := cmp.Diff(wantRisk, got["Risk"]); diff != "" {
+					t.Errorf("%s: Risk (-sent +got):\n%s", where, diff)
+				}
+			}
+		}
+		var created map[string]any
+		s.want(s.send(http.MethodPost, v4Consents, js(body), tppKey()), http.StatusCreated, &created)
+		echoes("consent POST", created, true)
+		id := created["Data"].(map[string]any)["ConsentId"].(string)
+		echoes("consent GET", s.get(v4Consents+"/"+id, tpp("tpp-a", "payments")), true)
+
+		s.authorise(id, "alice", f.alice)
+		psu := psuToken("tpp-a", "alice", id, "payments")
+		var paid map[string]any
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), psu.with(HeaderIdempotencyKey, key())), http.StatusCreated, &paid)
+		echoes("payment POST", paid, false)
+		paymentID := member(paid, "Data.DomesticPaymentId").(string)
+		echoes("payment GET", s.get(v4Payments+"/"+paymentID, tpp("tpp-a", "payments")), false)
+
+		// The ledger books the structured creditor reference.
+		var reference string
+		s.db.Raw(`SELECT t.reference FROM transfers t JOIN payments p ON p.transfer_id = t.id WHERE p.id = ?`, paymentID).Scan(&reference)
+		if reference != "RF18539007547034" {
+			t.Errorf("booked reference = %q, want the structured creditor reference", reference)
+		}
+	})
+
+	t.Run("the payment's Initiation must be the consent's", func(t *testing.T) {
+		s := f.in(t)
+		id, psu := f.in(t).authorisedV4(base)
+		before := s.state()
+		changed := with(v4PaymentBody(base, id), "Data.Initiation.RemittanceInformation.Unstructured", []any{"For March"})
+		wantError(t, s.send(http.MethodPost, v4Payments, js(changed), psu.with(HeaderIdempotencyKey, key())), 400, CodeV4ConsentMismatch, "")
+		if after := s.state(); after != before {
+			t.Fatalf("state changed:\n%s\n%s", before, after)
+		}
+	})
+	f.in(t).reconciled()
+}
+
+// identification is the sort code and account number of a ledger account.
+func (a *api) identification(id string) string {
+	a.t.Helper()
+	var ident string
+	if err := a.db.Raw(`SELECT identification FROM accounts WHERE id = ?`, id).Scan(&ident).Error; err != nil || ident == "" {
+		a.t.Fatalf("identification of %s: %v", id, err)
+	}
+	return ident
+}
+
+// status is Data.Status of a decoded answer.
+func status(v map[string]any) string {
+	s, _ := member(v, "Data.Status").(string)
+	return s
+}
+
+// TestV4Statuses covers the contract's status vocabulary (section 4): the
+// v4.0 codes of consents and payments, RCVD for a new payment and the
+// current status everywhere else, AM04 on a payment rejected for funds, the
+// payment-details history, and the account classification, balance types
+// and entry status of the AIS reads.
+func TestV4Statuses(t *testing.T) {
+	f := newV4Fixture(t)
+	cc := tpp("tpp-a", "payments")
+	body := v4ConsentBody("30.00", f.bobIdent)
+
+	t.Run("payment consent AWAU AUTH COND, payment RCVD then ACCC", func(t *testing.T) {
+		s := f.in(t)
+		var created map[string]any
+		s.want(s.send(http.MethodPost, v4Consents, js(body), cc.with(HeaderIdempotencyKey, key())), http.StatusCreated, &created)
+		id, _ := member(created, "Data.ConsentId").(string)
+		if status(created) != "AWAU" || member(created, "Links.Self") != testBase+v4Consents+"/"+id {
+			t.Fatalf("created consent = %v, want AWAU with its link", created)
+		}
+		if got := s.get(v4Consents+"/"+id, cc); status(got) != "AWAU" {
+			t.Fatalf("GET consent = %s, want AWAU", status(got))
+		}
+		s.authorise(id, "alice", f.alice)
+		got := s.get(v4Consents+"/"+id, cc)
+		if status(got) != "AUTH" || member(got, "Data.StatusReason") != nil {
+			t.Fatalf("GET consent = %v, want AUTH without StatusReason", got)
+		}
+		psu := psuToken("tpp-a", "alice", id, "payments")
+		funds := s.get(v4Consents+"/"+id+"/funds-confirmation", psu)
+		if member(funds, "Data.FundsAvailableResult.FundsAvailable") != true {
+			t.Fatalf("funds-confirmation = %v, want FundsAvailable", funds)
+		}
+
+		k := psu.with(HeaderIdempotencyKey, key())
+		before := s.balance(f.alice)
+		var paid map[string]any
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), k), http.StatusCreated, &paid)
+		paymentID, _ := member(paid, "Data.DomesticPaymentId").(string)
+		if status(paid) != "RCVD" || member(paid, "Data.StatusReason") != nil || member(paid, "Data.ConsentId") != id ||
+			member(paid, "Links.Self") != testBase+v4Payments+"/"+paymentID {
+			t.Fatalf("new payment = %v, want RCVD without StatusReason", paid)
+		}
+		if got := s.balance(f.alice); before != "1000.00" || got != "970.00" {
+			t.Fatalf("alice = %s -> %s, want 1000.00 -> 970.00", before, got)
+		}
+		if got := s.get(v4Consents+"/"+id, cc); status(got) != "COND" {
+			t.Fatalf("GET consumed consent = %s, want COND", status(got))
+		}
+		if got := s.get(v4Payments+"/"+paymentID, cc); status(got) != "ACCC" || member(got, "Data.StatusReason") != nil {
+			t.Fatalf("GET payment = %v, want ACCC", got)
+		}
+		state := s.state()
+		var replay map[string]any
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), k), http.StatusCreated, &replay)
+		if status(replay) != "ACCC" || member(replay, "Data.DomesticPaymentId") != paymentID {
+			t.Fatalf("replay = %v, want the payment in its current status ACCC", replay)
+		}
+		if s.state() != state {
+			t.Fatalf("the replay wrote something")
+		}
+
+		var transfer string
+		s.db.Raw(`SELECT transfer_id::text FROM payments WHERE id = ?`, paymentID).Scan(&transfer)
+		details := s.get(v4Payments+"/"+paymentID+"/payment-details", cc)
+		history, _ := member(details, "Data.PaymentStatus").([]any)
+		if len(history) != 1 {
+			t.Fatalf("payment-details = %v, want one status", details)
+		}
+		d := history[0].(map[string]any)
+		if transfer == "" || d["PaymentTransactionId"] != transfer || d["Status"] != "ACCC" || d["StatusDetail"] != nil || d["StatusUpdateDateTime"] == nil {
+			t.Fatalf("payment-details = %v, want ACCC on ledger transfer %s", d, transfer)
+		}
+	})
+
+	t.Run("payment to another bank ACSC", func(t *testing.T) {
+		s := f.in(t)
+		external := with(body, "Data.Initiation.CreditorAccount.Identification", "60161331926819")
+		id, psu := s.authorisedV4(external)
+		var paid map[string]any
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(external, id)), psu.with(HeaderIdempotencyKey, key())), http.StatusCreated, &paid)
+		paymentID, _ := member(paid, "Data.DomesticPaymentId").(string)
+		if status(paid) != "RCVD" {
+			t.Fatalf("new payment = %s, want RCVD", status(paid))
+		}
+		if got := s.get(v4Payments+"/"+paymentID, cc); status(got) != "ACSC" {
+			t.Fatalf("GET payment = %s, want ACSC", status(got))
+		}
+		d, _ := member(s.get(v4Payments+"/"+paymentID+"/payment-details", cc), "Data.PaymentStatus").([]any)
+		if len(d) != 1 || d[0].(map[string]any)["Status"] != "ACSC" {
+			t.Fatalf("payment-details = %v, want ACSC", d)
+		}
+	})
+
+	t.Run("insufficient funds RJCT AM04 on POST, replay, GET and payment-details", func(t *testing.T) {
+		s := f.in(t)
+		big := v4ConsentBody("5000.00", f.bobIdent)
+		id, psu := s.authorisedV4(big)
+		k := psu.with(HeaderIdempotencyKey, key())
+		balances := s.balance(f.alice) + "/" + s.balance(f.bob)
+		transfers := s.count("transfers")
+		am04 := []any{map[string]any{"StatusReasonCode": "AM04", "StatusReasonDescription": "InsufficientFunds"}}
+		rejected := func(where string, v map[string]any) string {
+			t.Helper()
+			if status(v) != "RJCT" {
+				t.Fatalf("%s: Status = %s, want RJCT", where, status(v))
+			}
+			if diff := cmp.Diff(am04, member(v, "Data.StatusReason")); diff != "" {
+				t.Fatalf("%s: StatusReason (-want +got):\n%s", where, diff)
+			}
+			id, _ := member(v, "Data.DomesticPaymentId").(string)
+			return id
+		}
+		var paid, replay map[string]any
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(big, id)), k), http.StatusCreated, &paid)
+		paymentID := rejected("POST", paid)
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(big, id)), k), http.StatusCreated, &replay)
+		if rejected("replay", replay) != paymentID {
+			t.Fatalf("replay answered another payment")
+		}
+		rejected("GET", s.get(v4Payments+"/"+paymentID, cc))
+		if got := s.balance(f.alice) + "/" + s.balance(f.bob); got != balances || s.count("transfers") != transfers {
+			t.Fatalf("balances %s -> %s: money moved", balances, got)
+		}
+		if got := s.get(v4Consents+"/"+id, cc); status(got) != "COND" {
+			t.Fatalf("consent of a rejected payment = %s, want COND", status(got))
+		}
+		hist, _ := member(s.get(v4Payments+"/"+paymentID+"/payment-details", cc), "Data.PaymentStatus").([]any)
+		if len(hist) != 1 {
+			t.Fatalf("payment-details = %v, want one status", hist)
+		}
+		got := hist[0].(map[string]any)
+		want := map[string]any{"PaymentTransactionId": paymentID, "Status": "RJCT",
+			"StatusDetail":         map[string]any{"Status": "RJCT", "StatusReason": "AM04"},
+			"StatusUpdateDateTime": member(paid, "Data.StatusUpdateDateTime")}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("payment-details (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("payment consent RJCT", func(t *testing.T) {
+		s := f.in(t)
+		id := s.consentV4(body)
+		s.want(s.do(http.MethodPost, "/internal/v1/consents/"+id+"/reject", "", admin), http.StatusOK, nil)
+		if got := s.get(v4Consents+"/"+id, cc); status(got) != "RJCT" || member(got, "Data.StatusReason") != nil {
+			t.Fatalf("GET rejected consent = %v, want RJCT", got)
+		}
+	})
+
+	ac := tpp("tpp-a", "accounts")
+	t.Run("account access consent AWAU AUTH, CANC after DELETE", func(t *testing.T) {
+		s := f.in(t)
+		id := s.accessConsent(v4AccessConsents, "ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail")
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "AWAU" || member(got, "Links.Self") != testBase+v4AccessConsents+"/"+id {
+			t.Fatalf("GET = %v, want AWAU", got)
+		}
+		s.authorise(id, "alice", "")
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "AUTH" {
+			t.Fatalf("GET = %s, want AUTH", status(got))
+		}
+		reader := psuToken("tpp-a", "alice", id, "accounts")
+		s.get(v4Accounts, reader)
+		s.want(s.send(http.MethodDelete, v4AccessConsents+"/"+id, "", ac), http.StatusNoContent, nil)
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "CANC" {
+			t.Fatalf("GET after DELETE = %s, want CANC", status(got))
+		}
+		wantError(t, s.call(http.MethodGet, v4Accounts, "", reader), http.StatusForbidden, CodeV4NotDisclosed, "")
+	})
+
+	t.Run("account access consent RJCT", func(t *testing.T) {
+		s := f.in(t)
+		id := s.accessConsent(v4AccessConsents, "ReadAccountsBasic")
+		s.want(s.do(http.MethodPost, "/internal/v1/consents/"+id+"/reject", "", admin), http.StatusOK, nil)
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "RJCT" {
+			t.Fatalf("GET = %s, want RJCT", status(got))
+		}
+	})
+
+	t.Run("an expired account access consent is EXPD and gives no data", func(t *testing.T) {
+		s := f.in(t)
+		expires := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		var created map[string]any
+		s.want(s.send(http.MethodPost, v4AccessConsents, js(obj{"Data": obj{"Permissions": []any{"ReadAccountsBasic", "ReadBalances"},
+			"ExpirationDateTime": expires}, "Risk": obj{}}), ac), http.StatusCreated, &created)
+		id, _ := member(created, "Data.ConsentId").(string)
+		s.authorise(id, "alice", "")
+		reader := psuToken("tpp-a", "alice", id, "accounts")
+		s.get(v4Accounts+"/"+f.alice+"/balances", reader)
+		// The hour passes.
+		if err := s.db.Exec(`UPDATE consents SET expires_at = now() - interval '1 second' WHERE id = ?`, id).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "EXPD" {
+			t.Fatalf("GET = %s, want EXPD", status(got))
+		}
+		for _, path := range []string{v4Accounts, v4Accounts + "/" + f.alice, v4Accounts + "/" + f.alice + "/balances", v4Accounts + "/" + f.alice + "/transactions"} {
+			wantError(t, s.call(http.MethodGet, path, "", reader), http.StatusForbidden, CodeV4NotDisclosed, "")
+		}
+		var v3 consentResp
+		s.want(s.do(http.MethodGet, v3AccessConsents+"/"+id, "", ac), http.StatusOK, &v3)
+		if v3.Data.Status != "Authorised" {
+			t.Fatalf("v3.1 GET of an expired consent = %s, want Authorised", v3.Data.Status)
+		}
+	})
+
+	t.Run("accounts Personal CACC, balances ITAV ITBD, transactions BOOK", func(t *testing.T) {
+		s := f.in(t)
+		id := s.accessConsent(v4AccessConsents, "ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail")
+		s.authorise(id, "alice", "")
+		reader := psuToken("tpp-a", "alice", id, "accounts")
+		for _, path := range []string{v4Accounts, v4Accounts + "/" + f.alice} {
+			accts, _ := member(s.get(path, reader), "Data.Account").([]any)
+			if len(accts) != 1 {
+				t.Fatalf("GET %s = %v, want alice's account", path, accts)
+			}
+			a := accts[0].(map[string]any)
+			if a["AccountId"] != f.alice || a["AccountCategory"] != "Personal" || a["AccountTypeCode"] != "CACC" ||
+				a["AccountType"] != nil || a["AccountSubType"] != nil {
+				t.Fatalf("GET %s = %v, want Personal CACC", path, a)
+			}
+		}
+		bal, _ := member(s.get(v4Accounts+"/"+f.alice+"/balances", reader), "Data.Balance").([]any)
+		var types []any
+		for _, b := range bal {
+			types = append(types, b.(map[string]any)["Type"])
+		}
+		if diff := cmp.Diff([]any{"ITAV", "ITBD"}, types); diff != "" {
+			t.Fatalf("balance types (-want +got):\n%s", diff)
+		}
+		txs, _ := member(s.get(v4Accounts+"/"+f.alice+"/transactions", reader), "Data.Transaction").([]any)
+		if len(txs) == 0 {
+			t.Fatalf("no transactions")
+		}
+		for _, tx := range txs {
+			if m := tx.(map[string]any); m["Status"] != "BOOK" || member(m, "Balance.Type") != "ITBD" {
+				t.Fatalf("transaction = %v, want BOOK with an ITBD balance", m)
+			}
+		}
+	})
+	f.in(t).reconciled()
+}
