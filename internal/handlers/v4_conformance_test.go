@@ -470,10 +470,10 @@ func TestV4FieldChanges(t *testing.T) {
 			"Details": []any{obj{"Type": "T1", "Date": "2026-03-01T00:00:00.000+00:00", "Country": "GB",
 				"Amount": obj{"Amount": "10.00", "Currency": "GBP"}, "Information": []any{"info"}}}}})
 		body = with(body, "Data.Initiation.RemittanceInformation.Structured", []any{obj{
-			"ReferredDocumentInformation": []any{obj{"Code": "CINV", "Number": "INV-1", "RelatedDate": "2026-02-28T12:00:00+01:00", "LineDetails": []any{"l1"}}},
-			"ReferredDocumentAmount":      1000,
+			"ReferredDocumentInformation":  []any{obj{"Code": "CINV", "Number": "INV-1", "RelatedDate": "2026-02-28T12:00:00+01:00", "LineDetails": []any{"l1"}}},
+			"ReferredDocumentAmount":       1000,
 			"CreditorReferenceInformation": obj{"Code": "SCOR", "Issuer": "Bob", "Reference": "RF18539007547034"},
-			"Invoicer": "Bob", "Invoicee": "Alice", "TaxRemittance": "none", "AdditionalRemittanceInformation": []any{"more"},
+			"Invoicer":                     "Bob", "Invoicee": "Alice", "TaxRemittance": "none", "AdditionalRemittanceInformation": []any{"more"},
 		}})
 		body = with(body, "Risk", obj{"PaymentContextCode": "BillingGoodsAndServicesInArrears", "MerchantCategoryCode": "5967",
 			"MerchantCustomerIdentification": "053598653254", "ContractPresentIndicator": false, "BeneficiaryPrepopulatedIndicator": true,
@@ -780,4 +780,161 @@ func TestV4Statuses(t *testing.T) {
 		}
 	})
 	f.in(t).reconciled()
+}
+
+// TestV4ErrorCodes covers the contract's error codes (section 5): each case
+// answers its status, one error with its four-character code and Path, and
+// leaves every balance, transfer, payment, idempotency key and consent as it
+// was.
+func TestV4ErrorCodes(t *testing.T) {
+	f := newV4Fixture(t)
+	s := f.in(t)
+	body := v4ConsentBody("10.00", f.bobIdent)
+	waiting := s.consentV4(body)
+	rejected := s.consentV4(body)
+	s.want(s.do(http.MethodPost, "/internal/v1/consents/"+rejected+"/reject", "", admin), http.StatusOK, nil)
+	ready, readyPSU := s.authorisedV4(body)
+	used, usedPSU := s.authorisedV4(body)
+	var paid map[string]any
+	s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, used)), usedPSU.with(HeaderIdempotencyKey, "k-used")), http.StatusCreated, &paid)
+	paymentID, _ := member(paid, "Data.DomesticPaymentId").(string)
+	v3 := s.paymentConsent("tpp-a", consentBody("10.00", f.bobIdent))
+	s.authorise(v3, "alice", f.alice)
+	v3PSU := psuToken("tpp-a", "alice", v3, "payments")
+	v3AsV4 := with(body, "Data.Initiation.RemittanceInformation", obj{"Structured": []any{obj{"CreditorReferenceInformation": obj{"Reference": "INV-1"}}}})
+	basic := s.accessConsent(v4AccessConsents, "ReadAccountsBasic")
+	s.authorise(basic, "alice", "")
+	basicReader := psuToken("tpp-a", "alice", basic, "accounts")
+
+	cc := tpp("tpp-a", "payments")
+	ccKey := cc.with(HeaderIdempotencyKey, "k1")
+	pay := readyPSU.with(HeaderIdempotencyKey, "k-pay")
+	access := tpp("tpp-a", "accounts")
+	consent := js(body)
+	payment := js(v4PaymentBody(body, ready))
+	accessBody := func(data obj) string { return js(obj{"Data": data, "Risk": obj{}}) }
+	tests := []struct {
+		name         string
+		method, path string
+		body         string
+		h            hdr
+		status       int
+		code, where  string
+	}{
+		{"unknown payment consent", "GET", v4Consents + "/" + unknownID, "", cc, 400, "U011", ""},
+		{"malformed payment consent id", "GET", v4Consents + "/not-a-uuid", "", cc, 400, "U011", ""},
+		{"unknown payment", "GET", v4Payments + "/" + unknownID, "", cc, 400, "U011", ""},
+		{"payment-details of an unknown payment", "GET", v4Payments + "/" + unknownID + "/payment-details", "", cc, 400, "U011", ""},
+		{"unknown account access consent", "GET", v4AccessConsents + "/" + unknownID, "", access, 400, "U011", ""},
+		{"DELETE of an unknown account access consent", "DELETE", v4AccessConsents + "/" + unknownID, "", access, 400, "U011", ""},
+		{"unknown account", "GET", v4Accounts + "/" + unknownID, "", basicReader, 400, "U011", ""},
+
+		{"no CreditorAccount.Name", "POST", v4Consents, js(with(body, "Data.Initiation.CreditorAccount.Name", nil)), ccKey, 400, "U004", "Data.Initiation.CreditorAccount.Name"},
+		{"no InstructedAmount", "POST", v4Consents, js(with(body, "Data.Initiation.InstructedAmount", nil)), ccKey, 400, "U004", "Data.Initiation.InstructedAmount"},
+		{"no Risk", "POST", v4Consents, js(with(body, "Risk", nil)), ccKey, 400, "U004", "Risk"},
+		{"payment without ConsentId", "POST", v4Payments, consent, pay, 400, "U004", "Data.ConsentId"},
+		{"account access consent without Permissions", "POST", v4AccessConsents, accessBody(obj{}), access, 400, "U004", "Data.Permissions"},
+
+		{"amount with three decimals in GBP", "POST", v4Consents, js(with(body, "Data.Initiation.InstructedAmount.Amount", "10.001")), ccKey, 400, "U002", "Data.Initiation.InstructedAmount.Amount"},
+		{"amount as a number", "POST", v4Consents, js(with(body, "Data.Initiation.InstructedAmount.Amount", 10)), ccKey, 400, "U002", "Data.Initiation.InstructedAmount.Amount"},
+		{"zero amount", "POST", v4Consents, js(with(body, "Data.Initiation.InstructedAmount.Amount", "0")), ccKey, 400, "U002", "Data.Initiation.InstructedAmount.Amount"},
+		{"v3.1 PaymentContextCode", "POST", v4Consents, js(with(body, "Risk.PaymentContextCode", "PartyToParty")), ccKey, 400, "U002", "Risk.PaymentContextCode"},
+		{"InstructionIdentification over 35", "POST", v4Consents, js(with(body, "Data.Initiation.InstructionIdentification", strings.Repeat("i", 36))), ccKey, 400, "U002", "Data.Initiation.InstructionIdentification"},
+		{"unsupported permission", "POST", v4AccessConsents, accessBody(obj{"Permissions": []any{"ReadBeneficiariesDetail"}}), access, 400, "U002", "Data.Permissions.0"},
+		{"no permission", "POST", v4AccessConsents, accessBody(obj{"Permissions": []any{}}), access, 400, "U002", "Data.Permissions"},
+
+		{"fromBookingDateTime garbage", "GET", v4Accounts + "/" + f.alice + "/transactions?fromBookingDateTime=garbage", "", basicReader, 400, "U003", "fromBookingDateTime"},
+		{"toBookingDateTime garbage", "GET", v4Accounts + "/" + f.alice + "/transactions?toBookingDateTime=garbage", "", basicReader, 400, "U003", "toBookingDateTime"},
+		{"ExpirationDateTime garbage", "POST", v4AccessConsents, accessBody(obj{"Permissions": []any{"ReadAccountsBasic"}, "ExpirationDateTime": "garbage"}), access, 400, "U003", "Data.ExpirationDateTime"},
+		{"ExpirationDateTime in the past", "POST", v4AccessConsents, accessBody(obj{"Permissions": []any{"ReadAccountsBasic"}, "ExpirationDateTime": "2020-01-01T00:00:00Z"}), access, 400, "U003", "Data.ExpirationDateTime"},
+		{"CompletionDateTime garbage", "POST", v4Consents, js(with(body, "Data.Authorisation", obj{"AuthorisationType": "Single", "CompletionDateTime": "garbage"})), ccKey, 400, "U003", "Data.Authorisation.CompletionDateTime"},
+		{"RegulatoryReporting Date garbage", "POST", v4Consents, js(with(body, "Data.Initiation.RegulatoryReporting", []any{obj{"Details": []any{obj{"Date": "garbage"}}}})), ccKey, 400, "U003", "Data.Initiation.RegulatoryReporting.0.Details.0.Date"},
+		{"RelatedDate garbage", "POST", v4Consents, js(with(body, "Data.Initiation.RemittanceInformation.Structured", []any{obj{"ReferredDocumentInformation": []any{obj{"RelatedDate": "1 March"}}}})), ccKey, 400, "U003", "Data.Initiation.RemittanceInformation.Structured.0.ReferredDocumentInformation.0.RelatedDate"},
+
+		{"v3.1 RemittanceInformation.Reference", "POST", v4Consents, js(with(body, "Data.Initiation.RemittanceInformation.Reference", "INV-1")), ccKey, 400, "U005", "Data.Initiation.RemittanceInformation.Reference"},
+		{"v3.1 Risk.ContractPresentInidicator", "POST", v4Consents, js(with(body, "Risk.ContractPresentInidicator", true)), ccKey, 400, "U005", "Risk.ContractPresentInidicator"},
+		{"undefined Initiation member", "POST", v4Consents, js(with(body, "Data.Initiation.Surprise", 1)), ccKey, 400, "U005", "Data.Initiation.Surprise"},
+		{"undefined payment member", "POST", v4Payments, js(with(v4PaymentBody(body, ready), "Data.Surprise", 1)), pay, 400, "U005", "Data.Surprise"},
+		{"undefined account access Risk member", "POST", v4AccessConsents, js(obj{"Data": obj{"Permissions": []any{"ReadAccountsBasic"}}, "Risk": obj{"Surprise": 1}}), access, 400, "U005", "Risk.Surprise"},
+
+		{"body not JSON", "POST", v4Consents, `{"Data":`, ccKey, 400, "U010", ""},
+		{"body an array", "POST", v4Consents, `[]`, ccKey, 400, "U010", ""},
+		{"body a string", "POST", v4Payments, `"pay"`, pay, 400, "U010", ""},
+		{"body not UTF-8", "POST", v4Consents, strings.Replace(consent, "For March", "For \xff", 1), ccKey, 400, "U010", ""},
+		{"account access body not JSON", "POST", v4AccessConsents, `{`, access, 400, "U010", ""},
+
+		{"consent without x-idempotency-key", "POST", v4Consents, consent, cc, 400, "U007", HeaderIdempotencyKey},
+		{"payment without x-idempotency-key", "POST", v4Payments, payment, readyPSU, 400, "U007", HeaderIdempotencyKey},
+		{"x-idempotency-key over 40", "POST", v4Consents, consent, cc.with(HeaderIdempotencyKey, strings.Repeat("k", 41)), 400, "U006", HeaderIdempotencyKey},
+		{"x-idempotency-key with a leading space", "POST", v4Consents, consent, cc.with(HeaderIdempotencyKey, " k"), 400, "U006", HeaderIdempotencyKey},
+		{"x-idempotency-key with a trailing space", "POST", v4Payments, payment, readyPSU.with(HeaderIdempotencyKey, "k "), 400, "U006", HeaderIdempotencyKey},
+
+		{"payment with another amount", "POST", v4Payments, js(v4PaymentBody(with(body, "Data.Initiation.InstructedAmount.Amount", "10.01"), ready)), pay, 400, "U008", ""},
+		{"payment with another Risk", "POST", v4Payments, js(v4PaymentBody(with(body, "Risk.PaymentContextCode", "TransferToSelf"), ready)), pay, 400, "U008", ""},
+
+		{"payment on a consent awaiting authorisation", "POST", v4Payments, js(v4PaymentBody(body, waiting)), psuToken("tpp-a", "alice", waiting, "payments").with(HeaderIdempotencyKey, "k2"), 400, "U009", ""},
+		{"payment on a rejected consent", "POST", v4Payments, js(v4PaymentBody(body, rejected)), psuToken("tpp-a", "alice", rejected, "payments").with(HeaderIdempotencyKey, "k3"), 400, "U009", ""},
+		{"payment on another client's consent awaiting authorisation", "POST", v4Payments, js(v4PaymentBody(body, waiting)), psuToken("tpp-b", "alice", waiting, "payments").with(HeaderIdempotencyKey, "k12"), 403, "U042", ""},
+		{"payment on a consent awaiting authorisation with a token for another", "POST", v4Payments, js(v4PaymentBody(body, waiting)), readyPSU.with(HeaderIdempotencyKey, "k13"), 403, "U042", ""},
+		{"payment on a consumed consent", "POST", v4Payments, js(v4PaymentBody(body, used)), usedPSU.with(HeaderIdempotencyKey, "k4"), 400, "U009", ""},
+		{"payment on a consent created on v3.1", "POST", v4Payments, js(v4PaymentBody(v3AsV4, v3)), v3PSU.with(HeaderIdempotencyKey, "k5"), 400, "U009", ""},
+		{"funds confirmation on a consumed consent", "GET", v4Consents + "/" + used + "/funds-confirmation", "", usedPSU, 400, "U009", ""},
+
+		{"unsupported currency", "POST", v4Consents, js(with(body, "Data.Initiation.InstructedAmount.Currency", "XXX")), ccKey, 400, "U023", "Data.Initiation.InstructedAmount.Currency"},
+
+		{"no token", "POST", v4Consents, consent, hdr{HeaderIdempotencyKey: "k6"}, 401, "U042", ""},
+		{"no token on an AIS read", "GET", v4Accounts, "", nil, 401, "U042", ""},
+		{"consent without the payments scope", "POST", v4Consents, consent, access.with(HeaderIdempotencyKey, "k7"), 403, "U042", ""},
+		{"consent with a PSU token", "POST", v4Consents, consent, readyPSU.with(HeaderIdempotencyKey, "k8"), 403, "U042", ""},
+		{"another client's consent", "GET", v4Consents + "/" + ready, "", tpp("tpp-b", "payments"), 403, "U042", ""},
+		{"another client's payment", "GET", v4Payments + "/" + paymentID, "", tpp("tpp-b", "payments"), 403, "U042", ""},
+		{"payment with another client's PSU token", "POST", v4Payments, payment, psuToken("tpp-b", "alice", ready, "payments").with(HeaderIdempotencyKey, "k9"), 403, "U042", ""},
+		{"payment with a token for another consent", "POST", v4Payments, payment, usedPSU.with(HeaderIdempotencyKey, "k10"), 403, "U042", ""},
+		{"funds confirmation with a client-credentials token", "GET", v4Consents + "/" + ready + "/funds-confirmation", "", cc, 403, "U042", "Authorization"},
+		{"payment with a client-credentials token", "POST", v4Payments, payment, cc.with(HeaderIdempotencyKey, "k11"), 403, "U042", "Authorization"},
+		{"accounts with a client-credentials token", "GET", v4Accounts, "", access, 403, "U042", "Authorization"},
+		{"balances without ReadBalances", "GET", v4Accounts + "/" + f.alice + "/balances", "", basicReader, 403, "U042", ""},
+		{"another PSU's account", "GET", v4Accounts + "/" + f.bob, "", basicReader, 403, "U042", ""},
+
+		{"no such route", "GET", PathV4 + "/pisp/nothing", "", cc, 404, "U042", ""},
+		{"no such sub-path of a payment", "GET", v4Payments + "/" + paymentID + "/xyz", "", cc, 404, "U042", ""},
+		{"PUT on payments", "PUT", v4Payments, payment, pay, 405, "U042", ""},
+		{"DELETE of a payment consent", "DELETE", v4Consents + "/" + ready, "", cc, 405, "U042", ""},
+		{"Accept XML", "GET", v4Consents + "/" + ready, "", cc.with("Accept", "application/xml"), 406, "U006", "Accept"},
+		{"Content-Type text/plain", "POST", v4Consents, consent, ccKey.with("Content-Type", "text/plain"), 415, "U006", "Content-Type"},
+		{"body too large", "POST", v4Consents, js(with(body, "Data.Initiation.RemittanceInformation.Unstructured", []any{strings.Repeat("x", 5000)})), ccKey, 413, "U010", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := f.in(t)
+			before := s.state()
+			logged := len(s.log.String())
+			rec := s.call(tc.method, tc.path, tc.body, tc.h)
+			d := wantError(t, rec, tc.status, tc.code, tc.where)
+			if d.Message == "" {
+				t.Errorf("no Message")
+			}
+			if tc.code == CodeV4NotDisclosed && d.Message != http.StatusText(tc.status) {
+				t.Errorf("U042 Message = %q, want %q (the reason is not disclosed)", d.Message, http.StatusText(tc.status))
+			}
+			if l := s.log.String()[logged:]; strings.Contains(l, `"level":"ERROR"`) {
+				t.Errorf("a refusal logged at ERROR:\n%s", l)
+			}
+			if after := s.state(); after != before {
+				t.Fatalf("state changed:\n%s\n%s", before, after)
+			}
+			if tc.status == http.StatusUnauthorized {
+				// The challenge is v3.1's, unchanged.
+				v3 := s.do(tc.method, strings.Replace(tc.path, PathV4, "/open-banking/v3.1", 1), tc.body, tc.h)
+				got, want := rec.Header().Get("WWW-Authenticate"), v3.Header().Get("WWW-Authenticate")
+				if v3.Code != http.StatusUnauthorized || want == "" || got != want {
+					t.Errorf("WWW-Authenticate = %q, want v3.1's %q", got, want)
+				}
+			}
+		})
+	}
+	if got := s.get(v4Consents+"/"+ready, cc); status(got) != "AUTH" {
+		t.Fatalf("the consent the refused payments named is %s, want AUTH", status(got))
+	}
+	s.reconciled()
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,12 +132,27 @@ func (h v4Handler) CreateDomesticPayments(c echo.Context, params obapi4.CreateDo
 	if err != nil {
 		return err
 	}
-	p, err := h.pay.CreatePayment(c.Request().Context(), cl, idempotency(params.XIdempotencyKey, raw),
+	ctx := c.Request().Context()
+	p, err := h.pay.CreatePayment(ctx, cl, idempotency(params.XIdempotencyKey, raw),
 		openbanking.PaymentRequest{Version: openbanking.V4_0, ConsentID: body.Data.ConsentId, InitiationJSON: initiation, RiskJSON: risk})
+	if errors.Is(err, openbanking.ErrForbidden) && h.neverAuthorised(ctx, cl, body.Data.ConsentId) {
+		err = openbanking.ErrInvalidConsentStatus
+	}
 	if err != nil {
 		return obError(err)
 	}
 	return h.writePayment(c, http.StatusCreated, p, !p.Replayed)
+}
+
+// neverAuthorised reports whether consentID names a payment consent of cl's
+// client, the one cl's token was issued for, that no PSU authorised (AWAU or
+// RJCT). The service refuses a payment on it as forbidden, the token's PSU
+// not being the consent's (it has none); v4.0 answers U009, the consent not
+// being AUTH (OB-V4 section 5). v3.1 keeps its 403.
+func (h v4Handler) neverAuthorised(ctx context.Context, cl openbanking.Caller, consentID string) bool {
+	pc, err := h.pay.PaymentConsent(ctx, cl, consentID)
+	return err == nil && cl.PSU != "" &&
+		(pc.Status == openbanking.StatusAwaitingAuthorisation || pc.Status == openbanking.StatusRejected)
 }
 
 // GetDomesticPaymentsDomesticPaymentId handles GET .../domestic-payments/{DomesticPaymentId}.

@@ -95,10 +95,9 @@ var v4StatusCodes = map[int]ErrorDetail{
 // toV4 translates one detail of a v3.1 answer with status to v4.0. code is
 // the detail's code in DefaultNamespace (before Config.ErrorNamespace is
 // applied). The message is kept, except where U042 hides the reason (its
-// Path is kept); a
-// Field.Invalid whose Path names a date member (OB names every date member
-// ...DateTime: ExpirationDateTime, CompletionDateTime, fromBookingDateTime)
-// is U003. Any other 4xx is U002; 5xx is U000.
+// Path is kept); a Field.Invalid whose Path names a date member (see
+// isDatePath) is U003, and a Field.Invalid without a Path (the body's root)
+// is U010. Any other 4xx is U002; 5xx is U000.
 func toV4(status int, d ErrorDetail) ErrorDetail {
 	if s, ok := v4StatusCodes[status]; ok {
 		out := ErrorDetail{ErrorCode: s.ErrorCode, Message: d.Message, Path: s.Path}
@@ -118,6 +117,10 @@ func toV4(status int, d ErrorDetail) ErrorDetail {
 		out.ErrorCode = code
 	}
 	switch {
+	case out.ErrorCode == CodeV4FieldInvalid && d.ErrorCode == CodeFieldInvalid && d.Path == "":
+		// An invalid value without a Path is the body itself, at its root:
+		// not an object (an array, a string, ...).
+		out.ErrorCode = CodeV4InvalidFormat
 	case out.ErrorCode == CodeV4FieldInvalid && isDatePath(d.Path):
 		out.ErrorCode = CodeV4FieldInvalidDate
 	case out.ErrorCode == CodeV4ConsentMismatch:
@@ -128,10 +131,12 @@ func toV4(status int, d ErrorDetail) ErrorDetail {
 }
 
 // isDatePath reports whether an error Path names a date member: its last
-// segment ends in DateTime, as every OB date member's name does.
+// segment ends in DateTime (ExpirationDateTime, fromBookingDateTime, ...) or
+// Date (the Initiation's RelatedDate and RegulatoryReporting Details' Date),
+// as every OB date member's name does.
 func isDatePath(path string) bool {
 	last := path[strings.LastIndexByte(path, '.')+1:]
-	return strings.HasSuffix(last, "DateTime")
+	return strings.HasSuffix(last, "DateTime") || strings.HasSuffix(last, "Date")
 }
 
 // withMessage makes sure a v4.0 detail has a Message (optional in v4.0,
