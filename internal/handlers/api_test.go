@@ -84,7 +84,7 @@ func newAPIWith(t *testing.T, dpop echo.MiddlewareFunc) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Config{Logger: log, Registry: prometheus.NewRegistry(), BodyLimit: 4096,
+	e, err := New(Config{Logger: log, Registry: prometheus.NewRegistry(), BodyLimit: 4096, PublicURL: testBase,
 		Ping:   func(context.Context) error { return nil },
 		Routes: func(e *echo.Echo) error { return RegisterRoutes(e, h, dpop) }})
 	if err != nil {

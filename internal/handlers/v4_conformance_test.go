@@ -938,3 +938,280 @@ func TestV4ErrorCodes(t *testing.T) {
 	}
 	s.reconciled()
 }
+
+// TestV4ReusedIdempotencyKey covers OB v4.0.1's answer to an idempotency
+// key reused with another body: 422 U029 at x-idempotency-key with a Url,
+// nothing written, the original untouched, and the original request still
+// replayed with 201. An account access consent, which takes no key, ignores
+// one.
+func TestV4ReusedIdempotencyKey(t *testing.T) {
+	f := newV4Fixture(t)
+	s := f.in(t)
+	cc := tpp("tpp-a", "payments")
+	body := v4ConsentBody("10.00", f.bobIdent)
+	other := with(body, "Data.Initiation.InstructedAmount.Amount", "11.00")
+	reused := func(rec *httptest.ResponseRecorder) {
+		t.Helper()
+		d := wantError(t, rec, http.StatusUnprocessableEntity, CodeV4IdempotencyReused, HeaderIdempotencyKey)
+		if d.URL != testBase+"/docs/idempotency" {
+			t.Fatalf("Url = %q, want the idempotency rules under the public URL", d.URL)
+		}
+	}
+
+	consentKey := cc.with(HeaderIdempotencyKey, "consent-key")
+	var created map[string]any
+	s.want(s.send(http.MethodPost, v4Consents, js(body), consentKey), http.StatusCreated, &created)
+	id, _ := member(created, "Data.ConsentId").(string)
+	original := s.get(v4Consents+"/"+id, cc)
+	before := s.state()
+	reused(s.send(http.MethodPost, v4Consents, js(other), consentKey))
+	if after := s.state(); after != before {
+		t.Fatalf("state changed:\n%s\n%s", before, after)
+	}
+	if diff := cmp.Diff(original, s.get(v4Consents+"/"+id, cc)); diff != "" {
+		t.Fatalf("consent after the 422 (-before +after):\n%s", diff)
+	}
+	var replay map[string]any
+	s.want(s.send(http.MethodPost, v4Consents, js(body), consentKey), http.StatusCreated, &replay)
+	if member(replay, "Data.ConsentId") != id || s.state() != before {
+		t.Fatalf("replay = %v, want consent %s and nothing written", replay, id)
+	}
+
+	s.authorise(id, "alice", f.alice)
+	psu := psuToken("tpp-a", "alice", id, "payments").with(HeaderIdempotencyKey, "payment-key")
+	var paid map[string]any
+	s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), psu), http.StatusCreated, &paid)
+	paymentID, _ := member(paid, "Data.DomesticPaymentId").(string)
+	before = s.state()
+	reused(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(other, id)), psu))
+	if after := s.state(); after != before {
+		t.Fatalf("state changed:\n%s\n%s", before, after)
+	}
+	s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), psu), http.StatusCreated, &replay)
+	if member(replay, "Data.DomesticPaymentId") != paymentID || status(replay) != "ACCC" || s.state() != before {
+		t.Fatalf("replay = %v, want payment %s in status ACCC and nothing written", replay, paymentID)
+	}
+
+	access := tpp("tpp-a", "accounts").with(HeaderIdempotencyKey, "access-key")
+	var first, second consentResp
+	s.want(s.call(http.MethodPost, v4AccessConsents, js(obj{"Data": obj{"Permissions": []any{"ReadAccountsBasic"}}, "Risk": obj{}}), access), http.StatusCreated, &first)
+	s.want(s.call(http.MethodPost, v4AccessConsents, js(obj{"Data": obj{"Permissions": []any{"ReadBalances"}}, "Risk": obj{}}), access), http.StatusCreated, &second)
+	if first.Data.ConsentId == second.Data.ConsentId {
+		t.Fatalf("an account access consent's key was not ignored")
+	}
+	s.reconciled()
+}
+
+// TestV4AcrossVersions covers the contract's rules across versions (section
+// 6): one consents table and one ledger, each resource shown in the
+// vocabulary of the version that reads it, or refused where that version
+// cannot show it, and no payment on the other version's consent.
+func TestV4AcrossVersions(t *testing.T) {
+	f := newV4Fixture(t)
+	cc := tpp("tpp-a", "payments")
+	ac := tpp("tpp-a", "accounts")
+	v3Status := func(s *v4Fixture, path string, h hdr) string {
+		t.Helper()
+		var got consentResp
+		s.want(s.do(http.MethodGet, path, "", h), http.StatusOK, &got)
+		return got.Data.Status
+	}
+
+	t.Run("a v3.1 account access consent and its PSU token on v4.0", func(t *testing.T) {
+		s := f.in(t)
+		id := s.accessConsent(v3AccessConsents, "ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail")
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "AWAU" {
+			t.Fatalf("v4.0 GET = %s, want AWAU", status(got))
+		}
+		s.authorise(id, "alice", "")
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "AUTH" {
+			t.Fatalf("v4.0 GET = %s, want AUTH", status(got))
+		}
+		reader := psuToken("tpp-a", "alice", id, "accounts")
+		if a := member(s.get(v4Accounts+"/"+f.alice, reader), "Data.Account"); len(a.([]any)) != 1 {
+			t.Fatalf("v4.0 account = %v", a)
+		}
+		s.get(v4Accounts+"/"+f.alice+"/balances", reader)
+		s.get(v4Accounts+"/"+f.alice+"/transactions", reader)
+		s.want(s.send(http.MethodDelete, v4AccessConsents+"/"+id, "", ac), http.StatusNoContent, nil)
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "CANC" {
+			t.Fatalf("v4.0 GET after DELETE = %s, want CANC", status(got))
+		}
+		if got := v3Status(s, v3AccessConsents+"/"+id, ac); got != "Revoked" {
+			t.Fatalf("v3.1 GET after the v4.0 DELETE = %s, want Revoked", got)
+		}
+	})
+
+	t.Run("a v4.0 account access consent and its PSU token on v3.1", func(t *testing.T) {
+		s := f.in(t)
+		id := s.accessConsent(v4AccessConsents, "ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail")
+		if got := v3Status(s, v3AccessConsents+"/"+id, ac); got != "AwaitingAuthorisation" {
+			t.Fatalf("v3.1 GET = %s, want AwaitingAuthorisation", got)
+		}
+		s.authorise(id, "alice", "")
+		if got := v3Status(s, v3AccessConsents+"/"+id, ac); got != "Authorised" {
+			t.Fatalf("v3.1 GET = %s, want Authorised", got)
+		}
+		reader := psuToken("tpp-a", "alice", id, "accounts")
+		for _, path := range []string{v3Accounts, v3Accounts + "/" + f.alice + "/balances", v3Accounts + "/" + f.alice + "/transactions"} {
+			s.want(s.do(http.MethodGet, path, "", reader), http.StatusOK, nil)
+		}
+		s.want(s.do(http.MethodDelete, v3AccessConsents+"/"+id, "", ac), http.StatusNoContent, nil)
+		if got := s.get(v4AccessConsents+"/"+id, ac); status(got) != "CANC" {
+			t.Fatalf("v4.0 GET after the v3.1 DELETE = %s, want CANC", status(got))
+		}
+	})
+
+	// A v3.1 consent with every v3.1 remittance member, paid on v3.1.
+	v3Body := strings.Replace(consentBody("20.00", f.bobIdent), `{"Reference":"INV-1"}`, `{"Reference":"INV-1","Unstructured":"For March"}`, 1)
+	v4Shape := obj{
+		"InstructionIdentification": "ACME412", "EndToEndIdentification": "E2E-1",
+		"InstructedAmount": obj{"Amount": "20.00", "Currency": "GBP"},
+		"CreditorAccount":  obj{"SchemeName": "UK.OBIE.SortCodeAccountNumber", "Identification": f.bobIdent, "Name": "Bob"},
+		"RemittanceInformation": obj{
+			"Structured":   []any{obj{"CreditorReferenceInformation": obj{"Reference": "INV-1"}}},
+			"Unstructured": []any{"For March"},
+		},
+	}
+	wantV4Shape := decoded(t, js(v4Shape))
+
+	t.Run("a v3.1 payment and its consent read on v4.0", func(t *testing.T) {
+		s := f.in(t)
+		id := s.paymentConsent("tpp-a", v3Body)
+		s.authorise(id, "alice", f.alice)
+		psu := psuToken("tpp-a", "alice", id, "payments")
+		consent := s.get(v4Consents+"/"+id, cc)
+		if status(consent) != "AUTH" || member(consent, "Risk.PaymentContextCode") != "TransferToThirdParty" {
+			t.Fatalf("v4.0 GET of the v3.1 consent = %v, want AUTH with the v4.0 context code", consent)
+		}
+		if diff := cmp.Diff(wantV4Shape, member(consent, "Data.Initiation")); diff != "" {
+			t.Fatalf("Initiation of the v3.1 consent on v4.0 (-want +got):\n%s", diff)
+		}
+		if funds := s.get(v4Consents+"/"+id+"/funds-confirmation", psu); member(funds, "Data.FundsAvailableResult.FundsAvailable") != true {
+			t.Fatalf("v4.0 funds-confirmation of the v3.1 consent = %v", funds)
+		}
+		var paid paymentResp
+		s.want(s.do(http.MethodPost, v3Payments, paymentBody(v3Body, id), psu.with(HeaderIdempotencyKey, key())), http.StatusCreated, &paid)
+		payment := s.get(v4Payments+"/"+paid.Data.DomesticPaymentId, cc)
+		if status(payment) != "ACCC" || member(payment, "Data.ConsentId") != id {
+			t.Fatalf("v4.0 GET of the v3.1 payment = %v, want ACCC", payment)
+		}
+		if diff := cmp.Diff(wantV4Shape, member(payment, "Data.Initiation")); diff != "" {
+			t.Fatalf("Initiation of the v3.1 payment on v4.0 (-want +got):\n%s", diff)
+		}
+		d, _ := member(s.get(v4Payments+"/"+paid.Data.DomesticPaymentId+"/payment-details", cc), "Data.PaymentStatus").([]any)
+		if len(d) != 1 || d[0].(map[string]any)["Status"] != "ACCC" {
+			t.Fatalf("v4.0 payment-details of the v3.1 payment = %v", d)
+		}
+		if got := s.get(v4Consents+"/"+id, cc); status(got) != "COND" {
+			t.Fatalf("v4.0 GET of the consumed v3.1 consent = %s, want COND", status(got))
+		}
+	})
+
+	t.Run("a v3.1 consent without a creditor name is not shown on v4.0", func(t *testing.T) {
+		s := f.in(t)
+		id := s.paymentConsent("tpp-a", strings.Replace(v3Body, `,"Name":"Bob"`, "", 1))
+		wantError(t, s.call(http.MethodGet, v4Consents+"/"+id, "", cc), http.StatusBadRequest, CodeV4NotFound, "")
+	})
+
+	t.Run("v4.0 payment resources are not shown on v3.1", func(t *testing.T) {
+		s := f.in(t)
+		body := v4ConsentBody("5.00", f.bobIdent)
+		id, psu := s.authorisedV4(body)
+		other, otherPSU := s.authorisedV4(body)
+		var paid map[string]any
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), psu.with(HeaderIdempotencyKey, key())), http.StatusCreated, &paid)
+		paymentID, _ := member(paid, "Data.DomesticPaymentId").(string)
+		for _, r := range []struct {
+			path string
+			h    hdr
+		}{
+			{v3Consents + "/" + id, cc},
+			{v3Consents + "/" + other + "/funds-confirmation", otherPSU},
+			{v3Payments + "/" + paymentID, cc},
+			{v3Payments + "/" + paymentID + "/payment-details", cc},
+		} {
+			rec := s.do(http.MethodGet, r.path, "", r.h)
+			wantError(t, rec, http.StatusBadRequest, CodeResourceNotFound, "")
+		}
+	})
+
+	t.Run("no payment with the other version's consent", func(t *testing.T) {
+		s := f.in(t)
+		v3 := s.paymentConsent("tpp-a", v3Body)
+		s.authorise(v3, "alice", f.alice)
+		v3PSU := psuToken("tpp-a", "alice", v3, "payments")
+		v4Body := with(obj{"Data": obj{"Initiation": v4Shape}}, "Risk", obj{"PaymentContextCode": "TransferToThirdParty"})
+		v4, v4PSU := s.authorisedV4(v4Body)
+
+		before := s.state()
+		wantError(t, s.send(http.MethodPost, v4Payments, js(v4PaymentBody(v4Body, v3)), v3PSU.with(HeaderIdempotencyKey, "cross-1")),
+			http.StatusBadRequest, CodeV4InvalidConsentStatus, "")
+		wantError(t, s.do(http.MethodPost, v3Payments, paymentBody(v3Body, v4), v4PSU.with(HeaderIdempotencyKey, "cross-2")),
+			http.StatusBadRequest, CodeInvalidConsentStatus, "")
+		if after := s.state(); after != before {
+			t.Fatalf("state changed:\n%s\n%s", before, after)
+		}
+		if got := v3Status(s, v3Consents+"/"+v3, cc); got != "Authorised" {
+			t.Fatalf("the v3.1 consent after the v4.0 refusal = %s, want Authorised", got)
+		}
+		if got := s.get(v4Consents+"/"+v4, cc); status(got) != "AUTH" {
+			t.Fatalf("the v4.0 consent after the v3.1 refusal = %s, want AUTH", status(got))
+		}
+		// Each is still payable on its own version, with the same keys.
+		var v3Paid paymentResp
+		s.want(s.do(http.MethodPost, v3Payments, paymentBody(v3Body, v3), v3PSU.with(HeaderIdempotencyKey, "cross-1")), http.StatusCreated, &v3Paid)
+		if v3Paid.Data.Status != "AcceptedCreditSettlementCompleted" {
+			t.Fatalf("v3.1 payment = %s", v3Paid.Data.Status)
+		}
+		var v4Paid map[string]any
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(v4Body, v4)), v4PSU.with(HeaderIdempotencyKey, "cross-2")), http.StatusCreated, &v4Paid)
+		if status(v4Paid) != "RCVD" {
+			t.Fatalf("v4.0 payment = %s, want RCVD", status(v4Paid))
+		}
+	})
+
+	t.Run("balances and transactions are the same entries on both versions", func(t *testing.T) {
+		s := f.in(t)
+		id := s.accessConsent(v4AccessConsents, "ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail")
+		s.authorise(id, "alice", "")
+		reader := psuToken("tpp-a", "alice", id, "accounts")
+		type entry struct {
+			TransactionId, CreditDebitIndicator, BookingDateTime, TransactionInformation string
+			Amount                                                                       struct{ Amount, Currency string }
+			Balance                                                                      struct{ Amount struct{ Amount string } }
+		}
+		var v3, v4 struct {
+			Data  struct{ Transaction []entry }
+			Links struct{ Next string }
+		}
+		s.want(s.do(http.MethodGet, v3Accounts+"/"+f.alice+"/transactions", "", reader), http.StatusOK, &v3)
+		s.want(s.send(http.MethodGet, v4Accounts+"/"+f.alice+"/transactions", "", reader), http.StatusOK, &v4)
+		if len(v4.Data.Transaction) < 2 {
+			t.Fatalf("v4.0 transactions = %+v, want the payments of these tests", v4.Data.Transaction)
+		}
+		if diff := cmp.Diff(v3.Data.Transaction, v4.Data.Transaction); diff != "" {
+			t.Fatalf("transactions (-v3.1 +v4.0):\n%s", diff)
+		}
+		if v3.Links.Next != "" || v4.Links.Next != "" {
+			if strings.Replace(v3.Links.Next, "/open-banking/v3.1/", PathV4+"/", 1) != v4.Links.Next {
+				t.Fatalf("Links.Next v3.1 %q, v4.0 %q", v3.Links.Next, v4.Links.Next)
+			}
+		}
+		var b3, b4 struct {
+			Data struct {
+				Balance []struct {
+					Amount   struct{ Amount, Currency string }
+					DateTime string
+				}
+			}
+		}
+		s.want(s.do(http.MethodGet, v3Accounts+"/"+f.alice+"/balances", "", reader), http.StatusOK, &b3)
+		s.want(s.send(http.MethodGet, v4Accounts+"/"+f.alice+"/balances", "", reader), http.StatusOK, &b4)
+		if len(b3.Data.Balance) != 2 || len(b4.Data.Balance) != 2 || b3.Data.Balance[0].Amount != b4.Data.Balance[0].Amount ||
+			b3.Data.Balance[1].Amount != b4.Data.Balance[1].Amount || b4.Data.Balance[0].Amount.Amount != s.balance(f.alice) {
+			t.Fatalf("balances v3.1 %+v, v4.0 %+v, ledger %s", b3.Data.Balance, b4.Data.Balance, s.balance(f.alice))
+		}
+	})
+	f.in(t).reconciled()
+}
