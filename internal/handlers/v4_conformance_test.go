@@ -20,7 +20,9 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/obpay/payments/client"
 	"github.com/obpay/payments/internal/obapi4"
+	"github.com/obpay/payments/internal/security"
 )
 
 // The acceptance tests of the v4.0 surface: each row of the contract's
@@ -779,6 +781,23 @@ func TestV4Statuses(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("basic permissions show no details", func(t *testing.T) {
+		s := f.in(t)
+		id := s.accessConsent(v4AccessConsents, "ReadAccountsBasic", "ReadTransactionsBasic", "ReadTransactionsDebits")
+		s.authorise(id, "alice", "")
+		reader := psuToken("tpp-a", "alice", id, "accounts")
+		accts, _ := member(s.get(v4Accounts, reader), "Data.Account").([]any)
+		if len(accts) != 1 || accts[0].(map[string]any)["Account"] != nil || accts[0].(map[string]any)["AccountTypeCode"] != "CACC" {
+			t.Fatalf("accounts = %v, want alice's without Account details", accts)
+		}
+		txs, _ := member(s.get(v4Accounts+"/"+f.alice+"/transactions", reader), "Data.Transaction").([]any)
+		for _, tx := range txs {
+			if m := tx.(map[string]any); m["Status"] != "BOOK" || m["Balance"] != nil || m["TransactionInformation"] != nil {
+				t.Fatalf("transaction = %v, want BOOK without details", m)
+			}
+		}
+	})
 	f.in(t).reconciled()
 }
 
@@ -879,6 +898,8 @@ func TestV4ErrorCodes(t *testing.T) {
 		{"payment on a consumed consent", "POST", v4Payments, js(v4PaymentBody(body, used)), usedPSU.with(HeaderIdempotencyKey, "k4"), 400, "U009", ""},
 		{"payment on a consent created on v3.1", "POST", v4Payments, js(v4PaymentBody(v3AsV4, v3)), v3PSU.with(HeaderIdempotencyKey, "k5"), 400, "U009", ""},
 		{"funds confirmation on a consumed consent", "GET", v4Consents + "/" + used + "/funds-confirmation", "", usedPSU, 400, "U009", ""},
+		{"funds confirmation on a consent awaiting authorisation", "GET", v4Consents + "/" + waiting + "/funds-confirmation", "", psuToken("tpp-a", "alice", waiting, "payments"), 400, "U009", ""},
+		{"funds confirmation on a rejected consent", "GET", v4Consents + "/" + rejected + "/funds-confirmation", "", psuToken("tpp-a", "alice", rejected, "payments"), 400, "U009", ""},
 
 		{"unsupported currency", "POST", v4Consents, js(with(body, "Data.Initiation.InstructedAmount.Currency", "XXX")), ccKey, 400, "U023", "Data.Initiation.InstructedAmount.Currency"},
 
@@ -1214,4 +1235,106 @@ func TestV4AcrossVersions(t *testing.T) {
 		}
 	})
 	f.in(t).reconciled()
+}
+
+// TestV4KeepsTheDPoPChallenges sends the same refused request to v3.1 and
+// to v4.0 through the real DPoP verifier: each v4.0 answer has v3.1's
+// status, WWW-Authenticate challenge and DPoP-Nonce, and U042 with the
+// reason not disclosed, and is valid under api/openapi-v4.yaml.
+func TestV4KeepsTheDPoPChallenges(t *testing.T) {
+	key, err := client.GenerateKey(client.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(5 * time.Minute).Unix()
+	tokens := answers{
+		"cc":       {Active: true, Scope: "payments", ClientID: "tpp-a", Subject: "tpp-a", TokenType: "DPoP", Exp: exp, CnfJKT: key.Thumbprint()},
+		"accounts": {Active: true, Scope: "accounts", ClientID: "tpp-a", Subject: "tpp-a", TokenType: "DPoP", Exp: exp, CnfJKT: key.Thumbprint()},
+		"revoked":  {Active: false},
+	}
+	replay, err := security.NewMemoryReplayStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := security.NewVerifier(security.Config{PublicURL: testBase, ReplayStore: replay, Introspector: tokens,
+		NonceSecret: []byte("a nonce secret of at least thirty-two bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dpop, err := security.NewMiddleware(security.MiddlewareConfig{Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &v4API{api: newAPIWith(t, dpop), spec: specV4(t)}
+
+	const rest = "/pisp/domestic-payment-consents/" + unknownID
+	nonce := ""
+	send := func(s *v4API, base, token, scheme string, withNonce bool, extra hdr) *httptest.ResponseRecorder {
+		s.t.Helper()
+		h := hdr{"DPoP": ""}
+		if token != "" {
+			h["Authorization"] = scheme + " " + token
+			r := client.ProofRequest{Method: http.MethodGet, URL: testBase + base + rest, AccessToken: token}
+			if withNonce {
+				r.Nonce = nonce
+			}
+			p, err := key.Proof(r)
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			h["DPoP"] = p
+		}
+		for k, v := range extra {
+			h[k] = v
+		}
+		if base == PathV4 {
+			return s.call(http.MethodGet, base+rest, "", h)
+		}
+		return s.do(http.MethodGet, base+rest, "", h)
+	}
+	first := send(s, PathV4, "cc", "DPoP", false, nil)
+	if nonce = first.Header().Get("DPoP-Nonce"); first.Code != http.StatusUnauthorized || nonce == "" {
+		t.Fatalf("first request = %d (nonce %q), want 401 use_dpop_nonce", first.Code, nonce)
+	}
+
+	tests := []struct {
+		name      string
+		token     string
+		scheme    string
+		nonce     bool
+		extra     hdr
+		status    int
+		code, det string
+	}{
+		{"no credentials", "", "", false, nil, 401, "U042", ""},
+		{"a Bearer token", "cc", "Bearer", true, nil, 401, "U042", ""},
+		{"no nonce", "cc", "DPoP", false, nil, 401, "U042", ""},
+		{"an inactive token", "revoked", "DPoP", true, nil, 401, "U042", ""},
+		{"a malformed proof", "cc", "DPoP", true, hdr{"DPoP": "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}, 401, "U042", ""},
+		{"a token without the scope", "accounts", "DPoP", true, nil, 403, "U042", ""},
+		{"the known token passes", "cc", "DPoP", true, nil, 400, "U011", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := s.in(t)
+			v3 := send(s, "/open-banking/v3.1", tc.token, tc.scheme, tc.nonce, tc.extra)
+			v4 := send(s, PathV4, tc.token, tc.scheme, tc.nonce, tc.extra)
+			d := wantError(t, v4, tc.status, tc.code, tc.det)
+			if v3.Code != v4.Code {
+				t.Fatalf("v3.1 = %d, v4.0 = %d", v3.Code, v4.Code)
+			}
+			for _, h := range []string{"WWW-Authenticate", "DPoP-Nonce", "Cache-Control"} {
+				got, want := v4.Header().Get(h), v3.Header().Get(h)
+				if h == "DPoP-Nonce" && (got == "") != (want == "") || h != "DPoP-Nonce" && got != want {
+					t.Errorf("%s = %q, v3.1's %q", h, got, want)
+				}
+			}
+			if (tc.status == 401 || tc.status == 403) && v4.Header().Get("WWW-Authenticate") == "" {
+				t.Errorf("no WWW-Authenticate challenge")
+			}
+			if tc.code == CodeV4NotDisclosed && d.Message != http.StatusText(tc.status) {
+				t.Errorf("Message = %q, want %q", d.Message, http.StatusText(tc.status))
+			}
+		})
+	}
 }

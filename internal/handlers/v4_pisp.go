@@ -100,7 +100,11 @@ func (h v4Handler) GetDomesticPaymentConsentsConsentIdFundsConfirmation(c echo.C
 	if err != nil {
 		return err
 	}
-	fc, err := h.pay.FundsConfirmation(c.Request().Context(), cl, consentID)
+	ctx := c.Request().Context()
+	fc, err := h.pay.FundsConfirmation(ctx, cl, consentID)
+	if errors.Is(err, openbanking.ErrForbidden) && h.neverAuthorised(ctx, cl, consentID) {
+		err = openbanking.ErrInvalidConsentStatus
+	}
 	if err != nil {
 		return obError(err)
 	}
@@ -146,9 +150,9 @@ func (h v4Handler) CreateDomesticPayments(c echo.Context, params obapi4.CreateDo
 
 // neverAuthorised reports whether consentID names a payment consent of cl's
 // client, the one cl's token was issued for, that no PSU authorised (AWAU or
-// RJCT). The service refuses a payment on it as forbidden, the token's PSU
-// not being the consent's (it has none); v4.0 answers U009, the consent not
-// being AUTH (OB-V4 section 5). v3.1 keeps its 403.
+// RJCT). The service refuses a payment or a funds confirmation on it as
+// forbidden, the token's PSU not being the consent's (it has none); v4.0
+// answers U009, the consent not being AUTH. v3.1 keeps its 403.
 func (h v4Handler) neverAuthorised(ctx context.Context, cl openbanking.Caller, consentID string) bool {
 	pc, err := h.pay.PaymentConsent(ctx, cl, consentID)
 	return err == nil && cl.PSU != "" &&
