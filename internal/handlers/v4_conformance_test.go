@@ -902,6 +902,8 @@ func TestV4ErrorCodes(t *testing.T) {
 		{"funds confirmation on a rejected consent", "GET", v4Consents + "/" + rejected + "/funds-confirmation", "", psuToken("tpp-a", "alice", rejected, "payments"), 400, "U009", ""},
 
 		{"unsupported currency", "POST", v4Consents, js(with(body, "Data.Initiation.InstructedAmount.Currency", "XXX")), ccKey, 400, "U023", "Data.Initiation.InstructedAmount.Currency"},
+		{"unsupported creditor scheme", "POST", v4Consents, js(with(body, "Data.Initiation.CreditorAccount.SchemeName", "XX.BANK.AccountNumber")), ccKey, 400, "U027", "Data.Initiation.CreditorAccount.SchemeName"},
+		{"unsupported debtor scheme", "POST", v4Consents, js(with(body, "Data.Initiation.DebtorAccount", obj{"SchemeName": "XX.BANK.AccountNumber", "Identification": "1"})), ccKey, 400, "U027", "Data.Initiation.DebtorAccount.SchemeName"},
 
 		{"no token", "POST", v4Consents, consent, hdr{HeaderIdempotencyKey: "k6"}, 401, "U042", ""},
 		{"no token on an AIS read", "GET", v4Accounts, "", nil, 401, "U042", ""},
@@ -976,6 +978,9 @@ func TestV4ReusedIdempotencyKey(t *testing.T) {
 		d := wantError(t, rec, http.StatusUnprocessableEntity, CodeV4IdempotencyReused, HeaderIdempotencyKey)
 		if d.URL != testBase+"/docs/idempotency" {
 			t.Fatalf("Url = %q, want the idempotency rules under the public URL", d.URL)
+		}
+		if page := s.do(http.MethodGet, strings.TrimPrefix(d.URL, testBase), "", nil); page.Code != http.StatusOK || !strings.Contains(page.Body.String(), "U029") {
+			t.Fatalf("GET %s = %d %s, want the rules", d.URL, page.Code, page.Body)
 		}
 	}
 
