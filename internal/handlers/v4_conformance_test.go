@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +179,18 @@ func (s *v4API) call(method, path, body string, h hdr) *httptest.ResponseRecorde
 	s.t.Helper()
 	rec := s.do(method, path, body, h)
 	s.spec.checkResponse(s.t, method, path, rec)
+	if rec.Code == http.StatusOK || rec.Code == http.StatusCreated {
+		// Every v4.0 resource answer has Meta (maybe {}) and an absolute
+		// Links.Self under the v4.0 base.
+		var v map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			s.t.Fatalf("%s %s: %v", method, path, err)
+		}
+		self, _ := member(v, "Links.Self").(string)
+		if _, ok := v["Meta"].(map[string]any); !ok || !strings.HasPrefix(self, testBase+PathV4+"/") {
+			s.t.Fatalf("%s %s = Meta %v, Links.Self %q: want Meta and a Self under %s", method, path, v["Meta"], self, testBase+PathV4)
+		}
+	}
 	return rec
 }
 
@@ -1004,6 +1017,10 @@ func TestV4ReusedIdempotencyKey(t *testing.T) {
 	}
 
 	s.authorise(id, "alice", f.alice)
+	s.want(s.send(http.MethodPost, v4Consents, js(body), consentKey), http.StatusCreated, &replay)
+	if member(replay, "Data.ConsentId") != id || status(replay) != "AUTH" {
+		t.Fatalf("replay after the authorisation = %v, want consent %s in its current status AUTH", replay, id)
+	}
 	psu := psuToken("tpp-a", "alice", id, "payments").with(HeaderIdempotencyKey, "payment-key")
 	var paid map[string]any
 	s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), psu), http.StatusCreated, &paid)
@@ -1342,4 +1359,61 @@ func TestV4KeepsTheDPoPChallenges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestV4TransactionPages reads more transactions than a page holds on v4.0:
+// Links.Self and Links.Next stay under /open-banking/v4.0 and carry the
+// filters, the pages together hold every entry once, as v3.1's do.
+func TestV4TransactionPages(t *testing.T) {
+	f := newV4Fixture(t)
+	s := f.in(t)
+	body := v4ConsentBody("1.00", f.bobIdent)
+	for range 26 {
+		id, psu := s.authorisedV4(body)
+		s.want(s.send(http.MethodPost, v4Payments, js(v4PaymentBody(body, id)), psu.with(HeaderIdempotencyKey, key())), http.StatusCreated, nil)
+	}
+	access := s.accessConsent(v4AccessConsents, "ReadTransactionsDetail")
+	s.authorise(access, "alice", "")
+	reader := psuToken("tpp-a", "alice", access, "accounts").with(HeaderInteractionID, "0d1e4a3c-6d8e-4d4f-9a3b-2c1d0e9f8a7b")
+	const from = "2000-01-01T00:00:00"
+	path := v4Accounts + "/" + f.alice + "/transactions?fromBookingDateTime=" + from
+	seen := map[string]bool{}
+	pages := 0
+	for path != "" {
+		var page struct {
+			Data struct {
+				Transaction []struct{ TransactionId string }
+			}
+			Links struct{ Self, Next string }
+		}
+		rec := s.send(http.MethodGet, path, "", reader)
+		s.want(rec, http.StatusOK, &page)
+		if got := rec.Header().Get(HeaderInteractionID); got != "0d1e4a3c-6d8e-4d4f-9a3b-2c1d0e9f8a7b" {
+			t.Fatalf("x-fapi-interaction-id = %q, want the request's", got)
+		}
+		pages++
+		self, err := url.Parse(page.Links.Self)
+		want, _ := url.Parse(testBase + path)
+		if err != nil || self.Host != want.Host || self.Path != want.Path || !cmp.Equal(self.Query(), want.Query()) {
+			t.Fatalf("Links.Self = %q, want %q", page.Links.Self, want)
+		}
+		for _, tx := range page.Data.Transaction {
+			if seen[tx.TransactionId] {
+				t.Fatalf("transaction %s on two pages", tx.TransactionId)
+			}
+			seen[tx.TransactionId] = true
+		}
+		path = ""
+		if page.Links.Next != "" {
+			next, ok := strings.CutPrefix(page.Links.Next, testBase+v4Accounts+"/"+f.alice+"/transactions?")
+			if !ok || !strings.Contains(next, "fromBookingDateTime=2000-01-01T00%3A00%3A00") || !strings.Contains(next, "cursor=") {
+				t.Fatalf("Links.Next = %q, want the v4.0 transactions with the filter and a cursor", page.Links.Next)
+			}
+			path = strings.TrimPrefix(page.Links.Next, testBase)
+		}
+	}
+	if want := 27; pages != 2 || len(seen) != want {
+		t.Fatalf("%d transactions on %d pages, want %d on 2", len(seen), pages, want)
+	}
+	s.reconciled()
 }
