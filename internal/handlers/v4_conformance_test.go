@@ -20,6 +20,8 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/google/go-cmp/cmp"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obpay/payments/client"
 	"github.com/obpay/payments/internal/obapi4"
@@ -1416,4 +1418,21 @@ func TestV4TransactionPages(t *testing.T) {
 		t.Fatalf("%d transactions on %d pages, want %d on 2", len(seen), pages, want)
 	}
 	s.reconciled()
+}
+
+// TestV4TooManyRequests: past its burst a client gets v3.1's 429 with
+// Retry-After on v4.0 too, as U042, valid under api/openapi-v4.yaml.
+func TestV4TooManyRequests(t *testing.T) {
+	l, _ := newTestLimiter(t, RateLimitConfig{Rate: 0.5, Burst: 1, Registerer: prometheus.NewRegistry()})
+	limit := l.Middleware()
+	s := &v4API{api: newAPIWith(t, func(next echo.HandlerFunc) echo.HandlerFunc { return fakeDPoP(limit(next)) }), spec: specV4(t)}
+	path := v4Consents + "/" + unknownID
+	wantError(t, s.call(http.MethodGet, path, "", tpp("busy-tpp", "payments")), http.StatusBadRequest, CodeV4NotFound, "")
+	rec := s.call(http.MethodGet, path, "", tpp("busy-tpp", "payments"))
+	if d := wantError(t, rec, http.StatusTooManyRequests, CodeV4NotDisclosed, ""); d.Message != http.StatusText(http.StatusTooManyRequests) {
+		t.Errorf("Message = %q", d.Message)
+	}
+	if rec.Header().Get("Retry-After") != "2" {
+		t.Errorf("Retry-After = %q, want 2", rec.Header().Get("Retry-After"))
+	}
 }
