@@ -1153,10 +1153,24 @@ func TestV4AcrossVersions(t *testing.T) {
 		}
 	})
 
-	t.Run("a v3.1 consent without a creditor name is not shown on v4.0", func(t *testing.T) {
+	t.Run("a v3.1 Initiation without a creditor name is not shown on v4.0", func(t *testing.T) {
+		// v4.0 requires CreditorAccount.Name, which v3.1 let out: the
+		// consent and the payment cannot be shown in the v4.0 shape, and
+		// answer NotFound there; what shows no Initiation is served.
 		s := f.in(t)
-		id := s.paymentConsent("tpp-a", strings.Replace(v3Body, `,"Name":"Bob"`, "", 1))
+		nameless := strings.Replace(v3Body, `,"Name":"Bob"`, "", 1)
+		id := s.paymentConsent("tpp-a", nameless)
 		wantError(t, s.call(http.MethodGet, v4Consents+"/"+id, "", cc), http.StatusBadRequest, CodeV4NotFound, "")
+		s.authorise(id, "alice", f.alice)
+		psu := psuToken("tpp-a", "alice", id, "payments")
+		s.get(v4Consents+"/"+id+"/funds-confirmation", psu)
+		var paid paymentResp
+		s.want(s.do(http.MethodPost, v3Payments, paymentBody(nameless, id), psu.with(HeaderIdempotencyKey, key())), http.StatusCreated, &paid)
+		wantError(t, s.call(http.MethodGet, v4Payments+"/"+paid.Data.DomesticPaymentId, "", cc), http.StatusBadRequest, CodeV4NotFound, "")
+		d, _ := member(s.get(v4Payments+"/"+paid.Data.DomesticPaymentId+"/payment-details", cc), "Data.PaymentStatus").([]any)
+		if len(d) != 1 || d[0].(map[string]any)["Status"] != "ACCC" {
+			t.Fatalf("v4.0 payment-details of the v3.1 payment = %v", d)
+		}
 	})
 
 	t.Run("v4.0 payment resources are not shown on v3.1", func(t *testing.T) {
