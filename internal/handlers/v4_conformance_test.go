@@ -888,6 +888,9 @@ func TestV4ErrorCodes(t *testing.T) {
 		{"v3.1 RemittanceInformation.Reference", "POST", v4Consents, js(with(body, "Data.Initiation.RemittanceInformation.Reference", "INV-1")), ccKey, 400, "U005", "Data.Initiation.RemittanceInformation.Reference"},
 		{"v3.1 Risk.ContractPresentInidicator", "POST", v4Consents, js(with(body, "Risk.ContractPresentInidicator", true)), ccKey, 400, "U005", "Risk.ContractPresentInidicator"},
 		{"undefined Initiation member", "POST", v4Consents, js(with(body, "Data.Initiation.Surprise", 1)), ccKey, 400, "U005", "Data.Initiation.Surprise"},
+		{"v3.1 Reference in a payment", "POST", v4Payments, js(with(v4PaymentBody(body, ready), "Data.Initiation.RemittanceInformation.Reference", "INV-1")), pay, 400, "U005", "Data.Initiation.RemittanceInformation.Reference"},
+		{"v3.1 ContractPresentInidicator in a payment", "POST", v4Payments, js(with(v4PaymentBody(body, ready), "Risk.ContractPresentInidicator", false)), pay, 400, "U005", "Risk.ContractPresentInidicator"},
+		{"payment without CreditorAccount.Name", "POST", v4Payments, js(with(v4PaymentBody(body, ready), "Data.Initiation.CreditorAccount.Name", nil)), pay, 400, "U004", "Data.Initiation.CreditorAccount.Name"},
 		{"undefined payment member", "POST", v4Payments, js(with(v4PaymentBody(body, ready), "Data.Surprise", 1)), pay, 400, "U005", "Data.Surprise"},
 		{"undefined account access Risk member", "POST", v4AccessConsents, js(obj{"Data": obj{"Permissions": []any{"ReadAccountsBasic"}}, "Risk": obj{"Surprise": 1}}), access, 400, "U005", "Risk.Surprise"},
 
