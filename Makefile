@@ -17,7 +17,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME    ?= 20s
 
-.PHONY: run build test fuzz bench bench-security bench-validate generate lint clean
+.PHONY: run build test fuzz bench bench-security bench-jwt bench-validate generate lint clean
 
 ## run: the sandbox: API + ledger + sandbox authorization server on :8080, on the embedded PostgreSQL unless DATABASE_URL is set
 run:
@@ -44,14 +44,20 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBody$$' -fuzztime $(FUZZTIME) ./internal/handlers
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBodyV4$$' -fuzztime $(FUZZTIME) ./internal/handlers
 
-## bench: every benchmark (DPoP verification, request validation, ledger) with allocations
-bench: bench-security bench-validate bench-ledger
+## bench: every benchmark (DPoP verification, JWT access tokens, request validation, ledger) with allocations
+bench: bench-security bench-jwt bench-validate bench-ledger
 
 ## bench-security: DPoP verification, full check against the raw signature, compared with benchstat
 bench-security:
 	$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchmem -benchtime 2000x -count 6 ./internal/security | tee bench-security.out
 	$(GO) run $(BENCHSTAT) bench-security.out
 	@awk -f mk/bench-ratio.awk bench-security.out
+
+## bench-jwt: a DPoP request carrying a JWT access token (seen first, and again) against the raw ES256 verification
+bench-jwt:
+	$(GO) test -run '^$$' -bench '^BenchmarkVerifyJWT$$' -benchmem -benchtime 3000x -count 6 ./internal/security | tee bench-jwt.out
+	$(GO) run $(BENCHSTAT) bench-jwt.out
+	@awk -f mk/bench-jwt-ratio.awk bench-jwt.out
 
 ## bench-validate: one request body validation with 10, 1,000 and 10,000 unknown members (the cost grows linearly)
 bench-validate:
