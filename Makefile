@@ -51,13 +51,13 @@ bench: bench-security bench-jwt bench-validate bench-ledger
 bench-security:
 	$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchmem -benchtime 2000x -count 6 ./internal/security | tee bench-security.out
 	$(GO) run $(BENCHSTAT) bench-security.out
-	@awk -f mk/bench-ratio.awk bench-security.out
+	@awk -f mk/median.awk -f mk/bench-ratio.awk bench-security.out
 
 ## bench-jwt: a DPoP request carrying a JWT access token (seen first, and again) against the raw ES256 verification
 bench-jwt:
 	$(GO) test -run '^$$' -bench '^BenchmarkVerifyJWT$$' -benchmem -benchtime 3000x -count 6 ./internal/security | tee bench-jwt.out
 	$(GO) run $(BENCHSTAT) bench-jwt.out
-	@awk -f mk/bench-jwt-ratio.awk bench-jwt.out
+	@awk -f mk/median.awk -f mk/bench-jwt-ratio.awk bench-jwt.out
 
 ## bench-validate: one request body validation with 10, 1,000 and 10,000 unknown members (the cost grows linearly)
 bench-validate:

@@ -1,7 +1,6 @@
 # Reads `go test -bench` output with pairs Benchmark<Name>/<variant>/raw and
 # .../full and prints, per variant, the median ns/op of each and their ratio.
-# The median, not the mean, so that one run disturbed by a shared machine does
-# not move the figure.
+# Run with mk/median.awk: awk -f mk/median.awk -f mk/bench-ratio.awk.
 $1 ~ /^Benchmark[A-Za-z]+\// {
 	n = split($1, p, "/")
 	kind = p[n]; sub(/-[0-9]+$/, "", kind)
@@ -10,12 +9,6 @@ $1 ~ /^Benchmark[A-Za-z]+\// {
 	k = variant SUBSEP kind
 	vals[k, ++cnt[k]] = $3 + 0
 	if (!(variant in seen)) { seen[variant] = 1; order[++nv] = variant }
-}
-function median(k,    i, j, m, t, a) {
-	m = cnt[k]
-	for (i = 1; i <= m; i++) a[i] = vals[k, i]
-	for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
 }
 END {
 	print ""

@@ -20,7 +20,7 @@ bench-e2e: build
 	@echo
 	@echo "DPoP check vs raw signature verification (internal/security BenchmarkVerify):"
 	@$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchtime 2000x -count 3 ./internal/security > bench-security-e2e.out
-	@awk -f mk/bench-ratio.awk bench-security-e2e.out
+	@awk -f mk/median.awk -f mk/bench-ratio.awk bench-security-e2e.out
 
 ## profile-e2e: bench-e2e's loads once more with CPU and allocation profiles of the server in $(E2E_PROFILE_DIR)/ (go tool pprof -top bin/payments bin/profiles/payments.cpu.pprof)
 profile-e2e: build
