@@ -53,22 +53,10 @@ func (m *MemoryStore) PutToken(_ context.Context, g Grant, now time.Time, max in
 			return ErrCodeReused
 		}
 	}
-	n, all := 0, 0
-	for h, t := range m.tokens {
-		if !now.Before(t.Expires) {
-			delete(m.tokens, h)
-		} else if t.Kind == g.Kind {
-			all++
-			if t.ClientID == g.ClientID {
-				n++
-			}
-		}
-	}
-	switch {
-	case n >= max:
-		return ErrClientAtCap
-	case all >= m.maxEntries:
-		return ErrFull
+	if err := admit(m.tokens, now, g.ClientID, max, m.maxEntries, func(t Grant) (time.Time, string, bool) {
+		return t.Expires, t.ClientID, t.Kind == g.Kind
+	}); err != nil {
+		return err
 	}
 	m.tokens[g.Hash] = g
 	return nil
@@ -89,22 +77,10 @@ func (m *MemoryStore) Token(_ context.Context, kind TokenKind, h Hash, now time.
 func (m *MemoryStore) PutCode(_ context.Context, c Code, now time.Time, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n, all := 0, 0
-	for h, e := range m.codes {
-		if !now.Before(e.Expires) {
-			delete(m.codes, h)
-		} else {
-			all++
-			if e.ClientID == c.ClientID {
-				n++
-			}
-		}
-	}
-	switch {
-	case n >= max:
-		return ErrClientAtCap
-	case all >= m.maxEntries:
-		return ErrFull
+	if err := admit(m.codes, now, c.ClientID, max, m.maxEntries, func(e *memCode) (time.Time, string, bool) {
+		return e.Expires, e.ClientID, true
+	}); err != nil {
+		return err
 	}
 	m.codes[c.Hash] = &memCode{Code: c}
 	return nil
@@ -143,22 +119,10 @@ func (m *MemoryStore) RedeemCode(_ context.Context, h Hash, now time.Time) (Code
 func (m *MemoryStore) PutRequest(_ context.Context, r PushedRequest, now time.Time, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n, all := 0, 0
-	for h, e := range m.requests {
-		if !now.Before(e.Expires) {
-			delete(m.requests, h)
-		} else {
-			all++
-			if e.ClientID == r.ClientID {
-				n++
-			}
-		}
-	}
-	switch {
-	case n >= max:
-		return ErrClientAtCap
-	case all >= m.maxEntries:
-		return ErrFull
+	if err := admit(m.requests, now, r.ClientID, max, m.maxEntries, func(e PushedRequest) (time.Time, string, bool) {
+		return e.Expires, e.ClientID, true
+	}); err != nil {
+		return err
 	}
 	m.requests[r.Hash] = r
 	return nil
@@ -273,4 +237,31 @@ func (m *MemoryStore) sizes() (access, refresh, codes, requests, registrations i
 		}
 	}
 	return access, refresh, len(m.codes), len(m.requests), len(m.registrations)
+}
+
+// admit drops the expired entries of entries and says whether one more entry
+// of client fits: ErrClientAtCap when client holds max live entries of the
+// kind, ErrFull when all clients together hold limit. describe gives an
+// entry's expiry, client and whether it is of the kind being counted.
+func admit[V any](entries map[Hash]V, now time.Time, client string, max, limit int, describe func(V) (expires time.Time, clientID string, counted bool)) error {
+	n, all := 0, 0
+	for h, e := range entries {
+		expires, owner, counted := describe(e)
+		switch {
+		case !now.Before(expires):
+			delete(entries, h)
+		case counted:
+			all++
+			if owner == client {
+				n++
+			}
+		}
+	}
+	switch {
+	case n >= max:
+		return ErrClientAtCap
+	case all >= limit:
+		return ErrFull
+	}
+	return nil
 }
