@@ -73,35 +73,7 @@ const ob = "/open-banking/v3.1"
 
 // design6 is the literal list of the service's endpoints (README, docs/design.md). The spec must have exactly
 // these operations, no more and no fewer.
-var design6 = []route{
-	// PISP, scope payments.
-	{method: "POST", path: ob + "/pisp/domestic-payment-consents", operationID: "CreateDomesticPaymentConsents", success: "201",
-		security: []map[string][]string{{tpp: {"payments"}}}, idempotent: true, body: true},
-	{method: "GET", path: ob + "/pisp/domestic-payment-consents/{ConsentId}", operationID: "GetDomesticPaymentConsentsConsentId", success: "200",
-		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
-	{method: "GET", path: ob + "/pisp/domestic-payment-consents/{ConsentId}/funds-confirmation", operationID: "GetDomesticPaymentConsentsConsentIdFundsConfirmation", success: "200",
-		security: []map[string][]string{{psu: {"payments"}}}},
-	{method: "POST", path: ob + "/pisp/domestic-payments", operationID: "CreateDomesticPayments", success: "201",
-		security: []map[string][]string{{psu: {"payments"}}}, idempotent: true, body: true},
-	{method: "GET", path: ob + "/pisp/domestic-payments/{DomesticPaymentId}", operationID: "GetDomesticPaymentsDomesticPaymentId", success: "200",
-		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
-	{method: "GET", path: ob + "/pisp/domestic-payments/{DomesticPaymentId}/payment-details", operationID: "GetDomesticPaymentsDomesticPaymentIdPaymentDetails", success: "200",
-		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
-	// AISP, scope accounts.
-	{method: "POST", path: ob + "/aisp/account-access-consents", operationID: "CreateAccountAccessConsents", success: "201",
-		security: []map[string][]string{{tpp: {"accounts"}}}, body: true},
-	{method: "GET", path: ob + "/aisp/account-access-consents/{ConsentId}", operationID: "GetAccountAccessConsentsConsentId", success: "200",
-		security: []map[string][]string{{tpp: {"accounts"}}}},
-	{method: "DELETE", path: ob + "/aisp/account-access-consents/{ConsentId}", operationID: "DeleteAccountAccessConsentsConsentId", success: "204",
-		security: []map[string][]string{{tpp: {"accounts"}}}},
-	{method: "GET", path: ob + "/aisp/accounts", operationID: "GetAccounts", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
-	{method: "GET", path: ob + "/aisp/accounts/{AccountId}", operationID: "GetAccountsAccountId", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
-	{method: "GET", path: ob + "/aisp/accounts/{AccountId}/balances", operationID: "GetAccountsAccountIdBalances", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
-	{method: "GET", path: ob + "/aisp/accounts/{AccountId}/transactions", operationID: "GetAccountsAccountIdTransactions", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
+var design6 = append(openBankingRoutes(ob), []route{
 	// Back office.
 	{method: "POST", path: "/internal/v1/accounts", operationID: "CreateLedgerAccount", success: "201",
 		security: []map[string][]string{{tpp: {"ledger:admin"}}}, body: true},
@@ -114,6 +86,41 @@ var design6 = []route{
 	// Health: no authentication.
 	{method: "GET", path: "/healthz", operationID: "GetHealthz", success: "200", security: []map[string][]string{}},
 	{method: "GET", path: "/readyz", operationID: "GetReadyz", success: "200", security: []map[string][]string{}},
+}...)
+
+// openBankingRoutes is the literal list of the Open Banking endpoints under base: the same
+// operations, scopes and answers on every version this service serves.
+func openBankingRoutes(base string) []route {
+	return []route{
+		// PISP, scope payments.
+		{method: "POST", path: base + "/pisp/domestic-payment-consents", operationID: "CreateDomesticPaymentConsents", success: "201",
+			security: []map[string][]string{{tpp: {"payments"}}}, idempotent: true, body: true},
+		{method: "GET", path: base + "/pisp/domestic-payment-consents/{ConsentId}", operationID: "GetDomesticPaymentConsentsConsentId", success: "200",
+			security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
+		{method: "GET", path: base + "/pisp/domestic-payment-consents/{ConsentId}/funds-confirmation", operationID: "GetDomesticPaymentConsentsConsentIdFundsConfirmation", success: "200",
+			security: []map[string][]string{{psu: {"payments"}}}},
+		{method: "POST", path: base + "/pisp/domestic-payments", operationID: "CreateDomesticPayments", success: "201",
+			security: []map[string][]string{{psu: {"payments"}}}, idempotent: true, body: true},
+		{method: "GET", path: base + "/pisp/domestic-payments/{DomesticPaymentId}", operationID: "GetDomesticPaymentsDomesticPaymentId", success: "200",
+			security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
+		{method: "GET", path: base + "/pisp/domestic-payments/{DomesticPaymentId}/payment-details", operationID: "GetDomesticPaymentsDomesticPaymentIdPaymentDetails", success: "200",
+			security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
+		// AISP, scope accounts.
+		{method: "POST", path: base + "/aisp/account-access-consents", operationID: "CreateAccountAccessConsents", success: "201",
+			security: []map[string][]string{{tpp: {"accounts"}}}, body: true},
+		{method: "GET", path: base + "/aisp/account-access-consents/{ConsentId}", operationID: "GetAccountAccessConsentsConsentId", success: "200",
+			security: []map[string][]string{{tpp: {"accounts"}}}},
+		{method: "DELETE", path: base + "/aisp/account-access-consents/{ConsentId}", operationID: "DeleteAccountAccessConsentsConsentId", success: "204",
+			security: []map[string][]string{{tpp: {"accounts"}}}},
+		{method: "GET", path: base + "/aisp/accounts", operationID: "GetAccounts", success: "200",
+			security: []map[string][]string{{psu: {"accounts"}}}},
+		{method: "GET", path: base + "/aisp/accounts/{AccountId}", operationID: "GetAccountsAccountId", success: "200",
+			security: []map[string][]string{{psu: {"accounts"}}}},
+		{method: "GET", path: base + "/aisp/accounts/{AccountId}/balances", operationID: "GetAccountsAccountIdBalances", success: "200",
+			security: []map[string][]string{{psu: {"accounts"}}}},
+		{method: "GET", path: base + "/aisp/accounts/{AccountId}/transactions", operationID: "GetAccountsAccountIdTransactions", success: "200",
+			security: []map[string][]string{{psu: {"accounts"}}}},
+	}
 }
 
 func TestSpecHasEveryDesignEndpoint(t *testing.T) {

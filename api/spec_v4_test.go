@@ -54,34 +54,7 @@ const ob4 = "/open-banking/v4.0"
 
 // v4Routes is the literal list of the v4 endpoints (the Open Banking v4.0 contract, section 1):
 // the same operations as v3.1 under /open-banking/v4.0, and no back office or health routes.
-var v4Routes = []route{
-	{method: "POST", path: ob4 + "/pisp/domestic-payment-consents", operationID: "CreateDomesticPaymentConsents", success: "201",
-		security: []map[string][]string{{tpp: {"payments"}}}, idempotent: true, body: true},
-	{method: "GET", path: ob4 + "/pisp/domestic-payment-consents/{ConsentId}", operationID: "GetDomesticPaymentConsentsConsentId", success: "200",
-		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
-	{method: "GET", path: ob4 + "/pisp/domestic-payment-consents/{ConsentId}/funds-confirmation", operationID: "GetDomesticPaymentConsentsConsentIdFundsConfirmation", success: "200",
-		security: []map[string][]string{{psu: {"payments"}}}},
-	{method: "POST", path: ob4 + "/pisp/domestic-payments", operationID: "CreateDomesticPayments", success: "201",
-		security: []map[string][]string{{psu: {"payments"}}}, idempotent: true, body: true},
-	{method: "GET", path: ob4 + "/pisp/domestic-payments/{DomesticPaymentId}", operationID: "GetDomesticPaymentsDomesticPaymentId", success: "200",
-		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
-	{method: "GET", path: ob4 + "/pisp/domestic-payments/{DomesticPaymentId}/payment-details", operationID: "GetDomesticPaymentsDomesticPaymentIdPaymentDetails", success: "200",
-		security: []map[string][]string{{tpp: {"payments"}}, {psu: {"payments"}}}},
-	{method: "POST", path: ob4 + "/aisp/account-access-consents", operationID: "CreateAccountAccessConsents", success: "201",
-		security: []map[string][]string{{tpp: {"accounts"}}}, body: true},
-	{method: "GET", path: ob4 + "/aisp/account-access-consents/{ConsentId}", operationID: "GetAccountAccessConsentsConsentId", success: "200",
-		security: []map[string][]string{{tpp: {"accounts"}}}},
-	{method: "DELETE", path: ob4 + "/aisp/account-access-consents/{ConsentId}", operationID: "DeleteAccountAccessConsentsConsentId", success: "204",
-		security: []map[string][]string{{tpp: {"accounts"}}}},
-	{method: "GET", path: ob4 + "/aisp/accounts", operationID: "GetAccounts", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
-	{method: "GET", path: ob4 + "/aisp/accounts/{AccountId}", operationID: "GetAccountsAccountId", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
-	{method: "GET", path: ob4 + "/aisp/accounts/{AccountId}/balances", operationID: "GetAccountsAccountIdBalances", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
-	{method: "GET", path: ob4 + "/aisp/accounts/{AccountId}/transactions", operationID: "GetAccountsAccountIdTransactions", success: "200",
-		security: []map[string][]string{{psu: {"accounts"}}}},
-}
+var v4Routes = openBankingRoutes(ob4)
 
 // TestSpecV4HasExactlyTheV4Endpoints checks every operation of the v4 document against
 // v4Routes: the same set, operationIds, success codes, security, bodies and headers, and the
