@@ -19,12 +19,12 @@ import (
 
 // riskBody is a valid payment consent body whose Risk holds n unknown members.
 func riskBody(n int) string {
-	var b strings.Builder
-	for i := range n {
-		fmt.Fprintf(&b, `,"m%05d":1`, i)
+	extra := members(n)
+	if extra != "" {
+		extra = "," + extra
 	}
 	return strings.Replace(consentBody("10.00", "04040012345678"), `"Risk":{"PaymentContextCode":"PartyToParty"`,
-		`"Risk":{"PaymentContextCode":"PartyToParty"`+b.String(), 1)
+		`"Risk":{"PaymentContextCode":"PartyToParty"`+extra, 1)
 }
 
 func decodeRequest(t testing.TB, v *bodyValidator, ctx context.Context, body string) ([]byte, error) {
@@ -32,7 +32,8 @@ func decodeRequest(t testing.TB, v *bodyValidator, ctx context.Context, body str
 	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(body))
 	req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	c := echo.New().NewContext(req, httptest.NewRecorder())
-	var dst obapi.OBWriteDomesticConsent4
+	// Decoded as JSON values, whichever version's validator checks it.
+	var dst any
 	return v.decode(c, "CreateDomesticPaymentConsents", &dst)
 }
 
@@ -61,28 +62,74 @@ func TestValidatorUnknownMembers(t *testing.T) {
 	}
 }
 
+// linearBodies are the bodies the cost tests grow, n members at a time: v3.1
+// and v4.0 consents with n unknown Risk members (refused), and a v4.0 consent
+// with n members in SupplementaryData, which OB leaves open (accepted).
+//
+// visits bounds what the walk visits for 10,000 members: each unknown member
+// once (its value is not looked at), each member of SupplementaryData twice
+// (the member, then its free-form value, whose text is checked).
+var linearBodies = []struct {
+	name   string
+	v4     bool
+	build  func(n int) string
+	valid  bool
+	visits int
+}{
+	{"v3.1 unknown members", false, riskBody, false, 10100},
+	{"v4.0 unknown members", true, func(n int) string {
+		return strings.Replace(consentBodyV4, `"Risk":{`, `"Risk":{`+members(n)+`,`, 1)
+	}, false, 10150},
+	{"v4.0 supplementary data", true, func(n int) string {
+		return strings.Replace(consentBodyV4, `"SupplementaryData":{}`, `"SupplementaryData":{`+members(n)+`}`, 1)
+	}, true, 20150},
+}
+
+// members is n JSON members m00000:1, m00001:1, ... without braces.
+func members(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"m%05d":1`, i)
+	}
+	return b.String()
+}
+
 // TestValidatorCostIsLinear fails when the allocations of one validation
 // grow faster than the body: ten times the members may cost at most about ten
-// times the allocations (quadratic work would be a hundred times).
+// times the allocations (quadratic work would be a hundred times). The walk
+// visits each value once. Both versions' validators, refused and accepted
+// bodies.
 func TestValidatorCostIsLinear(t *testing.T) {
-	v := mustValidator(t)
-	allocs := func(n int) float64 {
-		body := riskBody(n)
-		return testing.AllocsPerRun(5, func() { _, _ = decodeRequest(t, v, context.Background(), body) })
-	}
-	small, large := allocs(1000), allocs(10000)
-	if ratio := large / small; ratio > 13 {
-		t.Errorf("allocations: %.0f for 1,000 members, %.0f for 10,000 (x%.1f), want at most x13", small, large, ratio)
-	}
-	// The walk visits each value once.
-	var doc any
-	if err := json.Unmarshal([]byte(riskBody(10000)), &doc); err != nil {
-		t.Fatal(err)
-	}
-	w := &bodyWalk{ctx: context.Background()}
-	w.value(v.schemas["CreateDomesticPaymentConsents"], doc)
-	if w.visited > 10100 {
-		t.Errorf("visited %d values for a body of about 10,030", w.visited)
+	for _, tc := range linearBodies {
+		t.Run(tc.name, func(t *testing.T) {
+			v := mustValidator(t)
+			if tc.v4 {
+				v = mustValidatorV4(t)
+			}
+			allocs := func(n int) float64 {
+				body := tc.build(n)
+				return testing.AllocsPerRun(5, func() { _, _ = decodeRequest(t, v, context.Background(), body) })
+			}
+			small, large := allocs(1000), allocs(10000)
+			if ratio := large / small; ratio > 13 {
+				t.Errorf("allocations: %.0f for 1,000 members, %.0f for 10,000 (x%.1f), want at most x13", small, large, ratio)
+			}
+			if _, err := decodeRequest(t, v, context.Background(), tc.build(100)); (err == nil) != tc.valid {
+				t.Errorf("decode of 100 members = %v, want accepted: %v", err, tc.valid)
+			}
+			var doc any
+			if err := json.Unmarshal([]byte(tc.build(10000)), &doc); err != nil {
+				t.Fatal(err)
+			}
+			w := &bodyWalk{ctx: context.Background()}
+			w.value(v.schemas["CreateDomesticPaymentConsents"], doc)
+			if w.visited > tc.visits {
+				t.Errorf("visited %d values for 10,000 members, want at most %d", w.visited, tc.visits)
+			}
+		})
 	}
 }
 
@@ -215,19 +262,26 @@ func fuzzAgainstKin(f *testing.F, v *bodyValidator, spec func() (*openapi3.T, er
 }
 
 // BenchmarkValidateBody measures one validation of a consent body with 10,
-// 1,000 and 10,000 unknown members under Risk: the cost grows linearly.
+// 1,000 and 10,000 members (linearBodies: unknown members under Risk on
+// both versions, members of v4.0's open SupplementaryData): the cost grows
+// linearly.
 func BenchmarkValidateBody(b *testing.B) {
-	v := mustValidator(b)
-	for _, n := range []int{10, 1000, 10000} {
-		body := riskBody(n)
-		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				if _, err := decodeRequest(b, v, context.Background(), body); err == nil {
-					b.Fatal("accepted unknown members")
+	for _, tc := range linearBodies {
+		v := mustValidator(b)
+		if tc.v4 {
+			v = mustValidatorV4(b)
+		}
+		for _, n := range []int{10, 1000, 10000} {
+			body := tc.build(n)
+			b.Run(fmt.Sprintf("%s/members=%d", strings.ReplaceAll(tc.name, " ", "_"), n), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					if _, err := decodeRequest(b, v, context.Background(), body); (err == nil) != tc.valid {
+						b.Fatalf("decode = %v, want accepted: %v", err, tc.valid)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
