@@ -64,6 +64,9 @@ func runService(ctx context.Context, cfg config, admin *sql.DB, rep *report, pgS
 		"PAYMENTS_DB_MAX_IDLE_CONNS=" + strconv.Itoa(cfg.dbConns),
 		"PAYMENTS_LOG_LEVEL=" + cfg.serverLog,
 		"PAYMENTS_SHUTDOWN_GRACE=5s",
+		// One aggregator client gets a token for every payment of the run,
+		// far more than the sandbox lets one client hold by default.
+		"PAYMENTS_DEV_AUTH_MAX_TOKENS_PER_CLIENT=1000000",
 	}
 	if cfg.introspect == "http" {
 		// The production path: the HTTP introspection client with its cache

@@ -259,13 +259,20 @@ func (ts *Tokens) issueRefresh(ctx context.Context, g grant) (string, error) {
 	return ts.put(ctx, KindRefresh, g)
 }
 
+// put stores g under a new random token of kind and returns the token. An
+// access token is also cached as its first introspection would cache it:
+// the client uses it at once, and this process knows the answer.
 func (ts *Tokens) put(ctx context.Context, kind TokenKind, g grant) (string, error) {
 	v, h, err := newSecret()
 	if err != nil {
 		return "", err
 	}
-	if err := ts.store.PutToken(ctx, g.stored(h, kind), ts.now(), ts.maxPerClient); err != nil {
+	now, sg := ts.now(), g.stored(h, kind)
+	if err := ts.store.PutToken(ctx, sg, now, ts.maxPerClient); err != nil {
 		return "", err
+	}
+	if kind == KindAccess {
+		ts.remember(sg, now)
 	}
 	return v, nil
 }

@@ -56,9 +56,23 @@ func TestIntrospectionCache(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Issued here, so cached from the start: its first use costs no lookup.
 	first, second := active(long), active(long)
-	if !first || !second || store.lookups.Load() != 1 {
-		t.Fatalf("two introspections within CacheTTL: %d store lookups, want 1", store.lookups.Load())
+	if !first || !second || store.lookups.Load() != 0 {
+		t.Fatalf("two introspections of a token issued here within CacheTTL: %d store lookups, want 0", store.lookups.Load())
+	}
+	// Another node (another Tokens on the same store) asks the store once.
+	other, err := NewStoredTokens(TokensConfig{Store: store, Now: func() time.Time { return now }, CacheTTL: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if info, err := other.Introspect(ctx, long); err != nil || !info.Active {
+			t.Fatalf("other node: %+v, %v, want active", info, err)
+		}
+	}
+	if store.lookups.Load() != 1 {
+		t.Fatalf("two introspections on another node: %d store lookups, want 1", store.lookups.Load())
 	}
 	// Never past exp.
 	if !active(short) {
