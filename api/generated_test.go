@@ -23,10 +23,16 @@ func TestGeneratedServerRegistersEveryDesignRoute(t *testing.T) {
 	e := echo.New()
 	// The routes are only registered, never called, so a nil implementation is enough.
 	obapi.RegisterHandlers(e, struct{ obapi.ServerInterface }{})
+	checkRegisteredRoutes(t, e, design6, reflect.TypeFor[obapi.ServerInterface]())
+}
 
+// checkRegisteredRoutes checks that the generated RegisterHandlers declared on e exactly
+// routes, and that the generated ServerInterface iface has exactly their operations.
+func checkRegisteredRoutes(t *testing.T, e *echo.Echo, routes []route, iface reflect.Type) {
+	t.Helper()
 	param := regexp.MustCompile(`\{([A-Za-z]+)\}`)
 	var want, got []string
-	for _, r := range design6 {
+	for _, r := range routes {
 		want = append(want, r.method+" "+param.ReplaceAllString(r.path, ":$1"))
 	}
 	for _, rt := range e.Routes() {
@@ -37,12 +43,10 @@ func TestGeneratedServerRegistersEveryDesignRoute(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("registered routes (-want +got):\n%s", diff)
 	}
-
-	iface := reflect.TypeFor[obapi.ServerInterface]()
-	if iface.NumMethod() != len(design6) {
-		t.Errorf("ServerInterface has %d methods, want %d", iface.NumMethod(), len(design6))
+	if iface.NumMethod() != len(routes) {
+		t.Errorf("ServerInterface has %d methods, want %d", iface.NumMethod(), len(routes))
 	}
-	for _, r := range design6 {
+	for _, r := range routes {
 		if _, ok := iface.MethodByName(r.operationID); !ok {
 			t.Errorf("ServerInterface lacks %s", r.operationID)
 		}

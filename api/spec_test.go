@@ -30,32 +30,40 @@ const (
 )
 
 // loadSpec loads openapi.yaml with kin-openapi, resolving every $ref.
-func loadSpec(t *testing.T) *openapi3.T {
+func loadSpec(t *testing.T) *openapi3.T { return loadDoc(t, "openapi.yaml") }
+
+// loadDoc loads one of the contracts with kin-openapi, resolving every $ref.
+func loadDoc(t *testing.T, file string) *openapi3.T {
 	t.Helper()
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile("openapi.yaml")
+	doc, err := openapi3.NewLoader().LoadFromFile(file)
 	if err != nil {
-		t.Fatalf("LoadFromFile(openapi.yaml) = %v", err)
+		t.Fatalf("LoadFromFile(%s) = %v", file, err)
 	}
 	return doc
 }
 
+// TestSpecValidates: both contracts are valid OpenAPI 3.0.3, examples included, served
+// from the bare host.
 func TestSpecValidates(t *testing.T) {
-	doc := loadSpec(t)
-	err := doc.Validate(context.Background(),
-		openapi3.EnableSchemaFormatValidation(),
-		openapi3.EnableSchemaPatternValidation(),
-		openapi3.EnableSchemaDefaultsValidation(),
-		openapi3.EnableExamplesValidation(),
-	)
-	if err != nil {
-		t.Fatalf("Validate() = %v, want nil", err)
-	}
-	if doc.OpenAPI != "3.0.3" {
-		t.Errorf("openapi = %q, want 3.0.3", doc.OpenAPI)
-	}
-	if len(doc.Servers) != 1 || doc.Servers[0].URL != "http://localhost:8080" {
-		t.Errorf("servers = %v, want the bare host http://localhost:8080", doc.Servers)
+	for _, file := range []string{"openapi.yaml", "openapi-v4.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			doc := loadDoc(t, file)
+			err := doc.Validate(context.Background(),
+				openapi3.EnableSchemaFormatValidation(),
+				openapi3.EnableSchemaPatternValidation(),
+				openapi3.EnableSchemaDefaultsValidation(),
+				openapi3.EnableExamplesValidation(),
+			)
+			if err != nil {
+				t.Fatalf("Validate() = %v, want nil", err)
+			}
+			if doc.OpenAPI != "3.0.3" {
+				t.Errorf("openapi = %q, want 3.0.3", doc.OpenAPI)
+			}
+			if len(doc.Servers) != 1 || doc.Servers[0].URL != "http://localhost:8080" {
+				t.Errorf("servers = %v, want the bare host http://localhost:8080", doc.Servers)
+			}
+		})
 	}
 }
 

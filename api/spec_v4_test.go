@@ -2,14 +2,11 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -22,33 +19,7 @@ import (
 )
 
 // loadSpecV4 loads openapi-v4.yaml with kin-openapi, resolving every $ref.
-func loadSpecV4(t *testing.T) *openapi3.T {
-	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromFile("openapi-v4.yaml")
-	if err != nil {
-		t.Fatalf("LoadFromFile(openapi-v4.yaml) = %v", err)
-	}
-	return doc
-}
-
-func TestSpecV4Validates(t *testing.T) {
-	doc := loadSpecV4(t)
-	err := doc.Validate(context.Background(),
-		openapi3.EnableSchemaFormatValidation(),
-		openapi3.EnableSchemaPatternValidation(),
-		openapi3.EnableSchemaDefaultsValidation(),
-		openapi3.EnableExamplesValidation(),
-	)
-	if err != nil {
-		t.Fatalf("Validate() = %v, want nil", err)
-	}
-	if doc.OpenAPI != "3.0.3" {
-		t.Errorf("openapi = %q, want 3.0.3", doc.OpenAPI)
-	}
-	if len(doc.Servers) != 1 || doc.Servers[0].URL != "http://localhost:8080" {
-		t.Errorf("servers = %v, want the bare host http://localhost:8080", doc.Servers)
-	}
-}
+func loadSpecV4(t *testing.T) *openapi3.T { return loadDoc(t, "openapi-v4.yaml") }
 
 const ob4 = "/open-banking/v4.0"
 
@@ -148,29 +119,7 @@ func TestGeneratedV4ServerRegistersEveryRoute(t *testing.T) {
 	e := echo.New()
 	// The routes are only registered, never called, so a nil implementation is enough.
 	obapi4.RegisterHandlers(e, struct{ obapi4.ServerInterface }{})
-
-	param := regexp.MustCompile(`\{([A-Za-z]+)\}`)
-	var want, got []string
-	for _, r := range v4Routes {
-		want = append(want, r.method+" "+param.ReplaceAllString(r.path, ":$1"))
-	}
-	for _, rt := range e.Routes() {
-		got = append(got, rt.Method+" "+rt.Path)
-	}
-	sort.Strings(want)
-	sort.Strings(got)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("registered routes (-want +got):\n%s", diff)
-	}
-	iface := reflect.TypeFor[obapi4.ServerInterface]()
-	if iface.NumMethod() != len(v4Routes) {
-		t.Errorf("ServerInterface has %d methods, want %d", iface.NumMethod(), len(v4Routes))
-	}
-	for _, r := range v4Routes {
-		if _, ok := iface.MethodByName(r.operationID); !ok {
-			t.Errorf("ServerInterface lacks %s", r.operationID)
-		}
-	}
+	checkRegisteredRoutes(t, e, v4Routes, reflect.TypeFor[obapi4.ServerInterface]())
 }
 
 // walkSchemas calls visit once for every schema reachable from the document's components, with
