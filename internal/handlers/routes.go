@@ -32,41 +32,37 @@ func RegisterAPIRoutes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) error
 	if e == nil || h == nil || dpop == nil {
 		return errors.New("handlers: RegisterAPIRoutes needs the server, the handler and the DPoP middleware")
 	}
-	w := &obapi.ServerInterfaceWrapper{Handler: h}
-	key := requireIdempotencyKey()
-	jsonOnly := acceptJSON()
-
-	pisp := e.Group("/open-banking/v3.1/pisp", jsonOnly, dpop, security.RequireScope("payments"))
-	pisp.POST("/domestic-payment-consents", w.CreateDomesticPaymentConsents, key)
-	pisp.GET("/domestic-payment-consents/:ConsentId", w.GetDomesticPaymentConsentsConsentId)
-	pisp.GET("/domestic-payment-consents/:ConsentId/funds-confirmation", w.GetDomesticPaymentConsentsConsentIdFundsConfirmation)
-	pisp.POST("/domestic-payments", w.CreateDomesticPayments, key)
-	pisp.GET("/domestic-payments/:DomesticPaymentId", w.GetDomesticPaymentsDomesticPaymentId)
-	pisp.GET("/domestic-payments/:DomesticPaymentId/payment-details", w.GetDomesticPaymentsDomesticPaymentIdPaymentDetails)
-
-	aisp := e.Group("/open-banking/v3.1/aisp", jsonOnly, dpop, security.RequireScope("accounts"))
-	aisp.POST("/account-access-consents", w.CreateAccountAccessConsents)
-	aisp.GET("/account-access-consents/:ConsentId", w.GetAccountAccessConsentsConsentId)
-	aisp.DELETE("/account-access-consents/:ConsentId", w.DeleteAccountAccessConsentsConsentId)
-	aisp.GET("/accounts", w.GetAccounts)
-	aisp.GET("/accounts/:AccountId", w.GetAccountsAccountId)
-	aisp.GET("/accounts/:AccountId/balances", w.GetAccountsAccountIdBalances)
-	aisp.GET("/accounts/:AccountId/transactions", w.GetAccountsAccountIdTransactions, transactionsQuery())
-
-	refuseOtherMethods(e, pisp, "/open-banking/v3.1/pisp")
-	refuseOtherMethods(e, aisp, "/open-banking/v3.1/aisp")
-	registerV4Routes(e, h, dpop)
+	registerOpenBanking(e, APIBase, &obapi.ServerInterfaceWrapper{Handler: h}, dpop)
+	registerOpenBanking(e, PathV4, &obapi4.ServerInterfaceWrapper{Handler: v4Handler{h}}, dpop)
 	return nil
 }
 
-// registerV4Routes declares the Open Banking v4.0 routes: the same
-// middleware, scopes and services as v3.1, through the v4 edge.
-func registerV4Routes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) {
-	w := &obapi4.ServerInterfaceWrapper{Handler: v4Handler{h}}
+// openBankingOperations are the Open Banking operations of a generated
+// wrapper (obapi's for v3.1, obapi4's for v4.0): each binds the request's
+// parameters and calls the version's handler.
+type openBankingOperations interface {
+	CreateDomesticPaymentConsents(echo.Context) error
+	GetDomesticPaymentConsentsConsentId(echo.Context) error
+	GetDomesticPaymentConsentsConsentIdFundsConfirmation(echo.Context) error
+	CreateDomesticPayments(echo.Context) error
+	GetDomesticPaymentsDomesticPaymentId(echo.Context) error
+	GetDomesticPaymentsDomesticPaymentIdPaymentDetails(echo.Context) error
+	CreateAccountAccessConsents(echo.Context) error
+	GetAccountAccessConsentsConsentId(echo.Context) error
+	DeleteAccountAccessConsentsConsentId(echo.Context) error
+	GetAccounts(echo.Context) error
+	GetAccountsAccountId(echo.Context) error
+	GetAccountsAccountIdBalances(echo.Context) error
+	GetAccountsAccountIdTransactions(echo.Context) error
+}
+
+// registerOpenBanking declares the Open Banking routes of one version under
+// base: every version has the same paths, middleware and scopes.
+func registerOpenBanking(e *echo.Echo, base string, w openBankingOperations, dpop echo.MiddlewareFunc) {
 	key := requireIdempotencyKey()
 	jsonOnly := acceptJSON()
 
-	pisp := e.Group(PathV4+"/pisp", jsonOnly, dpop, security.RequireScope("payments"))
+	pisp := e.Group(base+"/pisp", jsonOnly, dpop, security.RequireScope("payments"))
 	pisp.POST("/domestic-payment-consents", w.CreateDomesticPaymentConsents, key)
 	pisp.GET("/domestic-payment-consents/:ConsentId", w.GetDomesticPaymentConsentsConsentId)
 	pisp.GET("/domestic-payment-consents/:ConsentId/funds-confirmation", w.GetDomesticPaymentConsentsConsentIdFundsConfirmation)
@@ -74,7 +70,7 @@ func registerV4Routes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) {
 	pisp.GET("/domestic-payments/:DomesticPaymentId", w.GetDomesticPaymentsDomesticPaymentId)
 	pisp.GET("/domestic-payments/:DomesticPaymentId/payment-details", w.GetDomesticPaymentsDomesticPaymentIdPaymentDetails)
 
-	aisp := e.Group(PathV4+"/aisp", jsonOnly, dpop, security.RequireScope("accounts"))
+	aisp := e.Group(base+"/aisp", jsonOnly, dpop, security.RequireScope("accounts"))
 	aisp.POST("/account-access-consents", w.CreateAccountAccessConsents)
 	aisp.GET("/account-access-consents/:ConsentId", w.GetAccountAccessConsentsConsentId)
 	aisp.DELETE("/account-access-consents/:ConsentId", w.DeleteAccountAccessConsentsConsentId)
@@ -83,8 +79,8 @@ func registerV4Routes(e *echo.Echo, h *Handler, dpop echo.MiddlewareFunc) {
 	aisp.GET("/accounts/:AccountId/balances", w.GetAccountsAccountIdBalances)
 	aisp.GET("/accounts/:AccountId/transactions", w.GetAccountsAccountIdTransactions, transactionsQuery())
 
-	refuseOtherMethods(e, pisp, PathV4+"/pisp")
-	refuseOtherMethods(e, aisp, PathV4+"/aisp")
+	refuseOtherMethods(e, pisp, base+"/pisp")
+	refuseOtherMethods(e, aisp, base+"/aisp")
 }
 
 // RegisterBackOfficeRoutes declares the back office (/internal/v1): the
