@@ -246,12 +246,8 @@ func (h *Handler) GetDomesticPaymentsDomesticPaymentIdPaymentDetails(c echo.Cont
 	if p.Version != openbanking.V3_1 {
 		return notOnV3_1()
 	}
-	tx := p.TransferID
-	if tx == "" {
-		tx = p.ID
-	}
 	history := []obapi.OBWritePaymentDetails1{{
-		PaymentTransactionId: tx,
+		PaymentTransactionId: transactionID(p),
 		Status:               obapi.OBWritePaymentDetails1Status(p.Status),
 		StatusUpdateDateTime: p.StatusUpdatedAt,
 	}}
@@ -259,6 +255,16 @@ func (h *Handler) GetDomesticPaymentsDomesticPaymentIdPaymentDetails(c echo.Cont
 	resp := obapi.OBWritePaymentDetailsResponse1{Links: &links}
 	resp.Data.PaymentStatus = &history
 	return c.JSON(http.StatusOK, resp)
+}
+
+// transactionID is a payment's PaymentTransactionId in payment-details: the
+// ledger transfer that booked it, or the payment itself when it was rejected
+// and nothing was booked.
+func transactionID(p openbanking.Payment) string {
+	if p.TransferID == "" {
+		return p.ID
+	}
+	return p.TransferID
 }
 
 func debtor(a *openbanking.AccountRef) *obapi.OBCashAccountDebtor4 {

@@ -185,16 +185,12 @@ func (h v4Handler) GetDomesticPaymentsDomesticPaymentIdPaymentDetails(c echo.Con
 	if err != nil {
 		return obError(err)
 	}
-	tx := p.TransferID
-	if tx == "" {
-		tx = p.ID
-	}
 	code, err := paymentStatusV4(p.Status)
 	if err != nil {
 		return err
 	}
 	status := obapi4.OBWritePaymentDetails1Status(code)
-	d := obapi4.OBWritePaymentDetails1{PaymentTransactionId: tx, Status: status, StatusUpdateDateTime: p.StatusUpdatedAt}
+	d := obapi4.OBWritePaymentDetails1{PaymentTransactionId: transactionID(p), Status: status, StatusUpdateDateTime: p.StatusUpdatedAt}
 	if reason, _, ok := paymentStatusReasonV4(p.Status); ok {
 		d.StatusDetail = &obapi4.OBWritePaymentDetails1StatusDetail{Status: status, StatusReason: &reason}
 	}
