@@ -142,13 +142,7 @@ func (s *Store) PutCode(ctx context.Context, c devauth.Code, now time.Time, max 
 		 WHERE (SELECT count(*) FROM devauth_codes WHERE client_id = ? AND expires_at > ?) < ?`,
 		c.Hash[:], c.ClientID, c.RedirectURI, c.Challenge, c.DPoPJKT, c.Scope, c.ConsentID, c.PSU, c.Expires,
 		c.ClientID, now, max)
-	switch {
-	case res.Error != nil:
-		return storeError(ctx, res.Error)
-	case res.RowsAffected == 0:
-		return devauth.ErrClientAtCap
-	}
-	return nil
+	return guarded(ctx, res, devauth.ErrClientAtCap)
 }
 
 // DeleteCode implements devauth.Store.
@@ -211,13 +205,7 @@ func (s *Store) PutRequest(ctx context.Context, r devauth.PushedRequest, now tim
 		SELECT ?, ?, ?::jsonb, ?
 		 WHERE (SELECT count(*) FROM devauth_requests WHERE client_id = ? AND expires_at > ?) < ?`,
 		r.Hash[:], r.ClientID, string(r.Request), r.Expires, r.ClientID, now, max)
-	switch {
-	case res.Error != nil:
-		return storeError(ctx, res.Error)
-	case res.RowsAffected == 0:
-		return devauth.ErrClientAtCap
-	}
-	return nil
+	return guarded(ctx, res, devauth.ErrClientAtCap)
 }
 
 // TakeRequest implements devauth.Store: the DELETE that returns the row
@@ -265,13 +253,7 @@ func (s *Store) PutRegistration(ctx context.Context, r devauth.Registration, now
 		 WHERE (SELECT count(*) FROM devauth_clients WHERE expires_at > ?) < ?`,
 		r.ClientID, secret, jwks, r.AuthMethod, string(redirects), string(grants), r.Scope, r.ClientName,
 		r.IssuedAt, r.Expires, now, max)
-	switch {
-	case res.Error != nil:
-		return storeError(ctx, res.Error)
-	case res.RowsAffected == 0:
-		return devauth.ErrFull
-	}
-	return nil
+	return guarded(ctx, res, devauth.ErrFull)
 }
 
 func nonNil(s []string) []string {
@@ -350,4 +332,16 @@ func (s *Store) Purge(ctx context.Context, now time.Time, limit int) (int, error
 		total += int(res.RowsAffected)
 	}
 	return total, nil
+}
+
+// guarded reads the result of an INSERT ... SELECT ... WHERE guard: the
+// store's error, or refused when the guard (a cap) kept the row out.
+func guarded(ctx context.Context, res *gorm.DB, refused error) error {
+	switch {
+	case res.Error != nil:
+		return storeError(ctx, res.Error)
+	case res.RowsAffected == 0:
+		return refused
+	}
+	return nil
 }
