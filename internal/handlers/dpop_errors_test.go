@@ -30,19 +30,7 @@ func TestDPoPRefusalsNameTheCheckAndMoveNoMoney(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokens := answers{}
-	replay, err := security.NewMemoryReplayStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := security.NewVerifier(security.Config{PublicURL: testBase, ReplayStore: replay, Introspector: tokens,
-		NonceSecret: []byte("a nonce secret of at least thirty-two bytes")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dpop, err := security.NewMiddleware(security.MiddlewareConfig{Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dpop := realDPoP(t, tokens)
 	// The setup calls (accounts, consent, authorisation) use the test
 	// headers; the payments under test go through the real verifier.
 	mixed := func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -221,4 +209,24 @@ func TestDPoPRefusalsNameTheCheckAndMoveNoMoney(t *testing.T) {
 			}
 		})
 	}
+}
+
+// realDPoP is the service's DPoP middleware with the real verifier, an
+// in-memory replay store and tokens as its introspector, under testBase.
+func realDPoP(t *testing.T, tokens answers) echo.MiddlewareFunc {
+	t.Helper()
+	replay, err := security.NewMemoryReplayStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := security.NewVerifier(security.Config{PublicURL: testBase, ReplayStore: replay, Introspector: tokens,
+		NonceSecret: []byte("a nonce secret of at least thirty-two bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dpop, err := security.NewMiddleware(security.MiddlewareConfig{Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dpop
 }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/obpay/payments/client"
 	"github.com/obpay/payments/internal/obapi4"
-	"github.com/obpay/payments/internal/security"
 )
 
 // The acceptance tests of the v4.0 surface: each row of the contract's
@@ -1293,19 +1292,7 @@ func TestV4KeepsTheDPoPChallenges(t *testing.T) {
 		"accounts": {Active: true, Scope: "accounts", ClientID: "tpp-a", Subject: "tpp-a", TokenType: "DPoP", Exp: exp, CnfJKT: key.Thumbprint()},
 		"revoked":  {Active: false},
 	}
-	replay, err := security.NewMemoryReplayStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := security.NewVerifier(security.Config{PublicURL: testBase, ReplayStore: replay, Introspector: tokens,
-		NonceSecret: []byte("a nonce secret of at least thirty-two bytes")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dpop, err := security.NewMiddleware(security.MiddlewareConfig{Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dpop := realDPoP(t, tokens)
 	s := &v4API{api: newAPIWith(t, dpop), spec: specV4(t)}
 
 	const rest = "/pisp/domestic-payment-consents/" + unknownID
