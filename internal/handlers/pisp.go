@@ -62,18 +62,23 @@ func (h *Handler) GetDomesticPaymentConsentsConsentIdFundsConfirmation(c echo.Co
 	if err != nil {
 		return err
 	}
-	// The consent's version is read first: a v4.0 consent is unknown here,
-	// even where funds confirmation would refuse it for its status.
-	pc, err := h.pay.PaymentConsent(c.Request().Context(), cl, consentID)
+	ctx := c.Request().Context()
+	fc, err := h.pay.FundsConfirmation(ctx, cl, consentID)
 	if err != nil {
+		// A v4.0 consent is unknown here, even where funds confirmation
+		// refuses it for its status: the consent is read for its version
+		// (only on this path, so a confirmation costs one read).
+		pc, perr := h.pay.PaymentConsent(ctx, cl, consentID)
+		switch {
+		case perr != nil:
+			return obError(perr)
+		case pc.Version != openbanking.V3_1:
+			return notOnV3_1()
+		}
 		return obError(err)
 	}
-	if pc.Version != openbanking.V3_1 {
+	if fc.Version != openbanking.V3_1 {
 		return notOnV3_1()
-	}
-	fc, err := h.pay.FundsConfirmation(c.Request().Context(), cl, consentID)
-	if err != nil {
-		return obError(err)
 	}
 	return c.JSON(http.StatusOK, obapi.OBWriteFundsConfirmationResponse1{
 		Data: obapi.OBWriteFundsConfirmationResponse1Data{

@@ -97,6 +97,7 @@ type Decision struct {
 type FundsConfirmation struct {
 	Available bool
 	At        time.Time
+	Version   APIVersion // the consent's
 }
 
 // Consent is a consent as the Store keeps it: the fields of both kinds, and
@@ -352,7 +353,7 @@ func (s *Service) FundsConfirmation(ctx context.Context, c Caller, id string) (F
 	if err != nil {
 		return FundsConfirmation{}, err
 	}
-	return FundsConfirmation{Available: debtor.Balance.Minor >= r.Amount.Minor, At: s.clock()}, nil
+	return FundsConfirmation{Available: debtor.Balance.Minor >= r.Amount.Minor, At: s.clock(), Version: r.Version}, nil
 }
 
 // AuthoriseConsent records that psu approved the consent. For a payment
