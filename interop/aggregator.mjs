@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 
 import * as oauth from 'oauth4webapi';
 
-import { apiCaller, detail, expectStatus, fail, insecure, step, withNonceRetry } from './steps.mjs';
+import { apiCaller, authorizationCodeFlow, detail, expectStatus, fail, insecure, step, withNonceRetry } from './steps.mjs';
 
 function required(name) {
   const v = process.env[name];
@@ -143,37 +143,8 @@ function describeToken(token) {
 // authorizationCode runs PAR, the customer's authorization and the code
 // exchange, returning a DPoP-bound token for the consent.
 async function authorizationCode(as, client, auth, dpop, scope, consentID, psu) {
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
-  const params = {
-    response_type: 'code',
-    redirect_uri: redirectURI,
-    scope,
-    state,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    ...consentParameters(consentID),
-  };
-  const par = await withNonceRetry('PAR endpoint', async () => {
-    const res = await oauth.pushedAuthorizationRequest(as, client, auth, params, { DPoP: dpop, ...insecure });
-    return oauth.processPushedAuthorizationResponse(as, client, res);
-  });
-  detail(`PAR: request_uri received, expires in ${par.expires_in}s`);
-  const authURL = new URL(as.authorization_endpoint);
-  authURL.searchParams.set('client_id', client.client_id);
-  authURL.searchParams.set('request_uri', par.request_uri);
-  const callback = await customerAuthorizes(authURL, psu);
-  // RFC 9207: validateAuthResponse checks iss against the discovered issuer.
-  const callbackParams = oauth.validateAuthResponse(as, client, callback, state);
-  detail('authorization response: code received, state and iss checked');
-  const tokens = await withNonceRetry('token endpoint', async () => {
-    const res = await oauth.authorizationCodeGrantRequest(as, client, auth, callbackParams, redirectURI, verifier,
-      { DPoP: dpop, ...insecure });
-    return oauth.processAuthorizationCodeResponse(as, client, res);
-  });
-  if (tokens.token_type.toLowerCase() !== 'dpop') {
-    fail(`token endpoint: token_type ${tokens.token_type}, want DPoP`);
-  }
+  const tokens = await authorizationCodeFlow(as, client, auth, dpop, redirectURI, scope, consentParameters(consentID),
+    (authURL) => customerAuthorizes(authURL, psu));
   detail(`token: token_type ${tokens.token_type}, scope "${tokens.scope}"` +
     (tokens.authorization_details ? `, authorization_details ${JSON.stringify(tokens.authorization_details)}` : '') +
     describeToken(tokens.access_token));

@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 
 import * as oauth from 'oauth4webapi';
 
-import { apiCaller, detail, expectStatus, fail, insecure, step, withNonceRetry } from './steps.mjs';
+import { apiCaller, authorizationCodeFlow, detail, expectStatus, fail, insecure, step, withNonceRetry } from './steps.mjs';
 
 const apiBase = process.env.INTEROP_API || 'http://localhost:8080';
 const issuer = new URL(apiBase);
@@ -46,46 +46,22 @@ function cents(amountString) {
 // sandbox's 303, validates the response and exchanges the code, all with
 // private_key_jwt and DPoP. It returns the customer's DPoP-bound token.
 async function authorize(as, client, auth, dpop, scope, consentID, psu, debtorAccount) {
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
-  const params = {
-    response_type: 'code',
-    redirect_uri: redirectURI,
-    scope,
-    state,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
+  const extra = {
     authorization_details: JSON.stringify([{ type: 'openbanking_intent', openbanking_intent_id: consentID }]),
     // The sandbox's scripted approval: the customer, pushed with the request.
     psu,
   };
-  if (debtorAccount) params.debtor_account = debtorAccount;
-  const par = await withNonceRetry('PAR endpoint', async () => {
-    const res = await oauth.pushedAuthorizationRequest(as, client, auth, params, { DPoP: dpop, ...insecure });
-    return oauth.processPushedAuthorizationResponse(as, client, res);
+  if (debtorAccount) extra.debtor_account = debtorAccount;
+  const tokens = await authorizationCodeFlow(as, client, auth, dpop, redirectURI, scope, extra, async (authURL) => {
+    const res = await fetch(authURL, { redirect: 'manual' });
+    await res.arrayBuffer();
+    const location = res.headers.get('location');
+    if (res.status !== 303 || !location) fail(`authorization endpoint: HTTP ${res.status}, want 303 with a Location`);
+    const callback = new URL(location);
+    if (!callback.href.startsWith(redirectURI)) fail(`authorization endpoint: redirected to ${callback.origin}${callback.pathname}`);
+    detail(`authorization endpoint: HTTP ${res.status} to the redirect URI`);
+    return callback;
   });
-  detail(`PAR: request_uri received, expires in ${par.expires_in}s`);
-
-  const authURL = new URL(as.authorization_endpoint);
-  authURL.searchParams.set('client_id', client.client_id);
-  authURL.searchParams.set('request_uri', par.request_uri);
-  const res = await fetch(authURL, { redirect: 'manual' });
-  await res.arrayBuffer();
-  const location = res.headers.get('location');
-  if (res.status !== 303 || !location) fail(`authorization endpoint: HTTP ${res.status}, want 303 with a Location`);
-  const callback = new URL(location);
-  if (!callback.href.startsWith(redirectURI)) fail(`authorization endpoint: redirected to ${callback.origin}${callback.pathname}`);
-  // RFC 9207: validateAuthResponse checks iss against the discovered issuer
-  // (the metadata announces the parameter), and the state.
-  const callbackParams = oauth.validateAuthResponse(as, client, callback, state);
-  detail(`authorization endpoint: HTTP ${res.status} to the redirect URI, code received, state and iss checked`);
-
-  const tokens = await withNonceRetry('token endpoint', async () => {
-    const r = await oauth.authorizationCodeGrantRequest(as, client, auth, callbackParams, redirectURI, verifier,
-      { DPoP: dpop, ...insecure });
-    return oauth.processAuthorizationCodeResponse(as, client, r);
-  });
-  if (tokens.token_type.toLowerCase() !== 'dpop') fail(`token endpoint: token_type ${tokens.token_type}, want DPoP`);
   const details = tokens.authorization_details;
   if (!Array.isArray(details) || details[0]?.openbanking_intent_id !== consentID) {
     fail('token endpoint: the answer does not name the consent in authorization_details');

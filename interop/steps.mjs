@@ -1,6 +1,7 @@
 // steps.mjs holds what both interop aggregators need: printing their
-// steps, the one retry a DPoP nonce challenge calls for, and calls to the
-// payments service with a DPoP-bound token.
+// steps, the one retry a DPoP nonce challenge calls for, the authorization
+// code flow with PAR, and calls to the payments service with a DPoP-bound
+// token.
 import { randomUUID } from 'node:crypto';
 
 import * as oauth from 'oauth4webapi';
@@ -33,6 +34,48 @@ export async function withNonceRetry(label, send) {
     detail(`${label}: use_dpop_nonce, signing a new proof with the server's nonce`);
     return send();
   }
+}
+
+// authorizationCodeFlow runs the FAPI 2.0 authorization code flow for the
+// client (authenticated by auth, DPoP-bound through dpop): PAR with PKCE,
+// state, scope and the request parameters extra, then customerAuthorizes(url)
+// (which follows the authorization URL as the customer would and returns the
+// callback URL), the RFC 9207 iss and state checks, and the code exchange. It
+// returns the token response, whose token_type it checks is DPoP.
+export async function authorizationCodeFlow(as, client, auth, dpop, redirectURI, scope, extra, customerAuthorizes) {
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const params = {
+    response_type: 'code',
+    redirect_uri: redirectURI,
+    scope,
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    ...extra,
+  };
+  const par = await withNonceRetry('PAR endpoint', async () => {
+    const res = await oauth.pushedAuthorizationRequest(as, client, auth, params, { DPoP: dpop, ...insecure });
+    return oauth.processPushedAuthorizationResponse(as, client, res);
+  });
+  detail(`PAR: request_uri received, expires in ${par.expires_in}s`);
+
+  const authURL = new URL(as.authorization_endpoint);
+  authURL.searchParams.set('client_id', client.client_id);
+  authURL.searchParams.set('request_uri', par.request_uri);
+  const callback = await customerAuthorizes(authURL);
+  // RFC 9207: validateAuthResponse checks iss against the discovered issuer
+  // (the metadata announces the parameter), and the state.
+  const callbackParams = oauth.validateAuthResponse(as, client, callback, state);
+  detail('authorization response: code received, state and iss checked');
+
+  const tokens = await withNonceRetry('token endpoint', async () => {
+    const res = await oauth.authorizationCodeGrantRequest(as, client, auth, callbackParams, redirectURI, verifier,
+      { DPoP: dpop, ...insecure });
+    return oauth.processAuthorizationCodeResponse(as, client, res);
+  });
+  if (tokens.token_type.toLowerCase() !== 'dpop') fail(`token endpoint: token_type ${tokens.token_type}, want DPoP`);
+  return tokens;
 }
 
 // apiCaller returns api(token, dpop, method, path, body, idempotent), which
